@@ -1,0 +1,279 @@
+"""Profiles (smoke / mini / paper), paths and device choice.
+
+A profile is plain data: everything that differs between a seconds-long test run, the laptop
+study on DOLOS-mini and the paper's GPU study lives here, in one place, and nowhere else.
+Override any field with ``get_profile("mini", image_size=96)`` or, from a notebook, with the
+``overrides`` parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+PROFILES = ("smoke", "mini", "paper")
+METHODS = ("gradcam", "patches", "attention")
+SUPERVISIONS = ("weak", "full")
+SETUPS = ("A", "B", "C")
+
+
+class ConfigError(ValueError):
+    """A parameter or profile value is invalid; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimisation schedule of one method under one supervision (PAPER.md, 'Training')."""
+
+    lr: float
+    batch_size: int
+    epochs: int
+    iters_per_epoch: int
+
+
+@dataclass(frozen=True)
+class BuildSizes:
+    """Images per split that the DOLOS-mini builder writes for one dataset."""
+
+    train: int
+    valid: int
+    test: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that changes between the smoke, mini and paper studies."""
+
+    name: str
+    # Image side of the dataset's PNGs (DOLOS: 256) and the network input side (paper: 299).
+    image_size: int
+    input_size: int
+    # Training schedules per (method, supervision); paper values from PAPER.md.
+    schedules: Mapping[str, Schedule]
+    # Epoch multiplier of the "all but X" cross-generator trainings (paper: 150 vs 50 epochs).
+    allbut_epoch_factor: float = 3.0
+    # At most this many validation images per dataset and epoch (None = the whole split).
+    max_valid_images: int | None = None
+    # Test images per test set used for prediction (None = all).
+    max_test_images: int | None = None
+    # DOLOS-mini builder sizes (unused for real data). "repaint-p2" is the large train split
+    # (the paper's 30k), "repaint-p2-9k" is its 9k subset (same size as the real train split).
+    build_sizes: BuildSizes | None = None
+    repaint_full_factor: float = 3.3
+    # Data loading.
+    num_workers: int = 0
+    predict_batch_size: int = 64
+    # Evaluation.
+    detection_repeats: int = 5
+    bootstrap: int = 1000
+    # Extensions: images per test set for robustness and post-processing sweeps.
+    robustness_images: int | None = None
+    postprocess_images: int | None = None
+    seed: int = 0
+
+    def schedule(self, method: str, supervision: str) -> Schedule:
+        key = f"{method}-{supervision}"
+        if key not in self.schedules:
+            raise ConfigError(f"profile {self.name!r} has no schedule for {key!r}")
+        return self.schedules[key]
+
+    def replace(self, **overrides: Any) -> "Profile":
+        return replace_profile(self, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Paper schedules (PAPER.md, section "Methods"): lr, batch, epochs x 500 iterations.
+_PAPER_SCHEDULES = {
+    "patches-weak": Schedule(1e-3, 64, 100, 500),
+    "patches-full": Schedule(1e-3, 16, 50, 500),
+    "gradcam-weak": Schedule(1e-3, 32, 100, 500),
+    "gradcam-full": Schedule(1e-3, 16, 50, 500),
+    "attention-weak": Schedule(1e-4, 16, 15, 500),
+    "attention-full": Schedule(3e-4, 16, 15, 500),
+}
+
+# DOLOS-mini at 128 px on two CPU cores (see README, "The mini profile"). Budgets measured on
+# the 2-core machine: Patches ~100 train img/s, full Xception ~30 img/s at 128 px.
+_MINI_SCHEDULES = {
+    "patches-weak": Schedule(1e-3, 32, 4, 20),
+    "patches-full": Schedule(1e-3, 16, 4, 30),
+    "gradcam-weak": Schedule(1e-3, 16, 4, 25),
+    "gradcam-full": Schedule(1e-3, 16, 4, 25),
+    "attention-weak": Schedule(3e-4, 16, 4, 25),
+    "attention-full": Schedule(1e-3, 16, 4, 25),
+}
+
+_SMOKE_SCHEDULES = {k: Schedule(1e-3, 4, 2, 2) for k in _PAPER_SCHEDULES}
+
+_BUILTIN: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        image_size=64,
+        input_size=64,
+        schedules=_SMOKE_SCHEDULES,
+        allbut_epoch_factor=1.0,
+        max_valid_images=8,
+        build_sizes=BuildSizes(train=8, valid=4, test=6),
+        repaint_full_factor=1.5,
+        predict_batch_size=16,
+        detection_repeats=5,
+        bootstrap=50,
+        robustness_images=4,
+        postprocess_images=4,
+    ),
+    "mini": Profile(
+        name="mini",
+        image_size=128,
+        input_size=128,
+        schedules=_MINI_SCHEDULES,
+        allbut_epoch_factor=1.5,
+        max_valid_images=96,
+        build_sizes=BuildSizes(train=1000, valid=100, test=200),
+        repaint_full_factor=2.5,
+        predict_batch_size=64,
+        bootstrap=1000,
+        robustness_images=48,
+        postprocess_images=60,
+    ),
+    "paper": Profile(
+        name="paper",
+        image_size=256,
+        input_size=299,
+        schedules=_PAPER_SCHEDULES,
+        allbut_epoch_factor=3.0,
+        max_valid_images=None,
+        build_sizes=None,
+        num_workers=8,
+        predict_batch_size=128,
+        bootstrap=1000,
+        robustness_images=1000,
+        postprocess_images=1000,
+    ),
+}
+
+
+def replace_profile(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
+    """Return ``profile`` with ``overrides`` applied; unknown keys raise a ConfigError."""
+    names = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown profile field(s) {unknown}; valid fields: {', '.join(sorted(names))}"
+        )
+    overrides = dict(overrides)
+    if "schedules" in overrides:
+        merged = dict(profile.schedules)
+        for key, value in overrides["schedules"].items():
+            merged[key] = value if isinstance(value, Schedule) else Schedule(**{
+                **dataclasses.asdict(merged.get(key, Schedule(1e-3, 16, 1, 1))), **value})
+        overrides["schedules"] = merged
+    if isinstance(overrides.get("build_sizes"), Mapping):
+        overrides["build_sizes"] = BuildSizes(**overrides["build_sizes"])
+    return dataclasses.replace(profile, **overrides)
+
+
+def get_profile(name: str, **overrides: Any) -> Profile:
+    """The named profile (``smoke``, ``mini`` or ``paper``) with optional field overrides."""
+    if name not in _BUILTIN:
+        raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    profile = _BUILTIN[name]
+    return replace_profile(profile, overrides) if overrides else profile
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding ``pyproject.toml`` above this package)."""
+    env = os.environ.get("DOLOS_REPO")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent, *here.parents):
+        if (candidate / "pyproject.toml").exists() and (candidate / "dolos_core").is_dir():
+            return candidate
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a study of one profile reads and writes (all derived from the repo root)."""
+
+    root: Path
+    profile: str
+    data_root: Path = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.data_root is None:
+            object.__setattr__(self, "data_root", self.root / "data" / f"dolos-mini-{self.profile}")
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs" / self.profile
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.runs / "checkpoints"
+
+    @property
+    def predictions(self) -> Path:
+        return self.runs / "predictions"
+
+    @property
+    def notebooks_out(self) -> Path:
+        return self.runs / "notebooks"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.profile
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures" / self.profile
+
+
+def get_paths(profile: str, data_root: str | os.PathLike | None = None,
+              root: str | os.PathLike | None = None) -> Paths:
+    base = Path(root).resolve() if root else repo_root()
+    dr = Path(data_root).expanduser().resolve() if data_root else None
+    return Paths(root=base, profile=profile, data_root=dr)  # type: ignore[arg-type]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit name is checked."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but Apple MPS is not available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_params(profile: str, device: str = "auto", **extra: Any) -> Profile:
+    """Validate the common notebook parameters; return the resolved profile."""
+    if profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {PROFILES}, got {profile!r}")
+    resolve_device(device)
+    return get_profile(profile, **{k: v for k, v in extra.items() if v is not None})
