@@ -1,0 +1,176 @@
+"""From saved predictions to the paper's tables: one row per experiment, one function per table.
+
+Nothing here runs a model: every number comes from ``runs/<profile>/predictions``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .config import Paths, Profile
+from .experiments import (CELEBA_TEST, FIG6_GENERATORS, FIG6_TEST, EXPERIMENTS, Experiment,
+                          experiments_in)
+from .io import atomic_path
+from .predict import Predictions, load_predictions, predictions_path
+
+PAPER_COLUMNS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc",
+                 "acc_sm"]
+EXTRA_COLUMNS = ["iou_ci_low", "iou_ci_high", "ap_ci_low", "ap_ci_high", "pixel_ap", "pixel_auc",
+                 "best_f1", "pixel_ap_img", "pixel_auc_img", "oracle_threshold", "oracle_iou",
+                 "n_fake", "n_real"]
+
+
+def _load(paths: Paths, exp: str, key: str) -> Predictions | None:
+    p = predictions_path(paths, exp, key)
+    return load_predictions(p) if p.exists() and p.with_suffix(".json").exists() else None
+
+
+_MASK_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def masks_for(pred: Predictions) -> np.ndarray:
+    """Ground-truth masks of a prediction file, read once per process and test set."""
+    key = (pred.meta.get("masks_dir"), tuple(pred.names[:3]), len(pred.names))
+    if key not in _MASK_CACHE:
+        _MASK_CACHE[key] = pred.masks()
+    return _MASK_CACHE[key]
+
+
+def localization_row(pred: Predictions, profile: Profile, extras: bool = True) -> dict:
+    """The authors' localization metrics (%) of one fake test set, plus ours if ``extras``."""
+    masks = masks_for(pred)
+    loc = metrics.localization(pred.maps, masks)
+    row = loc.summary()
+    row["n_fake"] = len(pred.names)
+    if extras:
+        row["iou_ci_low"], row["iou_ci_high"] = metrics.bootstrap_mean_ci(
+            loc.iou, n=profile.bootstrap, seed=profile.seed)
+        row.update(metrics.pooled_pixel_metrics(pred.maps, masks))
+        per = metrics.per_image_pixel_metrics(pred.maps, masks)
+        row["pixel_ap_img"] = 100 * float(np.nanmean(per["pixel_ap_img"]))
+        row["pixel_auc_img"] = 100 * float(np.nanmean(per["pixel_auc_img"]))
+        row["oracle_threshold"], row["oracle_iou"] = metrics.oracle_threshold_iou(pred.maps, masks)
+    return row
+
+
+def detection_row(real: Predictions, fake: Predictions, profile: Profile,
+                  extras: bool = True) -> dict:
+    ap, ap2 = metrics.detection_ap(real.scores, fake.scores, profile.detection_repeats,
+                                   profile.seed)
+    row = {"ap_mean": ap, "ap_2std": ap2, "n_real": len(real.names)}
+    if extras:
+        row["ap_ci_low"], row["ap_ci_high"] = metrics.bootstrap_ap_ci(
+            real.scores, fake.scores, n=min(profile.bootstrap, 200), seed=profile.seed)
+    return row
+
+
+def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool = True,
+                   fake_key: str = CELEBA_TEST[0], real_key: str = CELEBA_TEST[1]) -> dict:
+    """One table row; missing predictions give NaN (shown as missing, never as zero)."""
+    row = {"experiment": exp.name, "method": exp.method, "setup": exp.setup,
+           "supervision": exp.supervision}
+    fake = _load(paths, exp.name, fake_key)
+    if fake is None:
+        row["status"] = "missing"
+        return row
+    row.update(localization_row(fake, profile, extras))
+    real = _load(paths, exp.name, real_key)
+    if real is not None and exp.supervision == "weak":
+        row.update(detection_row(real, fake, profile, extras))
+    row["status"] = "ok"
+    return row
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for col in PAPER_COLUMNS + EXTRA_COLUMNS + ["status"]:
+        if col not in df:
+            df[col] = np.nan
+    return df[PAPER_COLUMNS + ["supervision", "status"] + EXTRA_COLUMNS]
+
+
+def table2(paths: Paths, profile: Profile, extras: bool = True) -> pd.DataFrame:
+    """Table 2 (paper 5.1): methods x setups on CelebA-HQ."""
+    return _frame([experiment_row(e, paths, profile, extras) for e in experiments_in("table2")])
+
+
+def table3(paths: Paths, profile: Profile, extras: bool = True) -> pd.DataFrame:
+    """Table 3 (paper 5.2): Patches trained on FFHQ data, tested on CelebA-HQ data."""
+    return _frame([experiment_row(e, paths, profile, extras) for e in experiments_in("table3")])
+
+
+def loss_variants_table(paths: Paths, profile: Profile) -> pd.DataFrame:
+    """Extension: the localization-loss variants beside their paper baseline (setup C)."""
+    exps = [EXPERIMENTS["patches-C"], EXPERIMENTS["attention-C"]] + experiments_in("loss-variants")
+    rows = []
+    for e in exps:
+        row = experiment_row(e, paths, profile, extras=True)
+        row["loss"] = e.loss.localize if e.loss.localize != "paper" else (
+            "ce" if e.method == "patches" else "bce")
+        row["rho_class"], row["rho_localize"] = e.loss.rho_class, e.loss.rho_localize
+        rows.append(row)
+    df = _frame(rows)
+    extra = pd.DataFrame(rows)[["loss", "rho_class", "rho_localize"]]
+    return pd.concat([df[["experiment", "method"]], extra,
+                      df.drop(columns=["experiment", "method", "setup", "ap_mean", "ap_2std"])],
+                     axis=1)
+
+
+def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
+    """Figure 6 (paper 5.3): IoU-lg of each Patches-full training on each generator's test
+    set. Columns: train, test, iou, panel (``single`` or ``all-but``), experiment."""
+    rows = []
+    for e in experiments_in("fig6-single", "fig6-allbut"):
+        panel = "single" if e.group == "fig6-single" else "all-but"
+        train = e.name.replace("patches-full-allbut-", "").replace("patches-full-", "")
+        train_label = train if panel == "single" else f"all but {train}"
+        for key in FIG6_TEST:
+            gen = key.split("/")[1]
+            pred = _load(paths, e.name, key)
+            iou = metrics.localization(pred.maps, masks_for(pred)).summary()["iou"] \
+                if pred is not None else np.nan
+            rows.append({"train": train_label, "test": gen, "iou": iou, "panel": panel,
+                         "experiment": e.name,
+                         "in_domain": (gen == train) if panel == "single" else (gen != train)})
+    return pd.DataFrame(rows)
+
+
+def domain_averages(cg: pd.DataFrame) -> pd.DataFrame:
+    """In-domain vs out-of-domain mean IoU per panel (the text of paper 5.3)."""
+    return (cg.dropna(subset=["iou"]).groupby(["panel", "in_domain"])["iou"].mean()
+            .unstack().rename(columns={True: "in_domain", False: "out_of_domain"}))
+
+
+def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f") -> list[Path]:
+    """Write ``stem``.csv, .md and .tex atomically; missing values stay empty / 'missing'."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    csv = results_dir / f"{stem}.csv"
+    with atomic_path(csv) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.4f")
+    out.append(csv)
+    md = results_dir / f"{stem}.md"
+    with atomic_path(md) as tmp:
+        tmp.write_text(df.to_markdown(index=False, floatfmt=floatfmt, missingval="missing") + "\n")
+    out.append(md)
+    tex = results_dir / f"{stem}.tex"
+    with atomic_path(tex) as tmp:
+        tmp.write_text(df.to_latex(index=False, float_format=lambda x: f"{x:{floatfmt}}",
+                                   na_rep="--"))
+    out.append(tex)
+    return out
+
+
+def paper_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The paper's columns only (what Table 2 / 3 print)."""
+    return df[PAPER_COLUMNS]
+
+
+__all__ = ["table2", "table3", "cross_generator", "domain_averages", "loss_variants_table",
+           "save_table", "paper_view", "experiment_row", "localization_row", "detection_row",
+           "FIG6_GENERATORS"]

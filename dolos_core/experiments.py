@@ -1,0 +1,141 @@
+"""The registry: every experiment of the paper (and of the extensions) as data.
+
+One name per experiment, used for checkpoints, predictions, tables and figures:
+
+- Table 2 (paper 5.1): ``{method}-{setup}``, e.g. ``patches-C``, trained on CelebA-HQ data.
+- Table 3 (5.2): ``patches-{setup}-ffhq``: Patches trained on FFHQ data, tested on CelebA-HQ.
+- Figure 6 (5.3): ``patches-full-{generator}`` (trained on one generator) and
+  ``patches-full-allbut-{generator}`` (trained on the other three, 3x the epochs).
+- Extension (FakeLocator losses): ``{method}-C-{l1,l2,l1-cls}`` for Patches and Attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .models.base import LossConfig
+
+CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
+FIG6_GENERATORS = ("repaint-p2-9k", "ldm", "lama", "pluralistic")
+FIG6_TEST = tuple(f"celebahq/{g}" for g in FIG6_GENERATORS)
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    """A training dataset; ``match_real`` caps it at as many images as the source's real train
+    split (FFHQ has no 9k subset on disk: setup B takes the first images of repaint-p2)."""
+
+    key: str
+    match_real: bool = False
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    method: str
+    supervision: str
+    train: tuple[TrainSet, ...]
+    test: tuple[str, ...]
+    group: str
+    description: str
+    setup: str | None = None
+    epoch_factor: float = 1.0
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    @property
+    def needs(self) -> list[tuple[str, str]]:
+        """Every (dataset, split) this experiment reads."""
+        out = [(t.key, s) for t in self.train for s in ("train", "valid")]
+        return out + [(k, "test") for k in self.test]
+
+
+def _setup_train(source: str, setup: str) -> tuple[TrainSet, ...]:
+    if setup == "A":
+        return (TrainSet(f"{source}/real"), TrainSet(f"{source}/p2"))
+    if setup == "B":
+        if source == "celebahq":
+            return (TrainSet("celebahq/real"), TrainSet("celebahq/repaint-p2-9k"))
+        return (TrainSet(f"{source}/real"), TrainSet(f"{source}/repaint-p2", match_real=True))
+    return (TrainSet(f"{source}/repaint-p2"),)
+
+
+_SETUP_TEXT = {
+    "A": "real vs fully generated (P2), image labels",
+    "B": "real vs inpainted (Repaint-P2 9k), image labels",
+    "C": "inpainted (Repaint-P2) with masks, full supervision",
+}
+
+
+def _build() -> dict[str, Experiment]:
+    exps: list[Experiment] = []
+    for method in ("gradcam", "patches", "attention"):
+        for setup in ("A", "B", "C"):
+            exps.append(Experiment(
+                name=f"{method}-{setup}", method=method,
+                supervision="full" if setup == "C" else "weak", setup=setup,
+                train=_setup_train("celebahq", setup), test=CELEBA_TEST, group="table2",
+                description=f"Table 2: {method}, setup {setup} ({_SETUP_TEXT[setup]})"))
+    for setup in ("A", "B", "C"):
+        exps.append(Experiment(
+            name=f"patches-{setup}-ffhq", method="patches",
+            supervision="full" if setup == "C" else "weak", setup=setup,
+            train=_setup_train("ffhq", setup), test=CELEBA_TEST, group="table3",
+            description=f"Table 3: patches, setup {setup} trained on FFHQ, tested on CelebA-HQ"))
+    for gen in FIG6_GENERATORS:
+        exps.append(Experiment(
+            name=f"patches-full-{gen}", method="patches", supervision="full",
+            train=(TrainSet(f"celebahq/{gen}"),), test=FIG6_TEST, group="fig6-single",
+            description=f"Figure 6: patches, full supervision, trained on {gen}"))
+    for gen in FIG6_GENERATORS:
+        others = tuple(TrainSet(f"celebahq/{g}") for g in FIG6_GENERATORS if g != gen)
+        exps.append(Experiment(
+            name=f"patches-full-allbut-{gen}", method="patches", supervision="full",
+            train=others, test=FIG6_TEST, group="fig6-allbut", epoch_factor=-1.0,
+            description=f"Figure 6: patches, full supervision, trained on all but {gen}"))
+    variants = {
+        "l1": (LossConfig(localize="l1"), "L1 map loss"),
+        "l2": (LossConfig(localize="l2"), "L2 map loss"),
+        "l1-cls": (LossConfig(localize="l1", rho_class=1.0), "L1 map loss + class loss, with reals"),
+    }
+    for method in ("patches", "attention"):
+        for tag, (cfg, text) in variants.items():
+            train = _setup_train("celebahq", "C")
+            if cfg.rho_class:  # a class loss needs both classes
+                train = (TrainSet("celebahq/real"),) + train
+            exps.append(Experiment(
+                name=f"{method}-C-{tag}", method=method, supervision="full", setup="C",
+                train=train, test=CELEBA_TEST, group="loss-variants", loss=cfg,
+                description=f"Extension (FakeLocator losses): {method}, setup C, {text}"))
+    return {e.name: e for e in exps}
+
+
+EXPERIMENTS: dict[str, Experiment] = _build()
+GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut", "loss-variants")
+PAPER_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        import difflib
+
+        close = difflib.get_close_matches(name, EXPERIMENTS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown experiment {name!r}.{hint} "
+                       f"'./run_all.sh --list' prints every name.")
+    return EXPERIMENTS[name]
+
+
+def experiments_in(*groups: str) -> list[Experiment]:
+    return [e for e in EXPERIMENTS.values() if e.group in groups]
+
+
+def epochs_for(exp: Experiment, base_epochs: int, allbut_factor: float) -> int:
+    """Epochs of an experiment: the method's schedule, times the all-but factor for the
+    'all but X' trainings (paper: 150 instead of 50)."""
+    factor = allbut_factor if exp.epoch_factor < 0 else exp.epoch_factor
+    return max(1, int(round(base_epochs * factor)))
+
+
+def test_set_name(key: str) -> str:
+    """File stem of a test set's predictions: ``celebahq/repaint-p2`` -> ``celebahq_repaint-p2``."""
+    return key.replace("/", "_")

@@ -1,0 +1,250 @@
+"""Metrics: the authors' protocol (PAPER.md 'Metrics') and our threshold-free extras.
+
+Everything works on whole arrays (torch, in chunks to bound memory), never image by image with
+PIL. Conventions: maps are fake probabilities (N, h, w); masks are (N, H, W) with 1 = fake.
+
+The authors' protocol
+    - ``iou`` ("lg"): the map resized to the mask's size with bicubic interpolation, as Pillow's
+      default ``resize`` of a float image (a = -0.5 cubic, antialiased when shrinking; torch's
+      ``bicubic`` with ``antialias=True`` is that same filter), thresholded at ``> 0.5``;
+    - ``iou_sm``: the mask resized to the map's size with nearest neighbour (pixel centres, as
+      Pillow), the map thresholded at ``> 0.5``;
+    - per image IoU = |P & M| / |P | M| with an empty union counting 1; pixel accuracy
+      likewise; both averaged over images, in %.
+    - detection: average precision of image scores on balanced random subsets (as many reals
+      as fakes), 5 repeats, mean and 2 standard deviations (ddof = 0), in %.
+
+Ours (clearly labelled as such in every table): pixel AP and ROC-AUC pooled over all pixels
+and per image, best F1, the oracle-threshold IoU, bootstrap 95% intervals, IoU by mask area.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+THRESHOLD = 0.5
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+def resize_maps(maps: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Float maps (N, h, w) -> (N, H, W), bicubic as Pillow's float resize (see module doc)."""
+    t = torch.as_tensor(np.asarray(maps, dtype=np.float32) if isinstance(maps, np.ndarray) else maps).float()
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    return F.interpolate(t[:, None], size=size, mode="bicubic", align_corners=False,
+                         antialias=True)[:, 0]
+
+
+def resize_masks_nearest(masks: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Binary masks (N, H, W) -> (N, h, w), nearest neighbour sampled at pixel centres."""
+    t = torch.as_tensor(np.asarray(masks)).float()
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    return F.interpolate(t[:, None], size=size, mode="nearest-exact")[:, 0]
+
+
+def iou_acc(pred: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image IoU (empty union = 1) and pixel accuracy of boolean (N, H, W) arrays."""
+    pred, true = pred.bool().flatten(1), true.bool().flatten(1)
+    inter = (pred & true).sum(1).float()
+    union = (pred | true).sum(1).float()
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    acc = (pred == true).float().mean(1)
+    return iou, acc
+
+
+@dataclass
+class Localization:
+    """Per-image localization scores of one test set, in [0, 1]."""
+
+    iou: np.ndarray      # "lg"
+    acc: np.ndarray
+    iou_sm: np.ndarray
+    acc_sm: np.ndarray
+    mask_area: np.ndarray  # fraction of fake pixels per mask
+
+    def summary(self) -> dict[str, float]:
+        """Means in %, as the paper reports them."""
+        return {k: 100 * float(np.mean(getattr(self, k))) for k in ("iou", "iou_sm", "acc", "acc_sm")}
+
+
+def localization(maps: np.ndarray, masks: np.ndarray, threshold: float = THRESHOLD,
+                 chunk: int = 256) -> Localization:
+    """The authors' localization protocol, per image, both variants (see module doc)."""
+    if len(maps) != len(masks):
+        raise ValueError(f"{len(maps)} maps but {len(masks)} masks")
+    H, W = masks.shape[-2:]
+    h, w = maps.shape[-2:]
+    out = {k: [] for k in ("iou", "acc", "iou_sm", "acc_sm", "area")}
+    for sl in _chunks(len(maps), chunk):
+        m = torch.as_tensor(np.asarray(masks[sl])).bool()
+        p = resize_maps(maps[sl], (H, W)) > threshold
+        iou, acc = iou_acc(p, m)
+        p_sm = torch.as_tensor(np.asarray(maps[sl], dtype=np.float32)) > threshold
+        m_sm = resize_masks_nearest(m.to(torch.uint8), (h, w)) > 0.5
+        iou_sm, acc_sm = iou_acc(p_sm, m_sm)
+        for k, v in (("iou", iou), ("acc", acc), ("iou_sm", iou_sm), ("acc_sm", acc_sm),
+                     ("area", m.float().flatten(1).mean(1))):
+            out[k].append(v.numpy())
+    cat = {k: np.concatenate(v) for k, v in out.items()}
+    return Localization(cat["iou"], cat["acc"], cat["iou_sm"], cat["acc_sm"], cat["area"])
+
+
+def detection_ap(real_scores: np.ndarray, fake_scores: np.ndarray, repeats: int = 5,
+                 seed: int = 0) -> tuple[float, float]:
+    """AP (%) of image scores on balanced subsets: the larger class is subsampled to the size
+    of the smaller one, ``repeats`` times. Returns (mean, 2 * std)."""
+    real_scores, fake_scores = np.asarray(real_scores), np.asarray(fake_scores)
+    n = min(len(real_scores), len(fake_scores))
+    if n == 0:
+        raise ValueError("detection AP needs real and fake scores")
+    rng = np.random.default_rng(seed)
+    aps = []
+    for _ in range(repeats):
+        r = rng.choice(real_scores, n, replace=False) if len(real_scores) > n else real_scores
+        f = rng.choice(fake_scores, n, replace=False) if len(fake_scores) > n else fake_scores
+        y = np.r_[np.zeros(n), np.ones(n)]
+        aps.append(average_precision_score(y, np.r_[r, f]))
+    aps = 100 * np.array(aps)
+    return float(aps.mean()), float(2 * aps.std())
+
+
+# ---------------------------------------------------------------- ours: threshold-free extras
+
+def _hist_pr(maps: np.ndarray, masks: np.ndarray, bins: int = 1000, chunk: int = 256):
+    """Pooled pixel histograms of scores for fake and real pixels at the mask's resolution."""
+    H, W = masks.shape[-2:]
+    pos = torch.zeros(bins, dtype=torch.float64)
+    neg = torch.zeros(bins, dtype=torch.float64)
+    for sl in _chunks(len(maps), chunk):
+        p = resize_maps(maps[sl], (H, W)).clamp(0, 1).flatten()
+        m = torch.as_tensor(np.asarray(masks[sl])).bool().flatten()
+        idx = (p * (bins - 1)).round().long()
+        pos += torch.bincount(idx[m], minlength=bins).double()
+        neg += torch.bincount(idx[~m], minlength=bins).double()
+    return pos.numpy(), neg.numpy()
+
+
+def pooled_pixel_metrics(maps: np.ndarray, masks: np.ndarray, bins: int = 1000) -> dict[str, float]:
+    """Ours: pixel AP, ROC-AUC and best F1 pooled over every pixel of the test set, from
+    score histograms (``bins`` levels; exact up to ties within a bin). In %."""
+    pos, neg = _hist_pr(maps, masks, bins)
+    # thresholds from high to low: cumulative counts of pixels with score >= t
+    tp = np.cumsum(pos[::-1])
+    fp = np.cumsum(neg[::-1])
+    P, N = pos.sum(), neg.sum()
+    if P == 0 or N == 0:
+        return {"pixel_ap": float("nan"), "pixel_auc": float("nan"), "best_f1": float("nan")}
+    recall = tp / P
+    precision = tp / np.maximum(tp + fp, 1)
+    ap = float(np.sum(np.diff(np.r_[0, recall]) * precision))
+    tpr, fpr = recall, fp / N
+    auc = float(np.trapezoid(np.r_[0, tpr], np.r_[0, fpr])) if hasattr(np, "trapezoid") else \
+        float(np.trapz(np.r_[0, tpr], np.r_[0, fpr]))
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return {"pixel_ap": 100 * ap, "pixel_auc": 100 * auc, "best_f1": 100 * float(f1.max())}
+
+
+def per_image_pixel_metrics(maps: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+    """Ours: per-image pixel AP and ROC-AUC, at the map's resolution (masks resized nearest).
+    Vectorised over images by sorting each row; images whose mask is empty or full get NaN."""
+    h, w = maps.shape[-2:]
+    s = torch.as_tensor(np.asarray(maps, dtype=np.float32)).flatten(1)
+    y = (resize_masks_nearest(masks, (h, w)) > 0.5).flatten(1).double()
+    order = torch.argsort(s, dim=1, descending=True, stable=True)
+    ys = torch.gather(y, 1, order)
+    npos = ys.sum(1)
+    nneg = ys.shape[1] - npos
+    tp = ys.cumsum(1)
+    k = torch.arange(1, ys.shape[1] + 1, dtype=torch.float64)
+    ap = (ys * tp / k).sum(1) / npos.clamp(min=1)
+    # AUC = P(score_fake > score_real): rank-sum with average ranks for ties
+    ranks = torch.empty_like(s, dtype=torch.float64)
+    asc = torch.argsort(s, dim=1, stable=True)
+    ranks.scatter_(1, asc, torch.arange(1, s.shape[1] + 1, dtype=torch.float64).expand(len(s), -1).contiguous())
+    # average ranks over ties
+    sv = torch.gather(s, 1, asc)
+    for i in range(len(s)):  # ties are rare in float maps; only rows with ties are corrected
+        v = sv[i]
+        if torch.unique(v).numel() == v.numel():
+            continue
+        _, inv, counts = torch.unique(v, return_inverse=True, return_counts=True)
+        csum = torch.cumsum(counts, 0).double()
+        avg = csum - (counts.double() - 1) / 2
+        ranks[i, asc[i]] = avg[inv]
+    auc = ((ranks * y).sum(1) - npos * (npos + 1) / 2) / (npos * nneg).clamp(min=1)
+    bad = (npos == 0) | (nneg == 0)
+    ap[npos == 0] = float("nan")
+    auc[bad] = float("nan")
+    return {"pixel_ap_img": ap.numpy(), "pixel_auc_img": auc.numpy()}
+
+
+def oracle_threshold_iou(maps: np.ndarray, masks: np.ndarray,
+                         thresholds: np.ndarray | None = None, chunk: int = 256) -> tuple[float, float]:
+    """Ours: the single threshold (over the whole test set) that maximises mean IoU-lg, and
+    that IoU in %. Optimistic by construction (it looks at the test masks): an upper bound of
+    what a calibrated threshold could give, not a result."""
+    thresholds = np.linspace(0.05, 0.95, 19) if thresholds is None else np.asarray(thresholds)
+    H, W = masks.shape[-2:]
+    sums = np.zeros(len(thresholds))
+    for sl in _chunks(len(maps), chunk):
+        m = torch.as_tensor(np.asarray(masks[sl])).bool()
+        p = resize_maps(maps[sl], (H, W))
+        for j, t in enumerate(thresholds):
+            sums[j] += float(iou_acc(p > t, m)[0].sum())
+    means = sums / len(maps)
+    j = int(np.argmax(means))
+    return float(thresholds[j]), 100 * float(means[j])
+
+
+def bootstrap_mean_ci(values: np.ndarray, n: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float]:
+    """Ours: percentile bootstrap interval (%) of the mean of per-image values in [0, 1]."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), (n, len(values)))
+    means = values[idx].mean(1)
+    a = (1 - level) / 2
+    return 100 * float(np.quantile(means, a)), 100 * float(np.quantile(means, 1 - a))
+
+
+def bootstrap_ap_ci(real_scores: np.ndarray, fake_scores: np.ndarray, n: int = 200,
+                    seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Ours: bootstrap interval (%) of detection AP, resampling reals and fakes separately
+    (balanced: each resample draws min(#real, #fake) of each)."""
+    rng = np.random.default_rng(seed)
+    k = min(len(real_scores), len(fake_scores))
+    y = np.r_[np.zeros(k), np.ones(k)]
+    aps = [average_precision_score(y, np.r_[rng.choice(real_scores, k), rng.choice(fake_scores, k)])
+           for _ in range(n)]
+    a = (1 - level) / 2
+    return 100 * float(np.quantile(aps, a)), 100 * float(np.quantile(aps, 1 - a))
+
+
+def image_auc(real_scores: np.ndarray, fake_scores: np.ndarray) -> float:
+    """Ours: ROC-AUC (%) of image scores, all images."""
+    y = np.r_[np.zeros(len(real_scores)), np.ones(len(fake_scores))]
+    return 100 * float(roc_auc_score(y, np.r_[real_scores, fake_scores]))
+
+
+def iou_by_area(iou: np.ndarray, area: np.ndarray,
+                edges: tuple[float, ...] = (0, 0.02, 0.05, 0.1, 0.2, 1.0)):
+    """Ours: mean IoU (%) and count per bin of mask area (fraction of the image)."""
+    import pandas as pd
+
+    bins = pd.cut(area, bins=list(edges), include_lowest=True)
+    df = pd.DataFrame({"area_bin": bins, "iou": 100 * np.asarray(iou)})
+    return df.groupby("area_bin", observed=False)["iou"].agg(["mean", "count"]).reset_index()

@@ -1,0 +1,54 @@
+"""Attention: Xception with a regression attention map (Dang et al., CVPR 2020, "FFD").
+
+After ``block7`` a 3x3 separable convolution (depthwise 728 + pointwise 728->1) and a sigmoid give
+a (B, 1, 19, 19) map at 299 px that multiplies the features; the rest of Xception and a 2-class
+head follow. Losses (PAPER.md): weak = CE(label) + lambda * BCE(max(map), label) (the DOLOS
+paper's change of FFD's L1 to BCE), lambda = 1; full = BCE(map, mask resized to the map).
+The map is the fake probability; the image score is the classifier's fake probability.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import losses
+from .backbone import create_xception, stage
+from .base import DolosModel, LossConfig, resize_mask
+
+
+class AttentionNet(DolosModel):
+    method = "attention"
+
+    def __init__(self, supervision: str = "weak", init: str = "random",
+                 loss_cfg: LossConfig | None = None):
+        super().__init__(loss_cfg)
+        self.supervision = supervision
+        net = create_xception(init if init in ("random", "imagenet") else "random")
+        self.body = stage(net, None, "block7")                       # -> (B, 728, 19, 19)
+        self.attention = nn.Sequential(
+            nn.Conv2d(728, 728, 3, padding=1, groups=728, bias=False),  # depthwise
+            nn.Conv2d(728, 1, 1),                                       # pointwise -> 1
+        )
+        self.tail = stage(net, "block7", "act4")                     # -> (B, 2048, 10, 10)
+        self.global_pool = net.global_pool
+        self.fc = net.fc                                             # -> (B, 2)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        feats = self.body(x)
+        att = torch.sigmoid(self.attention(feats).float())           # (B, 1, 19, 19)
+        logits = self.fc(self.global_pool(self.tail(feats * att.to(feats.dtype))))
+        amap = att[:, 0]                                             # (B, 19, 19)
+        return {"logits": logits, "map": amap, "score": logits.float().softmax(1)[:, 1]}
+
+    def loss(self, out: dict, batch: dict) -> torch.Tensor:
+        cfg = self.loss_cfg
+        if self.supervision == "weak":
+            return losses.attention_weak(out["logits"].float(), out["map"], batch["label"], cfg.lam)
+        mask = resize_mask(batch["mask"], tuple(out["map"].shape[-2:]))
+        loc = (losses.map_bce(out["map"], mask) if cfg.localize == "paper"
+               else losses.regression(out["map"], mask, cfg.localize))
+        total = cfg.rho_localize * loc
+        if cfg.rho_class:
+            total = total + cfg.rho_class * losses.image_ce(out["logits"].float(), batch["label"])
+        return total

@@ -1,0 +1,306 @@
+"""``./run_all.sh``: the study as stages of papermill notebooks, resumable, with a summary.
+
+Stages, in order: ``data`` (01), ``train`` (02 once per experiment of the paper), ``evaluate``
+(03-06), ``extensions`` (02 for the loss variants, 07-09), ``report`` (REPORT.md). A finished
+experiment (checkpoint and predictions on disk) is skipped unless ``--force``; an interrupted
+training resumes from its last epoch. Errors the user can fix (a missing data root, a broken
+file, an unknown name) end with one message and exit status 1 (2 for bad arguments), never a
+Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("data", "train", "evaluate", "extensions", "report")
+NOTEBOOKS = {
+    "data": ["01_data"],
+    "evaluate": ["03_main_table", "04_cross_dataset", "05_cross_generator", "06_qualitative"],
+    "extensions": ["07_postprocessing", "08_robustness", "09_loss_variants"],
+}
+# Rough seconds per training iteration on one modern GPU at 299 px (for the plan of --profile
+# paper); measured numbers belong in benchmarks/, these only size the estimate.
+_GPU_SEC_PER_ITER = {"patches": 0.05, "gradcam": 0.12, "attention": 0.1}
+_CPU_SLOWDOWN = 60.0
+
+
+class UserError(Exception):
+    """An error with a message for the user; no traceback is printed."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="./run_all.sh", description="Run the DOLOS study.")
+    p.add_argument("--profile", default="mini", choices=["smoke", "mini", "paper"])
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--only", default=None)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--repo", default=None, help=argparse.SUPPRESS)  # tests: another output root
+    return p.parse_args(argv)
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _fmt(sec: float) -> str:
+    sec = int(round(sec))
+    return f"{sec // 60}m{sec % 60:02d}s" if sec >= 60 else f"{sec}s"
+
+
+def ensure_kernel() -> None:
+    """Register the ``dolos`` Jupyter kernel for this interpreter if it is missing."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    if "dolos" in specs:
+        spec = json.loads((Path(specs["dolos"]) / "kernel.json").read_text())
+        if spec.get("argv", [None])[0] == sys.executable:
+            return
+    from ipykernel.kernelspec import install
+
+    install(prefix=sys.prefix, kernel_name="dolos", display_name="Python (dolos)")
+
+
+def resolve_only(only: str | None):
+    """Split ``--only`` into stages and experiment names (unknown names are an error)."""
+    from .experiments import EXPERIMENTS
+
+    if not only:
+        return list(STAGES), None
+    stages, exps = [], []
+    for tok in [t.strip() for t in only.split(",") if t.strip()]:
+        if tok in STAGES:
+            stages.append(tok)
+        elif tok in EXPERIMENTS:
+            exps.append(tok)
+        else:
+            close = difflib.get_close_matches(tok, list(STAGES) + list(EXPERIMENTS), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise UserError(f"--only: {tok!r} is neither a stage ({', '.join(STAGES)}) nor an "
+                            f"experiment{hint}; ./run_all.sh --list prints the experiments")
+    if exps and not stages:
+        stages = ["train"]
+    return [s for s in STAGES if s in stages], exps or None
+
+
+def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
+    """Execute ``notebooks/<name>.ipynb`` with papermill; the executed copy goes to
+    ``runs/<profile>/notebooks/<out_name>.ipynb``. Returns seconds."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    src = paths.root / "notebooks" / f"{name}.ipynb"
+    out = paths.notebooks_out / f"{out_name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    try:
+        pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="dolos",
+                            progress_bar=False, cwd=str(paths.root / "notebooks"))
+    except PapermillExecutionError as exc:
+        raise UserError(f"{exc.ename}: {exc.evalue}\n  (notebook {name}; executed copy: {out})") from None
+    return time.time() - t0
+
+
+def check_data(paths, exps, profile_name: str):
+    """Before any training: which experiments the data root can serve; the rest are skipped."""
+    from .data.layout import DatasetKey, split_exists
+
+    if not paths.data_root.is_dir():
+        raise UserError(f"data root {paths.data_root} does not exist (--data-root); "
+                        "point it at a DOLOS dataset in the real layout, or leave it out to use "
+                        "DOLOS-mini")
+    ok, skipped = [], {}
+    for e in exps:
+        missing = [f"{paths.data_root}/{DatasetKey.parse(k).images_dir(Path(''), s)}"
+                   for k, s in e.needs if not split_exists(paths.data_root, DatasetKey.parse(k), s)]
+        if missing:
+            skipped[e.name] = missing
+        else:
+            ok.append(e)
+    return ok, skipped
+
+
+def estimate_paper_hours(exps, profile, gpu: bool) -> float:
+    from .experiments import epochs_for
+
+    total = 0.0
+    for e in exps:
+        s = profile.schedule(e.method, e.supervision)
+        iters = epochs_for(e, s.epochs, profile.allbut_epoch_factor) * s.iters_per_epoch
+        total += iters * _GPU_SEC_PER_ITER[e.method] * (s.batch_size / 16)
+    return total / 3600 * (1 if gpu else _CPU_SLOWDOWN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from .experiments import EXPERIMENTS, PAPER_GROUPS
+
+    if args.list:
+        for e in EXPERIMENTS.values():
+            log(f"{e.name}\t{e.description}")
+        return 0
+    try:
+        return _run(args)
+    except UserError as exc:
+        log(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        log("\ninterrupted: finished work is kept; run the same command again to resume")
+        return 130
+
+
+def _run(args) -> int:
+    from .config import get_paths, get_profile, resolve_device, ConfigError
+    from .experiments import EXPERIMENTS, PAPER_GROUPS
+    from .train import is_trained
+    from .predict import predictions_path
+
+    t_start = time.time()
+    profile = get_profile(args.profile)
+    paths = get_paths(args.profile, args.data_root, root=args.repo)
+    if args.repo:
+        os.environ["DOLOS_REPO"] = str(Path(args.repo).resolve())
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as exc:
+        raise UserError(str(exc))
+    stages, only_exps = resolve_only(args.only)
+    default_root = args.data_root is None
+    if default_root and profile.build_sizes is None:
+        raise UserError("the paper profile needs the real DOLOS data: add --data-root DIR")
+    if not default_root and not paths.data_root.is_dir():
+        raise UserError(f"data root {paths.data_root} does not exist (--data-root)")
+
+    paper_exps = [e for e in EXPERIMENTS.values() if e.group in PAPER_GROUPS]
+    ext_exps = [e for e in EXPERIMENTS.values() if e.group == "loss-variants"]
+    if only_exps:
+        paper_exps = [e for e in paper_exps if e.name in only_exps]
+        ext_exps = [e for e in ext_exps if e.name in only_exps]
+        if ext_exps and "extensions" not in stages:
+            paper_exps = paper_exps + ext_exps  # a named variant trains in the train stage
+            ext_exps = []
+
+    log(f"DOLOS study · profile {profile.name} · data {paths.data_root} · device {device} · "
+        f"stages {', '.join(stages)}")
+    if profile.name == "paper" and ("train" in stages or "extensions" in stages):
+        hours = estimate_paper_hours(paper_exps + ext_exps, profile, device.type == "cuda")
+        log(f"plan: {len(paper_exps) + len(ext_exps)} experiments at the paper's schedules, "
+            f"about {hours:.0f} h on {'this GPU' if device.type == 'cuda' else 'this CPU'} "
+            "(rough estimate)")
+        if device.type != "cuda" and args.device != "cpu" and not args.yes:
+            raise UserError(f"no GPU: the paper profile would take about {hours:.0f} h here. "
+                            "Add --device cpu to go on anyway, or run on a CUDA machine.")
+    ensure_kernel()
+    common = {"profile": profile.name, "data_root": str(paths.data_root), "device": args.device}
+    timings: dict[str, float] = {}
+    skipped: dict[str, list[str]] = {}
+
+    def train_many(exps, label: str) -> None:
+        nonlocal skipped
+        runnable, skip = check_data(paths, exps, profile.name)
+        skipped.update(skip)
+        for name, missing in skip.items():
+            log(f"  skip {name}: data missing: {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+        done_t = []
+        for i, e in enumerate(runnable, 1):
+            finished = is_trained(paths, e) and all(
+                predictions_path(paths, e.name, k).exists() for k in e.test)
+            if finished and not args.force:
+                log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
+                continue
+            left = ""
+            if done_t:
+                left = f", ~{_fmt(sum(done_t) / len(done_t) * (len(runnable) - i + 1))} left"
+            log(f"  [{label} {i}/{len(runnable)}] {e.name}: training{left}")
+            sec = run_notebook("02_train", f"02_train-{e.name}",
+                               {**common, "experiment": e.name, "force": bool(args.force)}, paths)
+            done_t.append(sec)
+            log(f"  [{label} {i}/{len(runnable)}] {e.name}: finished in {_fmt(sec)}")
+
+    for stage in stages:
+        t0 = time.time()
+        log(f"== stage {stage}")
+        if stage == "data":
+            sec = run_notebook("01_data", "01_data",
+                               {**common, "build": default_root, "force": bool(args.force)}, paths)
+            log(f"  01_data finished in {_fmt(sec)}")
+        elif stage == "train":
+            if not paths.data_root.is_dir():
+                raise UserError(f"data root {paths.data_root} does not exist: run the data stage "
+                                "first (./run_all.sh --only data)")
+            train_many(paper_exps, "train")
+        elif stage in ("evaluate", "extensions"):
+            if stage == "extensions" and ext_exps:
+                train_many(ext_exps, "train")
+            for nb in NOTEBOOKS[stage]:
+                sec = run_notebook(nb, nb, common, paths)
+                log(f"  {nb} finished in {_fmt(sec)}")
+        elif stage == "report":
+            from .report import write_report
+
+            timings_now = {**_load_timings(paths), **timings}
+            path = write_report(paths, profile, timings_now, skipped)
+            log(f"  wrote {path}")
+        timings[stage] = time.time() - t0
+        _save_timings(paths, timings)
+
+    total = time.time() - t_start
+    log("\n== summary")
+    for stage, sec in timings.items():
+        log(f"  {stage:<11} {_fmt(sec)}")
+    log(f"  {'total':<11} {_fmt(total)}")
+    if skipped:
+        log(f"  skipped experiments (data missing): {', '.join(skipped)}")
+    log(f"  tables:   {paths.results}")
+    log(f"  figures:  {paths.figures}")
+    report = paths.results / "REPORT.md"
+    if report.exists():
+        log(f"  report:   {report}")
+    for line in _headline(paths):
+        log(f"  {line}")
+    return 0
+
+
+def _timings_path(paths) -> Path:
+    return paths.runs / "timings.json"
+
+
+def _load_timings(paths) -> dict:
+    p = _timings_path(paths)
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _save_timings(paths, timings: dict) -> None:
+    from .io import write_json
+
+    write_json(_timings_path(paths), {**_load_timings(paths), **{k: round(v, 1) for k, v in timings.items()}})
+
+
+def _headline(paths) -> list[str]:
+    import pandas as pd
+
+    f = paths.results / "table2.csv"
+    if not f.exists():
+        return []
+    df = pd.read_csv(f).set_index("experiment")
+    out = ["headline (Table 2, IoU-lg %):"]
+    for m in ("gradcam", "patches", "attention"):
+        cells = []
+        for s in "ABC":
+            v = df["iou"].get(f"{m}-{s}", float("nan"))
+            cells.append(f"{s} {v:5.1f}" if v == v else f"{s} missing")
+        out.append(f"  {m:<9} " + "  ".join(cells))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

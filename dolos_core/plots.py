@@ -1,0 +1,87 @@
+"""Figure helpers shared by the notebooks (matplotlib / seaborn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use(matplotlib.get_backend() if "inline" in matplotlib.get_backend() else "Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def save_figure(fig, figures_dir: str | Path, stem: str) -> list[Path]:
+    """Save ``fig`` as ``stem``.png (150 dpi) and ``stem``.pdf under ``figures_dir``."""
+    d = Path(figures_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    out = [d / f"{stem}.png", d / f"{stem}.pdf"]
+    fig.savefig(out[0], dpi=150, bbox_inches="tight")
+    fig.savefig(out[1], bbox_inches="tight")
+    return out
+
+
+def overlay(img: np.ndarray, mask: np.ndarray | None, colour=(1.0, 0.1, 0.1), alpha: float = 0.45):
+    """RGB uint8 image with the fake region (mask == 1) tinted and outlined."""
+    out = img.astype(np.float32) / 255
+    if mask is None:
+        return out
+    m = mask.astype(bool)
+    out[m] = (1 - alpha) * out[m] + alpha * np.array(colour)
+    return np.clip(out, 0, 1)
+
+
+def loss_curves(history: list[dict], title: str = ""):
+    df = pd.DataFrame(history)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(df["epoch"], df["train_loss"], "o-", label="train")
+    ax.plot(df["epoch"], df["valid_loss"], "s-", label="valid")
+    best = int(df["valid_loss"].idxmin())
+    ax.axvline(df["epoch"][best], color="grey", ls=":", label="best (kept)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def map_grid(images, masks, maps, titles=None, threshold: float | None = None, ncols: int = 3):
+    """Rows of (input with mask outline, ground truth, predicted map)."""
+    n = len(images)
+    fig, axes = plt.subplots(n, ncols, figsize=(2.2 * ncols, 2.2 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(images[i])
+        axes[i, 1].imshow(masks[i] if masks[i] is not None else np.zeros(images[i].shape[:2]),
+                          cmap="gray", vmin=0, vmax=1)
+        mp = maps[i] if threshold is None else (maps[i] > threshold)
+        axes[i, 2].imshow(mp, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+        if titles:
+            axes[i, 0].set_ylabel(titles[i], fontsize=8)
+    for ax, t in zip(axes[0], ["input", "ground truth (1 = fake)", "fake probability"]):
+        ax.set_title(t, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def iou_heatmap(cg: pd.DataFrame, panel: str, ax=None, order=None):
+    """Annotated train x test IoU heatmap (Figure 6 of the paper)."""
+    import seaborn as sns
+
+    d = cg[cg["panel"] == panel].pivot(index="train", columns="test", values="iou")
+    if order is not None:
+        cols = [c for c in order if c in d.columns]
+        rows = [r for r in d.index if r in order] or list(d.index)
+        rows = sorted(d.index, key=lambda r: next((i for i, o in enumerate(order) if r.endswith(o)), 99))
+        d = d.loc[rows, cols]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.8))
+    sns.heatmap(d, annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, ax=ax,
+                cbar_kws={"label": "IoU (%)"})
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on")
+    return ax

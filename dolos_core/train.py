@@ -1,0 +1,211 @@
+"""One training loop for every method and setup (PAPER.md 'Training').
+
+Adam; per method and supervision the profile's learning rate, batch size and epochs x
+iterations; validation loss after every epoch; the checkpoint with the lowest validation loss is
+kept (``best.pt``). After each epoch ``last.pt`` (model, optimiser, history) and ``train.json``
+(resolved config, curve) are written atomically, so an interrupted run resumes from its last
+finished epoch and ends with the same weights as an uninterrupted one: batches, flips and
+dropout are seeded by (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .config import Paths, Profile, resolve_device
+from .data.datasets import ConcatDolos, DolosDataset, EpochSampler, collate
+from .data.layout import DatasetKey, list_images
+from .experiments import Experiment, epochs_for
+from .io import load_torch, read_json, save_torch, write_json
+from .models import DolosModel, build_model
+
+
+@dataclass
+class TrainResult:
+    experiment: str
+    checkpoint: Path
+    history: list[dict]
+    best_epoch: int
+    seconds: float
+    resumed_from: int
+    skipped: bool = False
+
+
+def run_dir(paths: Paths, exp: Experiment) -> Path:
+    return paths.checkpoints / exp.name
+
+
+def is_trained(paths: Paths, exp: Experiment) -> bool:
+    f = run_dir(paths, exp) / "train.json"
+    return f.exists() and read_json(f).get("done", False) and (run_dir(paths, exp) / "best.pt").exists()
+
+
+def build_split(exp: Experiment, data_root: Path, split: str, input_size: int,
+                limit: int | None = None) -> ConcatDolos:
+    """The concatenated datasets of an experiment for ``train`` or ``valid``."""
+    parts = []
+    for ts in exp.train:
+        key = DatasetKey.parse(ts.key)
+        n = limit
+        if ts.match_real:
+            real = len(list_images(DatasetKey(key.source, "real").images_dir(data_root, split)))
+            n = real if n is None else min(n, real)
+        parts.append(DolosDataset(data_root, key, split, input_size, limit=n))
+    return ConcatDolos(parts)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to(batch: dict, device: torch.device, channels_last: bool) -> dict:
+    out = dict(batch)
+    x = batch["image"].to(device, non_blocking=True)
+    out["image"] = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    for k in ("label", "mask", "has_mask"):
+        out[k] = batch[k].to(device, non_blocking=True)
+    return out
+
+
+def make_model(exp: Experiment, init: str = "random") -> DolosModel:
+    return build_model(exp.method, exp.supervision, init=init, loss_cfg=exp.loss)
+
+
+@torch.no_grad()
+def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for batch in loader:
+        batch = _to(batch, device, True)
+        with _autocast(device):
+            out = model(batch["image"])
+        total += float(model.loss(out, batch)) * len(batch["label"])
+        n += len(batch["label"])
+    return total / max(n, 1)
+
+
+def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
+                     init: str = "random", force: bool = False, progress: bool = True,
+                     max_epochs: int | None = None) -> TrainResult:
+    """Train ``exp`` under ``profile``; resume from ``last.pt`` if a previous run stopped.
+
+    ``max_epochs`` stops early (after that many epochs in total) without marking the run done:
+    it simulates an interruption for tests.
+    """
+    dev = resolve_device(device)
+    out_dir = run_dir(paths, exp)
+    best_path, last_path, meta_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "train.json"
+    if not force and is_trained(paths, exp):
+        meta = read_json(meta_path)
+        return TrainResult(exp.name, best_path, meta["history"], meta["best_epoch"],
+                           meta["seconds"], resumed_from=meta["epochs"], skipped=True)
+    if force:
+        for f in (best_path, last_path, meta_path):
+            f.unlink(missing_ok=True)
+    sched = profile.schedule(exp.method, exp.supervision)
+    epochs = epochs_for(exp, sched.epochs, profile.allbut_epoch_factor)
+    config = {
+        "experiment": dataclasses.asdict(exp), "profile": profile.name,
+        "schedule": dataclasses.asdict(sched), "epochs": epochs, "seed": profile.seed,
+        "input_size": profile.input_size, "init": init, "device": str(dev),
+        "data_root": str(paths.data_root),
+    }
+    train_ds = build_split(exp, paths.data_root, "train", profile.input_size)
+    valid_ds = build_split(exp, paths.data_root, "valid", profile.input_size,
+                           limit=profile.max_valid_images)
+    config["n_train"], config["n_valid"] = len(train_ds), len(valid_ds)
+
+    torch.manual_seed(profile.seed)
+    model = make_model(exp, init).to(dev).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=sched.lr)
+    history: list[dict] = []
+    start, best_loss, best_epoch, seconds = 0, float("inf"), -1, 0.0
+    if last_path.exists():
+        state = load_torch(last_path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history = read_json(meta_path)["history"] if meta_path.exists() else []
+        start = int(state["epoch"]) + 1
+        best_loss, best_epoch = float(state["best_loss"]), int(state["best_epoch"])
+        seconds = float(state.get("seconds", 0.0))
+    resumed_from = start
+
+    pin = dev.type == "cuda"
+    valid_loader = DataLoader(valid_ds, batch_size=profile.predict_batch_size, shuffle=False,
+                              num_workers=profile.num_workers, collate_fn=collate, pin_memory=pin)
+    weak = exp.supervision == "weak"
+    stop = epochs if max_epochs is None else min(epochs, max_epochs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=(stop - start) * sched.iters_per_epoch, desc=exp.name, unit="it",
+                   leave=True)
+    for epoch in range(start, stop):
+        t0 = time.time()
+        torch.manual_seed(profile.seed * 1000 + epoch)  # dropout, identical on resume
+        sampler = EpochSampler(len(train_ds), sched.batch_size, sched.iters_per_epoch,
+                               profile.seed, epoch, flip=weak)
+        loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=profile.num_workers,
+                            collate_fn=collate, pin_memory=pin,
+                            persistent_workers=False)
+        model.train()
+        losses = []
+        for batch in loader:
+            batch = _to(batch, dev, True)
+            with _autocast(dev):
+                out = model(batch["image"])
+            loss = model.loss(out, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{exp.name}: loss became {float(loss)} at epoch {epoch}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
+        val = validate(model, valid_loader, dev)
+        seconds += time.time() - t0
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_loss": val,
+                        "seconds": round(seconds, 2)})
+        if val < best_loss:
+            best_loss, best_epoch = val, epoch
+            save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})
+        save_torch(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch,
+                               "seconds": seconds})
+        write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
+                               "best_valid_loss": best_loss, "seconds": round(seconds, 2),
+                               "done": False})
+    if bar is not None:
+        bar.close()
+    done = stop == epochs
+    write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
+                           "best_valid_loss": best_loss, "seconds": round(seconds, 2),
+                           "done": done})
+    if done:
+        last_path.unlink(missing_ok=True)  # the optimiser state is only needed to resume
+    return TrainResult(exp.name, best_path, history, best_epoch, seconds, resumed_from)
+
+
+def load_trained(exp: Experiment, paths: Paths, device: str = "auto") -> DolosModel:
+    """The best checkpoint of a finished experiment, in eval mode on ``device``."""
+    best = run_dir(paths, exp) / "best.pt"
+    if not best.exists():
+        raise FileNotFoundError(f"{best}: experiment {exp.name} has not been trained "
+                                f"(run ./run_all.sh --only train,{exp.name})")
+    model = make_model(exp)
+    model.load_state_dict(load_torch(best))
+    dev = resolve_device(device)
+    return model.to(dev).to(memory_format=torch.channels_last).eval()

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole DOLOS study, stage by stage, with papermill. See README.md or ./run_all.sh -h.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+usage() {
+  cat <<'USAGE'
+usage: ./run_all.sh [options]
+
+Runs the study: data -> train -> evaluate -> extensions -> report (DOLOS-mini by default).
+
+  --profile smoke|mini|paper  profile (default: mini)
+  --data-root DIR             a DOLOS dataset in the real layout (default: DOLOS-mini, built
+                              at data/dolos-mini-<profile>/)
+  --device auto|cpu|cuda|mps  device (default: auto = CUDA, then MPS, then CPU)
+  --only A[,B...]             only these stages (data, train, evaluate, extensions, report)
+                              and/or experiments (names from --list)
+  --force                     redo finished work of the chosen stages
+  --yes                       do not ask before a long run (paper profile on a CPU)
+  --list                      print the experiments, one per line, and exit
+  --tests                     set up the environment, then run the test suite
+  -h, --help                  this help
+USAGE
+}
+
+args=("$@")
+tests=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile|--data-root|--device|--only)
+      if [ $# -lt 2 ] || [[ "$2" == --* ]]; then
+        echo "error: $1 needs a value" >&2; usage >&2; exit 2
+      fi
+      shift 2 ;;
+    --profile=*|--data-root=*|--device=*|--only=*|--force|--list|--yes) shift ;;
+    --tests) tests=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "error: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+source scripts/bootstrap.sh
+
+if [ "$tests" = 1 ]; then
+  # Extra arguments after --tests are not accepted: the suite is one command.
+  exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider tests
+fi
+exec "$DOLOS_PYTHON" -m dolos_core.pipeline "${args[@]}"
