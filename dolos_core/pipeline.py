@@ -30,6 +30,10 @@ _GPU_SEC_PER_ITER = {"patches": 0.05, "gradcam": 0.12, "attention": 0.1}
 _CPU_SLOWDOWN = 60.0
 
 
+# The notebooks ship with the code; outputs go wherever the Paths say.
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
 class UserError(Exception):
     """An error with a message for the user; no traceback is printed."""
 
@@ -98,15 +102,27 @@ def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    src = paths.root / "notebooks" / f"{name}.ipynb"
+    src = NOTEBOOK_DIR / f"{name}.ipynb"
     out = paths.notebooks_out / f"{out_name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    try:
-        pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="dolos",
-                            progress_bar=False, cwd=str(paths.root / "notebooks"))
-    except PapermillExecutionError as exc:
-        raise UserError(f"{exc.ename}: {exc.evalue}\n  (notebook {name}; executed copy: {out})") from None
+    # The kernel's own chatter (ipykernel's transport warning, papermill's parameter notes)
+    # goes to a log file instead of the terminal; the executed notebook keeps every output.
+    log_path = paths.notebooks_out / "kernels.log"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_path, "a") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="dolos",
+                                progress_bar=False, cwd=str(NOTEBOOK_DIR))
+        except PapermillExecutionError as exc:
+            raise UserError(f"{exc.ename}: {exc.evalue}\n  (notebook {name}; executed copy: "
+                            f"{out})") from None
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
     return time.time() - t0
 
 

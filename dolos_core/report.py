@@ -1,0 +1,98 @@
+"""``results/<profile>/REPORT.md``: every table and figure of a run, with the environment it
+came from (package versions, device, git commit, data root and its counts, timings). It is what
+a user attaches to a bug report or a paper appendix."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .config import Paths, Profile, resolve_device
+from .io import atomic_path
+
+TABLES = [
+    ("table2", "Table 2 · methods x setups on CelebA-HQ (paper 5.1)"),
+    ("table3", "Table 3 · Patches trained on FFHQ, tested on CelebA-HQ (paper 5.2)"),
+    ("cross_generator", "Figure 6 data · cross-generator IoU-lg (paper 5.3)"),
+    ("loss_variants", "Extension (FakeLocator) · localization-loss variants"),
+    ("postprocess", "Extension (FOCAL) · map post-processing"),
+    ("robustness", "Extension (FakeLocator) · robustness to perturbations"),
+]
+PAPER_COLS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "torchvision", "timm", "numpy", "pandas", "scikit-learn", "hdbscan",
+                "opencv-python-headless", "papermill"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _git(root: Path) -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None) -> Path:
+    res, figs = paths.results, paths.figures
+    lines = [f"# DOLOS reproduction · {profile.name} profile", ""]
+    if profile.name != "paper":
+        lines += ["> Data: **DOLOS-mini**, a synthetic stand-in in the DOLOS layout built by this "
+                  "repository (see README, 'DOLOS-mini'). Its numbers check the pipeline and the "
+                  "methods' behaviour; they are not comparable with the paper's.", ""]
+    lines += ["## Environment", "",
+              f"- generated: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+              f"- git commit: {_git(paths.root)}",
+              f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}",
+              f"- device (auto): {resolve_device('auto')}",
+              f"- data root: `{paths.data_root}`",
+              "- packages: " + ", ".join(f"{k} {v}" for k, v in _versions().items()), ""]
+    summary = res / "data_summary.csv"
+    if summary.exists():
+        d = pd.read_csv(summary)
+        d = d[d["images"] > 0]
+        lines += ["### Data", "", d[["source", "generator", "split", "images", "size"]].to_markdown(index=False), ""]
+    if timings:
+        lines += ["### Timings", "", "| stage | time (s) |", "|---|---|"]
+        lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
+    if skipped:
+        lines += ["### Skipped experiments (data missing)", ""]
+        lines += [f"- `{k}`: {v[0]}" for k, v in skipped.items()] + [""]
+    lines += ["## Tables", ""]
+    for stem, title in TABLES:
+        f = res / f"{stem}.csv"
+        if not f.exists():
+            continue
+        df = pd.read_csv(f)
+        if stem in ("table2", "table3"):
+            df = df[[c for c in PAPER_COLS if c in df]]
+        lines += [f"### {title}", "", f"[{stem}.csv]({stem}.csv) · [{stem}.md]({stem}.md) · "
+                  f"[{stem}.tex]({stem}.tex)", "",
+                  df.to_markdown(index=False, floatfmt=".1f", missingval="missing"), ""]
+    lines += ["## Figures", ""]
+    if figs.exists():
+        for png in sorted(figs.glob("*.png")):
+            rel = Path("..") / ".." / "figures" / paths.profile / png.name
+            lines += [f"- [{png.stem}]({rel}) ([pdf]({rel.with_suffix('.pdf')}))"]
+    lines += [""]
+    out = res / "REPORT.md"
+    res.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines))
+    return out

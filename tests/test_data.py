@@ -1,0 +1,165 @@
+"""The data layer: layout, validator, datasets and the DOLOS-mini builder."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dolos_core.config import get_profile
+from dolos_core.data import (DatasetError, DatasetKey, DolosDataset, EpochSampler, mask_to_fake,
+                             read_mask, validate_root)
+from dolos_core.data.mini import build_mini
+
+from .conftest import make_layout, write_png
+
+
+def test_mask_convention_grayscale_rgb_and_bool():
+    gray = np.array([[255, 0], [128, 255]], np.uint8)
+    np.testing.assert_array_equal(mask_to_fake(gray), [[0, 1], [1, 0]])
+    rgb = np.stack([gray, np.zeros_like(gray), np.full_like(gray, 255)], -1)
+    np.testing.assert_array_equal(mask_to_fake(rgb), [[0, 1], [1, 0]])  # channel 0 only
+    np.testing.assert_array_equal(mask_to_fake(np.array([[True, False]])), [[0, 1]])
+
+
+def test_read_mask_files_rgb_and_gray(tmp_path):
+    m = np.full((8, 8), 255, np.uint8)
+    m[2:4, 2:4] = 0
+    write_png(tmp_path / "g.png", m)
+    write_png(tmp_path / "c.png", np.stack([m, 255 - m, m], -1))
+    for name in ("g.png", "c.png"):
+        out = read_mask(tmp_path / name)
+        assert out.shape == (8, 8) and out.sum() == 4 and out[2, 2] == 1 and out[0, 0] == 0
+
+
+def test_validator_counts_a_clean_layout(tiny_root):
+    report = validate_root(tiny_root)
+    counts = report.counts()
+    assert counts["celebahq/real/train"] == 3
+    assert counts["celebahq/repaint-p2/test"] == 3
+    assert not report.problems
+    assert "ffhq/real/test" in report.missing()  # absent datasets are reported, not fatal
+    table = report.table()
+    row = table[(table.generator == "repaint-p2") & (table.split == "test")].iloc[0]
+    assert row["masks"] == 3 and row["size"] == "32x32" and row["status"] == "ok"
+    report.raise_for_problems()  # no exception
+
+
+def test_validator_names_every_broken_file(tmp_path):
+    root = make_layout(tmp_path / "d", rgb_masks=True)
+    key = DatasetKey("celebahq", "repaint-p2")
+    (key.images_dir(root, "train") / "000.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (key.masks_dir(root, "valid") / "001.png").unlink()                       # image without mask
+    write_png(key.masks_dir(root, "test") / "999.png", np.zeros((32, 32), np.uint8))  # orphan mask
+    write_png(key.masks_dir(root, "test") / "002.png", np.zeros((16, 16), np.uint8))  # wrong size
+    import shutil
+    shutil.rmtree(DatasetKey("celebahq", "p2").images_dir(root, "test"))      # missing split
+    report = validate_root(root)
+    text = "\n".join(report.problems)
+    assert f"{key.images_dir(root, 'train') / '000.png'}: unreadable image" in text
+    assert f"{key.images_dir(root, 'valid') / '001.png'}: image has no mask" in text
+    assert f"{key.masks_dir(root, 'test') / '999.png'}: mask has no image" in text
+    assert f"{key.masks_dir(root, 'test') / '002.png'}: mask is 16x16 but its image is 32x32" in text
+    assert len(report.problems) == 4
+    assert "celebahq/p2/test" in report.missing()
+    with pytest.raises(DatasetError, match="4 problem"):
+        report.raise_for_problems()
+
+
+def test_validator_missing_root(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        validate_root(tmp_path / "nope")
+
+
+def test_dataset_items_mask_convention_and_resize(tiny_root):
+    ds = DolosDataset(tiny_root, "celebahq/repaint-p2", "train", input_size=48)
+    assert ds.names == ["000.png", "001.png", "002.png"]  # sorted
+    item = ds[1]
+    assert item["image"].shape == (3, 48, 48) and item["label"] == 1 and item["has_mask"]
+    assert item["image"].min() >= -1 and item["image"].max() <= 1
+    mask = item["mask"]
+    assert set(torch.unique(mask).tolist()) == {0.0, 1.0}       # nearest keeps it binary
+    assert abs(float(mask.mean()) - (8 * 12) / 32**2) < 0.02     # the 8x12 fake square
+    flipped = ds[(1, True)]
+    assert torch.equal(flipped["mask"], mask.flip(-1))
+    assert torch.equal(flipped["image"], item["image"].flip(-1))
+    real = DolosDataset(tiny_root, "celebahq/real", "test", 32)[0]
+    assert real["label"] == 0 and not real["has_mask"] and float(real["mask"].sum()) == 0
+    full = DolosDataset(tiny_root, "celebahq/p2", "test", 32)[0]
+    assert full["label"] == 1 and float(full["mask"].mean()) == 1.0
+
+
+def test_dataset_errors_name_the_file(tiny_root):
+    with pytest.raises(DatasetError, match="ffhq/real/test.*missing"):
+        DolosDataset(tiny_root, "ffhq/real", "test", 32)
+    key = DatasetKey("celebahq", "real")
+    bad = key.images_dir(tiny_root, "test") / "001.png"
+    bad.write_bytes(b"garbage")
+    ds = DolosDataset(tiny_root, key, "test", 32)
+    with pytest.raises(DatasetError, match=str(bad)):
+        ds[1]
+
+
+def test_epoch_sampler_is_deterministic_and_covers_the_data():
+    a = list(EpochSampler(10, 4, 5, seed=3, epoch=1, flip=True))
+    b = list(EpochSampler(10, 4, 5, seed=3, epoch=1, flip=True))
+    c = list(EpochSampler(10, 4, 5, seed=3, epoch=2, flip=True))
+    assert a == b and a != c
+    idx = [i for batch in a for i, _ in batch]
+    assert len(idx) == 20 and sorted(idx[:10]) == list(range(10))  # a permutation per pass
+    assert not any(f for batch in EpochSampler(10, 4, 5, 3, 1, flip=False) for _, f in batch)
+
+
+def test_mini_builder_is_deterministic(tmp_path):
+    prof = get_profile("smoke")
+    a = build_mini(tmp_path / "a", prof, seed=1, workers=2, progress=False)
+    build_mini(tmp_path / "b", prof, seed=1, workers=1, progress=False)
+    build_mini(tmp_path / "c", prof, seed=2, workers=1, progress=False)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
+    assert len(files) > 100
+    for rel in files:
+        assert filecmp.cmp(tmp_path / "a" / rel, tmp_path / "b" / rel, shallow=False), rel
+    differ = [rel for rel in files if not filecmp.cmp(tmp_path / "a" / rel, tmp_path / "c" / rel, shallow=False)]
+    assert len(differ) > 0.9 * len(files)
+    assert a["counts"]["ffhq/real"]["test"] == 0  # like the real FFHQ: no test split
+
+
+def test_mini_builder_layout_validates_and_masks_are_plausible(tmp_path):
+    root = tmp_path / "m"
+    build_mini(root, get_profile("smoke"), seed=0, progress=False)
+    report = validate_root(root)
+    assert not report.problems
+    counts = report.counts()
+    for gen in ("real", "p2", "repaint-p2", "repaint-p2-9k", "ldm", "lama", "pluralistic"):
+        assert counts[f"celebahq/{gen}/train"] > 0, gen
+    assert counts["celebahq/repaint-p2/train"] > counts["celebahq/repaint-p2-9k/train"]
+    assert "ffhq/real/test" in report.missing()
+    key = DatasetKey("celebahq", "lama")
+    masks = [read_mask(key.masks_dir(root, "train") / n) for n in sorted(
+        p.name for p in key.masks_dir(root, "train").iterdir())]
+    areas = [m.mean() for m in masks]
+    assert all(0 < a < 0.6 for a in areas)
+    # 9k subset: same files as the start of repaint-p2
+    k9 = DatasetKey("celebahq", "repaint-p2-9k")
+    first = sorted(p.name for p in k9.images_dir(root, "train").iterdir())[0]
+    assert filecmp.cmp(k9.images_dir(root, "train") / first,
+                       DatasetKey("celebahq", "repaint-p2").images_dir(root, "train") / first, shallow=False)
+
+
+def test_inpainting_changes_only_the_masked_pixels():
+    from dolos_core.data.mini import STYLES, choose_mask, make_real, make_sample
+
+    for gen in ("repaint-p2", "ldm", "lama", "pluralistic"):
+        seed = [0, 7, 1]
+        img, mask = make_sample("celebahq", gen, 64, seed)
+        rng = np.random.default_rng(seed)
+        _, parts, real = make_real(rng, 64, STYLES["celebahq"])
+        expected_mask = choose_mask(parts, rng)
+        np.testing.assert_array_equal(mask, expected_mask)
+        outside = mask == 0
+        np.testing.assert_array_equal(img[outside], real[outside])
+        assert np.abs(img[~outside].astype(int) - real[~outside].astype(int)).mean() > 0.5, gen
