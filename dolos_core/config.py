@@ -102,12 +102,12 @@ _PAPER_SCHEDULES = {
 # DOLOS-mini at 128 px on two CPU cores (see README, "The mini profile"). Budgets measured on
 # the 2-core machine: Patches ~100 train img/s, full Xception ~30 img/s at 128 px.
 _MINI_SCHEDULES = {
-    "patches-weak": Schedule(1e-3, 32, 4, 20),
+    "patches-weak": Schedule(1e-3, 32, 5, 20),
     "patches-full": Schedule(1e-3, 16, 4, 30),
-    "gradcam-weak": Schedule(1e-3, 16, 4, 25),
-    "gradcam-full": Schedule(1e-3, 16, 4, 25),
-    "attention-weak": Schedule(3e-4, 16, 4, 25),
-    "attention-full": Schedule(1e-3, 16, 4, 25),
+    "gradcam-weak": Schedule(1e-3, 16, 4, 20),
+    "gradcam-full": Schedule(1e-3, 16, 4, 20),
+    "attention-weak": Schedule(3e-4, 16, 4, 20),
+    "attention-full": Schedule(1e-3, 16, 4, 20),
 }
 
 _SMOKE_SCHEDULES = {k: Schedule(1e-3, 4, 2, 2) for k in _PAPER_SCHEDULES}

@@ -1,0 +1,201 @@
+"""Every model x supervision: shapes, finiteness, gradients, learning; losses by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dolos_core import losses
+from dolos_core.models import (InitError, LossConfig, build_model, load_pretrained,
+                               map_patch_forensics_names)
+
+CASES = [(m, s) for m in ("patches", "gradcam", "attention") for s in ("weak", "full")]
+# map side at 128 px (mini) and 299 px (paper); Grad-CAM weak maps come at the input size
+MAP_SIDE = {("patches", 128): 16, ("patches", 299): 37, ("gradcam-weak", 128): 128,
+            ("gradcam-weak", 299): 299, ("xception", 128): 8, ("xception", 299): 19}
+
+
+def _side(method, sup, size):
+    if method == "patches":
+        return MAP_SIDE[("patches", size)]
+    if method == "gradcam" and sup == "weak":
+        return MAP_SIDE[("gradcam-weak", size)]
+    return MAP_SIDE[("xception", size)]
+
+
+def _batch(size, n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(n, size, size)
+    mask[:, size // 4: size // 2, size // 4: size // 2] = 1
+    mask[0] = 0
+    return {"image": torch.randn(n, 3, size, size, generator=g), "label": torch.tensor([0, 1, 1, 1][:n]),
+            "mask": mask, "has_mask": torch.ones(n, dtype=torch.bool)}
+
+
+@pytest.mark.parametrize("method,sup", CASES)
+@pytest.mark.parametrize("size", [128, 299])
+def test_predict_shapes_and_range(method, sup, size):
+    torch.manual_seed(0)
+    model = build_model(method, sup).eval()
+    x = torch.randn(2, 3, size, size)
+    maps, scores = model.predict(x)
+    side = _side(method, sup, size)
+    assert maps.shape == (2, side, side) and scores.shape == (2,)
+    assert torch.isfinite(maps).all() and torch.isfinite(scores).all()
+    assert maps.min() >= 0 and maps.max() <= 1 and scores.min() >= 0 and scores.max() <= 1
+
+
+@pytest.mark.parametrize("method,sup", CASES)
+def test_gradients_reach_the_backbone_and_steps_lower_the_loss(method, sup):
+    torch.manual_seed(0)
+    model = build_model(method, sup).train()
+    batch = _batch(64)
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses_seen = []
+    for step in range(6):
+        out = model(batch["image"])
+        loss = model.loss(out, batch)
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            g = first_conv.weight.grad
+            assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+        opt.step()
+        losses_seen.append(loss.item())
+    assert all(math.isfinite(v) for v in losses_seen)
+    assert losses_seen[-1] < losses_seen[0], losses_seen
+
+
+def test_gradcam_is_batched_and_normalised():
+    torch.manual_seed(0)
+    model = build_model("gradcam", "weak").eval()
+    x = torch.randn(3, 3, 64, 64)
+    maps, _ = model.predict(x)
+    # each image's map equals the map computed alone (no cross-talk through the batch)
+    alone, _ = model.predict(x[1:2])
+    torch.testing.assert_close(maps[1:2], alone, atol=1e-5, rtol=1e-4)
+    peak = maps.flatten(1).amax(1)
+    assert torch.all((peak > 0.999) | (peak == 0))  # min-max normalised per image
+
+
+def test_gradcam_matches_a_hook_based_reference():
+    """Against the textbook recipe with hooks on block11 (as pytorch-grad-cam does it)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(1)
+    model = build_model("gradcam", "weak").eval()
+    x = torch.randn(2, 3, 64, 64)
+    acts, grads = {}, {}
+    layer = model.body[-1]
+
+    def keep_act(module, inputs, output):
+        acts["a"] = output
+
+    def keep_grad(module, grad_in, grad_out):
+        grads["g"] = grad_out[0]
+
+    h1 = layer.register_forward_hook(keep_act)
+    h2 = layer.register_full_backward_hook(keep_grad)
+    try:
+        logits = model(x.requires_grad_(True))["logits"]
+        logits[:, 1].sum().backward()
+    finally:
+        h1.remove()
+        h2.remove()
+    cam = F.relu((grads["g"].mean((2, 3), keepdim=True) * acts["a"]).sum(1)).detach()
+    cam = cam - cam.amin((1, 2), keepdim=True)
+    cam = cam / (1e-7 + cam.amax((1, 2), keepdim=True))
+    cam = F.interpolate(cam[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
+    cam = F.relu(cam)
+    cam = cam - cam.amin((1, 2), keepdim=True)
+    cam = cam / (1e-7 + cam.amax((1, 2), keepdim=True))
+    ours, _ = model.predict(x.detach())
+    torch.testing.assert_close(ours, cam, atol=1e-4, rtol=1e-3)
+
+
+def test_losses_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    label = torch.tensor([0, 1])
+    expect = -(math.log(math.exp(2) / (math.exp(2) + 1)) + math.log(math.e / (1 + math.e))) / 2
+    assert losses.image_ce(logits, label).item() == pytest.approx(expect, rel=1e-6)
+    # patch CE: one image, 1x2 map, targets [0, 1]
+    pl = torch.tensor([[[[2.0, 0.0]], [[0.0, 1.0]]]])      # (1, 2, 1, 2)
+    assert losses.patch_ce(pl, torch.tensor([[[0, 1]]])).item() == pytest.approx(
+        -(math.log(math.exp(2) / (math.exp(2) + 1)) + math.log(math.e / (1 + math.e))) / 2, rel=1e-6)
+    p = torch.tensor([[[0.8, 0.25]]])
+    m = torch.tensor([[[1.0, 0.0]]])
+    assert losses.map_bce(p, m).item() == pytest.approx(-(math.log(0.8) + math.log(0.75)) / 2, rel=1e-5)
+    assert losses.regression(p, m, "l1").item() == pytest.approx((0.2 + 0.25) / 2)
+    assert losses.regression(p, m, "l2").item() == pytest.approx((0.04 + 0.0625) / 2)
+    # attention weak: CE + lambda * BCE(max map, label)
+    att = torch.tensor([[[0.1, 0.6]], [[0.3, 0.2]]])
+    lab = torch.tensor([1, 0])
+    lg = torch.zeros(2, 2)
+    bce = -(math.log(0.6) + math.log(1 - 0.3)) / 2
+    assert losses.attention_weak(lg, att, lab, lam=1.0).item() == pytest.approx(math.log(2) + bce, rel=1e-5)
+    assert losses.attention_weak(lg, att, lab, lam=0.5).item() == pytest.approx(math.log(2) + bce / 2, rel=1e-5)
+    assert losses.score_bce(torch.tensor([0.9]), torch.tensor([1])).item() == pytest.approx(-math.log(0.9), rel=1e-5)
+
+
+def test_combined_loss_weights():
+    torch.manual_seed(0)
+    batch = _batch(64)
+    base = build_model("patches", "full", loss_cfg=LossConfig(localize="l1")).eval()
+    both = build_model("patches", "full", loss_cfg=LossConfig(localize="l1", rho_class=2.0, rho_localize=0.5)).eval()
+    both.load_state_dict(base.state_dict())
+    out = base(batch["image"])
+    l_loc = base.loss(out, batch)
+    l_cls = losses.score_bce(out["score"], batch["label"])
+    assert both.loss(out, batch).item() == pytest.approx(0.5 * l_loc.item() + 2.0 * l_cls.item(), rel=1e-5)
+
+
+def test_patch_forensics_weight_names(tmp_path):
+    """The authors' Patches release uses CustomXceptionNet names: map them onto ours."""
+    torch.manual_seed(0)
+    model = build_model("patches", "full")
+    inverse = {"features.0": "conv1", "features.1": "bn1", "features.3": "conv2", "features.4": "bn2",
+               "features.6": "block1", "features.7": "block2", "convout": "convout"}
+    theirs = {}
+    for k, v in model.state_dict().items():
+        for ours, name in inverse.items():
+            if k.startswith(ours + "."):
+                theirs["module." + name + k[len(ours):]] = torch.randn_like(v.float()).to(v.dtype)
+    assert "module.block2.rep.1.conv1.weight" in theirs or any(k.startswith("module.block2.") for k in theirs)
+    path = tmp_path / "patches_release.pth"
+    torch.save({"state_dict": theirs}, path)
+    mapped = map_patch_forensics_names({k.removeprefix("module."): v for k, v in theirs.items()})
+    assert set(mapped) == set(model.state_dict())
+    loaded = build_model("patches", "full", init=str(path))
+    for k, v in loaded.state_dict().items():
+        torch.testing.assert_close(v, theirs["module." + next(
+            n + k[len(o):] for o, n in inverse.items() if k.startswith(o + "."))])
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    with pytest.raises(InitError, match="does not exist"):
+        build_model("patches", "weak", init=str(tmp_path / "missing.pt"))
+    bad = tmp_path / "bad.pt"
+    torch.save({"something": torch.zeros(3)}, bad)
+    with pytest.raises(InitError, match="does not fit"):
+        build_model("patches", "weak", init=str(bad))
+    with pytest.raises(KeyError, match="unknown method"):
+        build_model("patchez", "weak")
+
+
+def test_xception_checkpoint_names_map_onto_attention(tmp_path):
+    """An FFD-style checkpoint: plain Xception names plus the attention layer."""
+    import timm
+
+    torch.manual_seed(0)
+    net = timm.create_model("legacy_xception", pretrained=False, num_classes=2)
+    state = {k: torch.randn_like(v.float()).to(v.dtype) for k, v in net.state_dict().items()}
+    path = tmp_path / "ffd.pt"
+    torch.save(state, path)
+    model = build_model("attention", "weak", init=str(path))
+    torch.testing.assert_close(model.body[0].weight, state["conv1.weight"])
+    torch.testing.assert_close(model.tail[0].rep[1].conv1.weight if hasattr(model.tail[0].rep[1], "conv1")
+                               else list(model.tail[0].parameters())[0],
+                               [v for k, v in state.items() if k.startswith("block8.")][0])
