@@ -1,0 +1,95 @@
+"""Extensions (not in the DOLOS paper): HDBSCAN post-processing, perturbations, registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dolos_core.metrics import iou_acc
+from dolos_core.perturb import SWEEP, make
+from dolos_core.postprocess import Pipeline, hdbscan_map, largest_component, morphology
+
+
+def _blob_map(size=64, seed=0):
+    rng = np.random.default_rng(seed)
+    m = np.clip(rng.normal(0.15, 0.05, (size, size)), 0, 1)
+    truth = np.zeros((size, size), bool)
+    truth[20:40, 10:34] = True
+    m[truth] = np.clip(rng.normal(0.75, 0.05, truth.sum()), 0, 1)
+    return m.astype(np.float32), truth
+
+
+def test_hdbscan_recovers_a_known_blob():
+    import torch
+
+    m, truth = _blob_map()
+    out = hdbscan_map(m, min_cluster_size=300)
+    iou = iou_acc(torch.tensor(out[None] > 0.5), torch.tensor(truth[None]))[0].item()
+    assert iou > 0.9, iou
+    # from a coarse map upsampled with nearest neighbour, as FOCAL does
+    coarse = m[::4, ::4]
+    out = hdbscan_map(coarse, size=64)  # the default min_cluster_size=500
+    iou = iou_acc(torch.tensor(out[None] > 0.5), torch.tensor(truth[None]))[0].item()
+    assert iou > 0.8, iou
+
+
+def test_hdbscan_leaves_an_all_real_map_real():
+    rng = np.random.default_rng(1)
+    flat = np.clip(rng.normal(0.1, 0.02, (64, 64)), 0, 1).astype(np.float32)
+    assert hdbscan_map(flat, min_cluster_size=300).sum() == 0
+    assert hdbscan_map(np.zeros((64, 64), np.float32), min_cluster_size=300).sum() == 0
+
+
+def test_morphology_and_largest_component():
+    b = np.zeros((32, 32), np.float32)
+    b[5:15, 5:15] = 1
+    b[25, 25] = 1            # speck: removed by opening
+    b[20:24, 2:6] = 1        # a second, smaller region
+    opened = morphology(b, radius=1)
+    assert opened[25, 25] == 0 and opened[10, 10] == 1
+    lc = largest_component(b)
+    assert lc[10, 10] == 1 and lc[21, 3] == 0 and lc.sum() == 100
+
+
+def test_pipeline_registry_and_composition():
+    m, truth = _blob_map()
+    p = Pipeline(("hdbscan", "largest-component"), {"hdbscan": {"min_cluster_size": 300}})
+    assert p.name == "hdbscan(min_cluster_size=300)+largest-component"
+    out, sec = p.apply(m[None])
+    assert out.shape == (1, 64, 64) and sec > 0
+    with pytest.raises(KeyError, match="did you mean 'hdbscan'"):
+        Pipeline(("hdbscn",))
+
+
+@pytest.mark.parametrize("name,strength", SWEEP)
+def test_perturbations_are_deterministic_and_change_the_image(name, strength):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    img = np.ascontiguousarray(np.clip(img.astype(int) // 2 + 64, 0, 255).astype(np.uint8))
+    f = make(name, strength)
+    a, b = f(img, 7), f(img, 7)
+    assert a.shape == img.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a.astype(int) - img.astype(int)).mean() > 0.2
+    if name == "noise":
+        assert not np.array_equal(f(img, 8), a)  # the seed matters
+
+
+def test_perturbation_is_a_dataset_wrapper(tiny_root):
+    from dolos_core.data import DolosDataset
+
+    clean = DolosDataset(tiny_root, "celebahq/repaint-p2", "test", 32)
+    blurred = DolosDataset(tiny_root, "celebahq/repaint-p2", "test", 32, perturbation=make("blur", 2))
+    assert not np.allclose(clean[0]["image"].numpy(), blurred[0]["image"].numpy())
+    np.testing.assert_array_equal(clean[0]["mask"].numpy(), blurred[0]["mask"].numpy())
+
+
+def test_loss_variants_are_registry_experiments():
+    from dolos_core.experiments import EXPERIMENTS
+
+    for m in ("patches", "attention"):
+        assert EXPERIMENTS[f"{m}-C-l1"].loss.localize == "l1"
+        assert EXPERIMENTS[f"{m}-C-l2"].loss.localize == "l2"
+        combined = EXPERIMENTS[f"{m}-C-l1-cls"]
+        assert combined.loss.rho_class == 1.0 and combined.loss.rho_localize == 1.0
+        assert combined.train[0].key == "celebahq/real"

@@ -1,0 +1,134 @@
+"""Metrics against hand-computed cases and an independent, per-image implementation of the
+authors' protocol (PIL resizes, Python loops), as their evaluation code works."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from dolos_core import metrics
+
+
+def reference_iou(maps, masks, tau=0.5):
+    """The authors' protocol written the slow, obvious way: Pillow resizes, one image at a time."""
+    out = {"iou": [], "iou_sm": [], "acc": [], "acc_sm": []}
+    for pred_sm, true_lg in zip(maps, masks):
+        pred_sm = np.asarray(pred_sm, np.float32)
+        pred_lg = np.array(Image.fromarray(pred_sm).resize(true_lg.shape[::-1]))  # bicubic (default)
+        true_sm = np.array(Image.fromarray(true_lg.astype(np.uint8)).resize(pred_sm.shape[::-1], Image.NEAREST))
+        for suffix, p, t in (("", pred_lg > tau, true_lg.astype(bool)), ("_sm", pred_sm > tau, true_sm.astype(bool))):
+            union = (p | t).sum()
+            out["iou" + suffix].append(1.0 if union == 0 else (p & t).sum() / union)
+            out["acc" + suffix].append(np.mean(p == t))
+    return {k: 100 * float(np.mean(v)) for k, v in out.items()}
+
+
+def test_hand_computed_iou_and_accuracy():
+    maps = np.zeros((4, 2, 2), np.float32)
+    masks = np.zeros((4, 2, 2), np.uint8)
+    # 0: both empty -> IoU 1, acc 1
+    # 1: all-fake mask, all-fake prediction -> IoU 1
+    maps[1] = 0.9
+    masks[1] = 1
+    # 2: prediction 2 cells, mask 1 of them + 1 other -> inter 1, union 3
+    maps[2] = [[0.9, 0.9], [0.1, 0.1]]
+    masks[2] = [[1, 0], [1, 0]]
+    # 3: exactly 0.5 is not fake (> 0.5, as the authors); empty prediction vs 1-cell mask -> 0
+    maps[3] = 0.5
+    masks[3] = [[0, 0], [0, 1]]
+    loc = metrics.localization(maps, masks)
+    np.testing.assert_allclose(loc.iou, [1, 1, 1 / 3, 0])
+    np.testing.assert_allclose(loc.acc, [1, 1, 0.5, 0.75])
+    np.testing.assert_allclose(loc.iou_sm, loc.iou)  # same size: both variants agree
+    assert loc.summary()["iou"] == pytest.approx(100 * (1 + 1 + 1 / 3 + 0) / 4)
+    np.testing.assert_allclose(loc.mask_area, [0, 1, 0.5, 0.25])
+
+
+def test_map_of_another_size_than_the_mask():
+    # a 2x2 map over a 4x4 mask: nearest downsampling of the mask, bicubic upsampling of the map
+    maps = np.array([[[1.0, 0.0], [0.0, 0.0]]], np.float32)
+    masks = np.zeros((1, 4, 4), np.uint8)
+    masks[0, :2, :2] = 1
+    loc = metrics.localization(maps, masks)
+    assert loc.iou_sm[0] == 1.0                  # the mask's top-left block -> the top-left cell
+    assert 0 < loc.iou[0] <= 1.0
+    ref = reference_iou(maps, masks)
+    assert 100 * loc.iou[0] == pytest.approx(ref["iou"], abs=1e-6)
+
+
+@pytest.mark.parametrize("h,H", [(37, 256), (19, 256), (299, 256), (16, 128)])
+def test_matches_the_pillow_reference(h, H):
+    rng = np.random.default_rng(h)
+    n = 12
+    ramp = np.linspace(-0.4, 0.4, h)[None, None, :]
+    maps = np.clip(rng.random((n, h, h)) * 0.5 + 0.25 + ramp, 0, 1).astype(np.float32)
+    masks = np.zeros((n, H, H), np.uint8)
+    masks[:, :, H // 2:] = 1
+    masks[0] = 0
+    masks[1] = 1
+    loc = metrics.localization(maps, masks).summary()
+    ref = reference_iou(maps, masks)
+    for k in ("iou", "acc"):
+        assert loc[k] == pytest.approx(ref[k], abs=1e-3)
+    for k in ("iou_sm", "acc_sm"):  # nearest sampling of 256 -> 299 can differ in a few pixels
+        assert loc[k] == pytest.approx(ref[k], abs=0.2)
+
+
+def test_detection_ap_balanced_repeats():
+    real = np.array([0.1, 0.2, 0.3, 0.4])
+    fake = np.array([0.35, 0.9])
+    mean, two_std = metrics.detection_ap(real, fake, repeats=5, seed=0)
+    # every balanced subset: 2 reals of 4 vs 2 fakes; check against sklearn on the same draws
+    rng = np.random.default_rng(0)
+    aps = []
+    for _ in range(5):
+        r = rng.choice(real, 2, replace=False)
+        aps.append(100 * average_precision_score([0, 0, 1, 1], np.r_[r, fake]))
+    assert mean == pytest.approx(np.mean(aps))
+    assert two_std == pytest.approx(2 * np.std(aps))
+    perfect = metrics.detection_ap([0.1, 0.2], [0.8, 0.9])
+    assert perfect == (100.0, 0.0)
+
+
+def test_pooled_pixel_metrics_match_sklearn():
+    rng = np.random.default_rng(0)
+    maps = rng.random((6, 8, 8)).astype(np.float32)
+    masks = (rng.random((6, 8, 8)) < 0.3).astype(np.uint8)
+    maps = np.clip(maps * 0.6 + 0.4 * masks, 0, 1).astype(np.float32)
+    out = metrics.pooled_pixel_metrics(maps, masks, bins=100000)
+    y, s = masks.ravel(), maps.ravel()
+    assert out["pixel_ap"] == pytest.approx(100 * average_precision_score(y, s), abs=0.3)
+    assert out["pixel_auc"] == pytest.approx(100 * roc_auc_score(y, s), abs=0.1)
+    per = metrics.per_image_pixel_metrics(maps, masks)
+    for i in range(6):
+        assert per["pixel_ap_img"][i] == pytest.approx(average_precision_score(masks[i].ravel(), maps[i].ravel()), abs=1e-9)
+        assert per["pixel_auc_img"][i] == pytest.approx(roc_auc_score(masks[i].ravel(), maps[i].ravel()), abs=1e-9)
+
+
+def test_per_image_metrics_handle_ties_and_empty_masks():
+    maps = np.array([[[0.5, 0.5], [0.2, 0.9]], [[0.1, 0.2], [0.3, 0.4]]], np.float32)
+    masks = np.array([[[1, 0], [0, 1]], [[0, 0], [0, 0]]], np.uint8)
+    per = metrics.per_image_pixel_metrics(maps, masks)
+    assert per["pixel_auc_img"][0] == pytest.approx(roc_auc_score([1, 0, 0, 1], [0.5, 0.5, 0.2, 0.9]))
+    assert np.isnan(per["pixel_auc_img"][1]) and np.isnan(per["pixel_ap_img"][1])
+
+
+def test_oracle_threshold_and_bootstrap():
+    maps = np.array([[[0.3, 0.3], [0.1, 0.1]]], np.float32)
+    masks = np.array([[[1, 1], [0, 0]]], np.uint8)
+    t, iou = metrics.oracle_threshold_iou(maps, masks)
+    assert t < 0.3 and iou == pytest.approx(100.0)
+    assert metrics.localization(maps, masks).iou[0] == 0.0  # 0.5 misses it entirely
+    lo, hi = metrics.bootstrap_mean_ci(np.array([0.2, 0.4, 0.6, 0.8]), n=500, seed=0)
+    assert 20 <= lo < 50 < hi <= 80
+    lo, hi = metrics.bootstrap_mean_ci(np.full(10, 0.5))
+    assert lo == hi == pytest.approx(50.0)
+
+
+def test_iou_by_area_bins():
+    df = metrics.iou_by_area(np.array([1.0, 0.0, 0.5]), np.array([0.01, 0.015, 0.5]))
+    first = df.iloc[0]
+    assert first["count"] == 2 and first["mean"] == pytest.approx(50.0)
+    assert df.iloc[-1]["mean"] == pytest.approx(50.0)

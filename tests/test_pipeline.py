@@ -1,0 +1,161 @@
+"""./run_all.sh as a user meets it: bad input, the smoke study end to end (every notebook
+through papermill), tables checked against an independent implementation, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import REPO, make_layout
+from .test_metrics import reference_iou
+
+RUN = str(REPO / "run_all.sh")
+ENV = {**os.environ, "DOLOS_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
+
+
+def run(*args, timeout=900, **kw):
+    return subprocess.run([RUN, *args], capture_output=True, text=True, timeout=timeout, env=ENV, **kw)
+
+
+def test_unknown_flag_prints_usage_and_exits_2():
+    r = run("--no-such-flag")
+    assert r.returncode == 2
+    assert "unknown option '--no-such-flag'" in r.stderr and "usage:" in r.stderr
+    r = run("--profile")
+    assert r.returncode == 2 and "needs a value" in r.stderr
+
+
+def test_list_prints_every_experiment():
+    r = run("--list")
+    assert r.returncode == 0
+    names = [line.split("\t")[0] for line in r.stdout.splitlines()]
+    assert len(names) >= 20 and "patches-C" in names and "patches-full-allbut-lama" in names
+
+
+def test_missing_data_root_is_named_without_traceback(tmp_path):
+    r = run("--data-root", str(tmp_path / "nonexistent"), "--repo", str(tmp_path))
+    assert r.returncode == 1
+    out = r.stdout + r.stderr
+    assert str(tmp_path / "nonexistent") in out and "does not exist" in out
+    assert "Traceback" not in out
+
+
+def test_unknown_only_name_is_an_error(tmp_path):
+    r = run("--only", "trian", "--repo", str(tmp_path))
+    assert r.returncode == 1 and "did you mean train" in r.stdout and "Traceback" not in r.stdout
+
+
+def test_corrupt_image_in_a_real_root_is_named(tmp_path):
+    root = make_layout(tmp_path / "dolos", size=64, n=2)
+    bad = root / "celebahq" / "fake" / "repaint-p2" / "images" / "valid" / "001.png"
+    bad.write_bytes(b"broken")
+    r = run("--profile", "smoke", "--only", "data", "--data-root", str(root), "--repo", str(tmp_path))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert f"{bad}: unreadable image" in out and "Traceback" not in out
+
+
+def test_partial_real_root_runs_what_it_can(tmp_path):
+    """Only CelebA-HQ real + Repaint-P2 on disk: the experiments it serves run, others skip."""
+    root = make_layout(tmp_path / "dolos", size=64, n=3,
+                       datasets=("celebahq/real", "celebahq/repaint-p2", "celebahq/repaint-p2-9k"))
+    r = run("--profile", "smoke", "--only", "train,patches-B,patches-C,patches-A",
+            "--data-root", str(root), "--repo", str(tmp_path))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "skip patches-A: data missing" in out and "celebahq/fake/p2/train" in out
+    assert "patches-C: finished" in out and "patches-B: finished" in out
+    assert (tmp_path / "runs" / "smoke" / "predictions" / "patches-C" / "celebahq_repaint-p2.npz").exists()
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke_study")
+    t0 = time.time()
+    r = run("--profile", "smoke", "--repo", str(root), timeout=1500)
+    first = time.time() - t0
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return root, r.stdout, first
+
+
+def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
+    root, out, _ = smoke_study
+    res, figs = root / "results" / "smoke", root / "figures" / "smoke"
+    t2 = pd.read_csv(res / "table2.csv")
+    assert len(t2) == 9
+    for col in ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]:
+        assert col in t2
+    assert t2["iou"].notna().all() and t2.loc[t2.setup != "C", "ap_mean"].notna().all()
+    assert len(pd.read_csv(res / "table3.csv")) == 3
+    cg = pd.read_csv(res / "cross_generator.csv")
+    assert len(cg) == 32 and {"train", "test", "iou"} <= set(cg.columns) and cg["iou"].notna().all()
+    for stem in ("table2", "table3", "cross_generator"):
+        assert (res / f"{stem}.md").exists() and (res / f"{stem}.tex").exists()
+    for stem in ("data_samples", "table2_iou", "table3_iou", "cross_generator", "qualitative_raw", "qualitative_binary"):
+        assert (figs / f"{stem}.png").exists() and (figs / f"{stem}.pdf").exists(), stem
+    report = (res / "REPORT.md").read_text()
+    assert "Table 2" in report and "torch" in report and "git commit" in report
+    assert "== summary" in out and "headline" in out
+    nbs = {p.name for p in (root / "runs" / "smoke" / "notebooks").glob("*.ipynb")}
+    for nb in ("01_data", "03_main_table", "04_cross_dataset", "05_cross_generator", "06_qualitative"):
+        assert f"{nb}.ipynb" in nbs
+    assert "02_train-patches-C.ipynb" in nbs
+
+
+def test_table2_iou_equals_an_independent_implementation(smoke_study):
+    root, _, _ = smoke_study
+    t2 = pd.read_csv(root / "results" / "smoke" / "table2.csv").set_index("experiment")
+    pred_dir = root / "runs" / "smoke" / "predictions"
+    masks_dir = root / "data" / "dolos-mini-smoke" / "celebahq" / "fake" / "repaint-p2" / "masks" / "test"
+    from PIL import Image
+    for exp in t2.index:
+        with np.load(pred_dir / exp / "celebahq_repaint-p2.npz") as z:
+            maps, names = z["maps"].astype(np.float32), z["names"]
+        masks = np.stack([(np.array(Image.open(masks_dir / n))[..., ] != 255).astype(np.uint8) for n in names])
+        ref = reference_iou(maps, masks)
+        assert t2.loc[exp, "iou"] == pytest.approx(ref["iou"], abs=1e-2), exp
+        assert t2.loc[exp, "acc"] == pytest.approx(ref["acc"], abs=1e-2), exp
+
+
+def test_second_run_is_fast_and_changes_nothing(smoke_study):
+    root, _, first = smoke_study
+    t2_before = (root / "results" / "smoke" / "table2.csv").read_text()
+    t0 = time.time()
+    r = run("--profile", "smoke", "--repo", str(root))
+    second = time.time() - t0
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "done, skipped" in r.stdout
+    assert second < 0.5 * first, (first, second)
+    assert (root / "results" / "smoke" / "table2.csv").read_text() == t2_before
+
+
+def test_killed_run_resumes_to_the_same_tables(smoke_study, tmp_path):
+    """Kill a smoke run during training, start it again: same Table 2 as the uninterrupted run
+    (which also shows that the same seed and profile give the same table2.csv)."""
+    root, _, _ = smoke_study
+    args = [RUN, "--profile", "smoke", "--only", "data,train,evaluate", "--repo", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=ENV, start_new_session=True)
+    pred = tmp_path / "runs" / "smoke" / "predictions"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if pred.exists() and len(list(pred.glob("*/*.npz"))) >= 6:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "done, skipped" in r.stdout
+    a = pd.read_csv(root / "results" / "smoke" / "table2.csv")
+    b = pd.read_csv(tmp_path / "results" / "smoke" / "table2.csv")
+    pd.testing.assert_frame_equal(a, b)

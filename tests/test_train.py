@@ -1,0 +1,85 @@
+"""Training loop and prediction on the smoke DOLOS-mini: resume, checkpoints, files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dolos_core.config import get_paths, get_profile
+from dolos_core.data.mini import build_mini
+from dolos_core.experiments import EXPERIMENTS, epochs_for, get_experiment
+from dolos_core.experiments import test_set_name as stem_of
+from dolos_core.io import load_torch
+from dolos_core.predict import load_predictions, predict_experiment
+from dolos_core.train import train_experiment
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    prof = get_profile("smoke", schedules={"gradcam-full": {"epochs": 3, "iters_per_epoch": 2}})
+    paths = get_paths("smoke", root=root)
+    build_mini(paths.data_root, prof, seed=0, progress=False)
+    return prof, paths
+
+
+def test_registry_has_every_paper_experiment():
+    names = set(EXPERIMENTS)
+    for m in ("gradcam", "patches", "attention"):
+        for s in "ABC":
+            assert f"{m}-{s}" in names
+    for s in "ABC":
+        assert f"patches-{s}-ffhq" in names
+    for g in ("repaint-p2-9k", "ldm", "lama", "pluralistic"):
+        assert f"patches-full-{g}" in names and f"patches-full-allbut-{g}" in names
+    assert len([e for e in EXPERIMENTS.values() if e.group != "loss-variants"]) == 20
+    allbut = EXPERIMENTS["patches-full-allbut-ldm"]
+    assert [t.key for t in allbut.train] == ["celebahq/repaint-p2-9k", "celebahq/lama", "celebahq/pluralistic"]
+    assert epochs_for(allbut, 50, 3.0) == 150
+    with pytest.raises(KeyError, match="did you mean|Did you mean"):
+        get_experiment("patches-c")
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(smoke, tmp_path):
+    prof, paths = smoke
+    exp = get_experiment("gradcam-C")  # has dropout: checks the per-epoch seeding too
+    a = get_paths("smoke", data_root=paths.data_root, root=tmp_path / "a")
+    b = get_paths("smoke", data_root=paths.data_root, root=tmp_path / "b")
+    full = train_experiment(exp, prof, a, device="cpu", progress=False)
+    part = train_experiment(exp, prof, b, device="cpu", progress=False, max_epochs=1)
+    assert len(part.history) == 1
+    meta = json.loads((b.checkpoints / exp.name / "train.json").read_text())
+    assert meta["done"] is False and (b.checkpoints / exp.name / "last.pt").exists()
+    rest = train_experiment(exp, prof, b, device="cpu", progress=False)
+    assert rest.resumed_from == 1 and len(rest.history) == 3
+    wa = load_torch(a.checkpoints / exp.name / "best.pt")
+    wb = load_torch(b.checkpoints / exp.name / "best.pt")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+    assert [h["valid_loss"] for h in full.history] == [h["valid_loss"] for h in rest.history]
+    again = train_experiment(exp, prof, b, device="cpu", progress=False)
+    assert again.skipped
+
+
+def test_predictions_are_written_once_with_their_metadata(smoke):
+    prof, paths = smoke
+    exp = get_experiment("patches-B")
+    train_experiment(exp, prof, paths, device="cpu", progress=False)
+    files = predict_experiment(exp, prof, paths, device="cpu", progress=False)
+    assert [f.name for f in files] == [f"{stem_of(k)}.npz" for k in exp.test]
+    fake = load_predictions(files[0])
+    n = prof.build_sizes.test
+    assert fake.maps.shape == (n, 8, 8) and fake.scores.shape == (n,)   # 64 px -> 8x8 patches
+    assert np.isfinite(fake.maps.astype(np.float32)).all() and fake.maps.min() >= 0 and fake.maps.max() <= 1
+    assert list(fake.names) == sorted(fake.names)
+    assert fake.meta["masks_dir"].endswith("celebahq/fake/repaint-p2/masks/test")
+    assert fake.masks().shape == (n, 64, 64)
+    real = load_predictions(files[1])
+    assert real.meta["masks_dir"] is None and real.label == 0
+    mtime = files[0].stat().st_mtime_ns
+    predict_experiment(exp, prof, paths, device="cpu", progress=False)
+    assert files[0].stat().st_mtime_ns == mtime  # skipped when present
