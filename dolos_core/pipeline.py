@@ -158,7 +158,7 @@ def estimate_paper_hours(exps, profile, gpu: bool) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from .experiments import EXPERIMENTS, PAPER_GROUPS
+    from .experiments import EXPERIMENTS
 
     if args.list:
         for e in EXPERIMENTS.values():

@@ -69,17 +69,22 @@ def map_grid(images, masks, maps, titles=None, threshold: float | None = None, n
 
 
 def iou_heatmap(cg: pd.DataFrame, panel: str, ax=None, order=None):
-    """Annotated train x test IoU heatmap (Figure 6 of the paper)."""
+    """Annotated train x test IoU heatmap (Figure 6 of the paper); missing cells stay blank."""
     import seaborn as sns
 
     d = cg[cg["panel"] == panel].pivot(index="train", columns="test", values="iou")
     if order is not None:
         cols = [c for c in order if c in d.columns]
-        rows = [r for r in d.index if r in order] or list(d.index)
-        rows = sorted(d.index, key=lambda r: next((i for i, o in enumerate(order) if r.endswith(o)), 99))
+        rank = {g: i for i, g in enumerate(order)}
+        rows = sorted(d.index, key=lambda r: rank.get(r.removeprefix("all but "), len(rank)))
         d = d.loc[rows, cols]
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3.8))
+    if d.isna().all().all():
+        ax.text(0.5, 0.5, "no predictions yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax
     sns.heatmap(d, annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, ax=ax,
                 cbar_kws={"label": "IoU (%)"})
     ax.set_xlabel("tested on")

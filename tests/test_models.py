@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from dolos_core import losses
-from dolos_core.models import (InitError, LossConfig, build_model, load_pretrained,
-                               map_patch_forensics_names)
+from dolos_core.models import (InitError, LossConfig, build_model, map_patch_forensics_names)
 
 CASES = [(m, s) for m in ("patches", "gradcam", "attention") for s in ("weak", "full")]
 # map side at 128 px (mini) and 299 px (paper); Grad-CAM weak maps come at the input size

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -138,24 +137,28 @@ def test_second_run_is_fast_and_changes_nothing(smoke_study):
 
 
 def test_killed_run_resumes_to_the_same_tables(smoke_study, tmp_path):
-    """Kill a smoke run during training, start it again: same Table 2 as the uninterrupted run
-    (which also shows that the same seed and profile give the same table2.csv)."""
+    """Kill a smoke run during training (SIGKILL, no clean-up), start it again: the same Table 2
+    rows as the uninterrupted run (which also shows that the same seed and profile give the
+    same table2.csv). A subset of the experiments keeps the test short."""
     root, _, _ = smoke_study
-    args = [RUN, "--profile", "smoke", "--only", "data,train,evaluate", "--repo", str(tmp_path)]
+    subset = ["gradcam-A", "patches-A", "patches-B", "patches-C", "attention-C"]
+    args = [RUN, "--profile", "smoke", "--only", ",".join(["data", "train", "evaluate"] + subset),
+            "--repo", str(tmp_path)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=ENV, start_new_session=True)
     pred = tmp_path / "runs" / "smoke" / "predictions"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if pred.exists() and len(list(pred.glob("*/*.npz"))) >= 6:
+        if pred.exists() and len(list(pred.glob("*/*.npz"))) >= 4:
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     r = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:]
     assert "done, skipped" in r.stdout
-    a = pd.read_csv(root / "results" / "smoke" / "table2.csv")
-    b = pd.read_csv(tmp_path / "results" / "smoke" / "table2.csv")
-    pd.testing.assert_frame_equal(a, b)
+    a = pd.read_csv(root / "results" / "smoke" / "table2.csv").set_index("experiment").loc[subset]
+    b = pd.read_csv(tmp_path / "results" / "smoke" / "table2.csv").set_index("experiment")
+    assert b.loc[[e for e in b.index if e not in subset], "status"].eq("missing").all()
+    pd.testing.assert_frame_equal(a, b.loc[subset])

@@ -8,7 +8,6 @@ pretraining. Image score = mean of the patch fake-probabilities.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
