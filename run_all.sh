@@ -27,12 +27,12 @@ args=("$@")
 tests=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile|--data-root|--device|--only)
+    --profile|--data-root|--device|--only|--repo)
       if [ $# -lt 2 ] || [[ "$2" == --* ]]; then
         echo "error: $1 needs a value" >&2; usage >&2; exit 2
       fi
       shift 2 ;;
-    --profile=*|--data-root=*|--device=*|--only=*|--force|--list|--yes) shift ;;
+    --profile=*|--data-root=*|--device=*|--only=*|--repo=*|--force|--list|--yes) shift ;;
     --tests) tests=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown option '$1'" >&2; usage >&2; exit 2 ;;
