@@ -102,7 +102,7 @@ _PAPER_SCHEDULES = {
 # DOLOS-mini at 128 px on two CPU cores (see README, "The mini profile"). Budgets measured on
 # the 2-core machine: Patches ~100 train img/s, full Xception ~30 img/s at 128 px.
 _MINI_SCHEDULES = {
-    "patches-weak": Schedule(1e-3, 32, 5, 20),
+    "patches-weak": Schedule(1e-3, 32, 4, 20),
     "patches-full": Schedule(1e-3, 16, 4, 30),
     "gradcam-weak": Schedule(1e-3, 16, 4, 20),
     "gradcam-full": Schedule(1e-3, 16, 4, 20),
@@ -139,8 +139,8 @@ _BUILTIN: dict[str, Profile] = {
         repaint_full_factor=2.5,
         predict_batch_size=64,
         bootstrap=1000,
-        robustness_images=48,
-        postprocess_images=60,
+        robustness_images=32,
+        postprocess_images=30,
     ),
     "paper": Profile(
         name="paper",
