@@ -226,6 +226,10 @@ def _run(args) -> int:
         skipped.update(skip)
         for name, missing in skip.items():
             log(f"  skip {name}: data missing: {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+        if exps and not runnable:
+            first = next(iter(skip.values()))
+            raise UserError(f"data root {paths.data_root} serves none of the chosen experiments; "
+                            f"for example {first[0]} is missing")
         done_t = []
         for i, e in enumerate(runnable, 1):
             finished = is_trained(paths, e) and all(

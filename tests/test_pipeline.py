@@ -162,3 +162,12 @@ def test_killed_run_resumes_to_the_same_tables(smoke_study, tmp_path):
     b = pd.read_csv(tmp_path / "results" / "smoke" / "table2.csv").set_index("experiment")
     assert b.loc[[e for e in b.index if e not in subset], "status"].eq("missing").all()
     pd.testing.assert_frame_equal(a, b.loc[subset], check_dtype=False)
+
+
+def test_root_that_serves_no_experiment_is_one_message(tmp_path):
+    root = make_layout(tmp_path / "dolos", size=64, n=2, datasets=("celebahq/real",))
+    r = run("--profile", "smoke", "--only", "train", "--data-root", str(root), "--repo", str(tmp_path))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "serves none of the chosen experiments" in out
+    assert str(root) in out and "Traceback" not in out
+    assert not (tmp_path / "runs" / "smoke" / "checkpoints").exists()  # nothing started
