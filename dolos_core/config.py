@@ -102,11 +102,11 @@ _PAPER_SCHEDULES = {
 # DOLOS-mini at 128 px on two CPU cores (see README, "The mini profile"). Budgets measured on
 # the 2-core machine: Patches ~100 train img/s, full Xception ~30 img/s at 128 px.
 _MINI_SCHEDULES = {
-    "patches-weak": Schedule(1e-3, 32, 4, 20),
-    "patches-full": Schedule(1e-3, 16, 4, 30),
-    "gradcam-weak": Schedule(1e-3, 16, 4, 20),
+    "patches-weak": Schedule(1e-3, 32, 3, 24),
+    "patches-full": Schedule(1e-3, 16, 5, 40),
+    "gradcam-weak": Schedule(1e-3, 16, 3, 20),
     "gradcam-full": Schedule(1e-3, 16, 4, 20),
-    "attention-weak": Schedule(3e-4, 16, 4, 20),
+    "attention-weak": Schedule(3e-4, 16, 3, 20),
     "attention-full": Schedule(1e-3, 16, 4, 20),
 }
 
@@ -133,7 +133,7 @@ _BUILTIN: dict[str, Profile] = {
         image_size=128,
         input_size=128,
         schedules=_MINI_SCHEDULES,
-        allbut_epoch_factor=1.5,
+        allbut_epoch_factor=1.25,
         max_valid_images=96,
         build_sizes=BuildSizes(train=1000, valid=100, test=200),
         repaint_full_factor=2.5,
