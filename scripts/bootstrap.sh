@@ -18,9 +18,11 @@ if [ -z "${DOLOS_PYTHON:-}" ]; then
     _py="$(command -v python3 || command -v python)" || { echo "error: no python3 found on PATH" >&2; exit 1; }
     echo "[setup] creating $_root/.venv and installing dolos_core (first run only; several minutes)" >&2
     [ -x "$_root/.venv/bin/python" ] || "$_py" -m venv "$_root/.venv"
-    "$_root/.venv/bin/python" -m pip install -q --upgrade pip >&2
-    "$_root/.venv/bin/python" -m pip install -q -e "$_root[dev]" >&2 || {
-      echo "error: installing the environment failed (see pip's message above)" >&2; exit 1; }
+    _log="$_root/.venv/install.log"
+    { "$_root/.venv/bin/python" -m pip install -q --upgrade pip &&
+      "$_root/.venv/bin/python" -m pip install -q -e "$_root[dev]"; } >"$_log" 2>&1 || {
+      tail -n 30 "$_log" >&2
+      echo "error: installing the environment failed; pip's full output is in $_log" >&2; exit 1; }
     DOLOS_PYTHON="$_root/.venv/bin/python"
   fi
 fi
