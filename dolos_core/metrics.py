@@ -21,6 +21,7 @@ and per image, best F1, the oracle-threshold IoU, bootstrap 95% intervals, IoU b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -36,30 +37,65 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(i, min(n, i + size))
 
 
+@lru_cache(maxsize=32)
+def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """The (n_out, n_in) matrix of 1-D bicubic resizing (a = -0.5, antialiased when shrinking),
+    read off torch's ``interpolate`` applied to the unit vectors: resizing is linear and
+    separable, so a 2-D resize is ``W_y @ M @ W_x.T``, two small matrix products."""
+    # three identical columns: torch's kernel mishandles images one pixel wide
+    eye = torch.eye(n_in)[:, None, :, None].repeat(1, 1, 1, 3)
+    cols = F.interpolate(eye, size=(n_out, 3), mode="bicubic", align_corners=False, antialias=True)
+    return cols[:, 0, :, 1].T.contiguous()
+
+
 def resize_maps(maps: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Float maps (N, h, w) -> (N, H, W), bicubic as Pillow's float resize (see module doc)."""
+    """Float maps (N, h, w) -> (N, H, W), bicubic as Pillow's float resize (see module doc),
+    computed as two matrix products per map."""
     t = torch.as_tensor(np.asarray(maps, dtype=np.float32) if isinstance(maps, np.ndarray) else maps).float()
     if tuple(t.shape[-2:]) == tuple(size):
         return t
-    return F.interpolate(t[:, None], size=size, mode="bicubic", align_corners=False,
-                         antialias=True)[:, 0]
+    wy = _resize_matrix(t.shape[-2], size[0])
+    wx = _resize_matrix(t.shape[-1], size[1])
+    return wy @ t @ wx.T
+
+
+def _nearest_index(n_in: int, n_out: int) -> torch.Tensor:
+    """Source index of each output pixel for nearest resizing at pixel centres (as Pillow)."""
+    return ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out)).floor().long().clamp(max=n_in - 1)
 
 
 def resize_masks_nearest(masks: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Binary masks (N, H, W) -> (N, h, w), nearest neighbour sampled at pixel centres."""
-    t = torch.as_tensor(np.asarray(masks)).float()
+    t = torch.as_tensor(np.asarray(masks))
     if tuple(t.shape[-2:]) == tuple(size):
-        return t
-    return F.interpolate(t[:, None], size=size, mode="nearest-exact")[:, 0]
+        return t.float()
+    iy = _nearest_index(t.shape[-2], size[0])
+    ix = _nearest_index(t.shape[-1], size[1])
+    return t[:, iy][:, :, ix].float()
+
+
+def count_true(x: torch.Tensor) -> torch.Tensor:
+    """Number of True per row of a bool (N, K) tensor, as float64. Eight booleans (bytes 0/1)
+    are read as one int64 and blocks of 128 words are summed, so no byte lane exceeds 128; the
+    lanes are then added up. Exact, and ~100x faster than ``count_nonzero`` on a CPU."""
+    n, k = x.shape
+    b = x.contiguous().view(torch.uint8)
+    pad = (-k) % 1024
+    if pad:
+        b = F.pad(b, (0, pad))
+    words = b.reshape(n, -1, 8).view(torch.int64).reshape(n, -1, 128)   # (N, K/1024, 128)
+    lanes = words.sum(2).contiguous().view(torch.uint8)                 # (N, K/1024 * 8)
+    return lanes.sum(1, dtype=torch.int64).double()
 
 
 def iou_acc(pred: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image IoU (empty union = 1) and pixel accuracy of boolean (N, H, W) arrays."""
+    """Per-image IoU (empty union = 1) and pixel accuracy of boolean (N, H, W) arrays.
+    Counts only: union = |P| + |M| - |P & M|, errors = |P| + |M| - 2 |P & M|."""
     pred, true = pred.bool().flatten(1), true.bool().flatten(1)
-    inter = (pred & true).sum(1).float()
-    union = (pred | true).sum(1).float()
+    n_p, n_m, inter = count_true(pred), count_true(true), count_true(pred & true)
+    union = n_p + n_m - inter
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-    acc = (pred == true).float().mean(1)
+    acc = 1 - (n_p + n_m - 2 * inter) / pred.shape[1]
     return iou, acc
 
 
@@ -94,7 +130,7 @@ def localization(maps: np.ndarray, masks: np.ndarray, threshold: float = THRESHO
         m_sm = resize_masks_nearest(m.to(torch.uint8), (h, w)) > 0.5
         iou_sm, acc_sm = iou_acc(p_sm, m_sm)
         for k, v in (("iou", iou), ("acc", acc), ("iou_sm", iou_sm), ("acc_sm", acc_sm),
-                     ("area", m.float().flatten(1).mean(1))):
+                     ("area", count_true(m.flatten(1)) / m[0].numel())):
             out[k].append(v.numpy())
     cat = {k: np.concatenate(v) for k, v in out.items()}
     return Localization(cat["iou"], cat["acc"], cat["iou_sm"], cat["acc_sm"], cat["area"])

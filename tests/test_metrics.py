@@ -132,3 +132,13 @@ def test_iou_by_area_bins():
     first = df.iloc[0]
     assert first["count"] == 2 and first["mean"] == pytest.approx(50.0)
     assert df.iloc[-1]["mean"] == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("k", [7, 1369, 65536, 90000])
+def test_count_true_is_exact(k):
+    import torch
+
+    x = torch.rand(4, k) > 0.3
+    x[0] = True
+    x[1] = False
+    np.testing.assert_array_equal(metrics.count_true(x).long().numpy(), x.sum(1).numpy())
