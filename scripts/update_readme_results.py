@@ -14,7 +14,8 @@ def main() -> None:
     res = ROOT / "results" / "mini"
     t2 = pd.read_csv(res / "table2.csv")
     cols = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]
-    table = t2[cols].to_markdown(index=False, floatfmt=".1f", missingval="")
+    shown = t2[cols].round(1).astype(object).where(t2[cols].notna(), "-")
+    table = shown.to_markdown(index=False)
     cg = pd.read_csv(res / "cross_generator.csv")
     avg = cg.groupby(["panel", "in_domain"])["iou"].mean().unstack()
     lines = [START, "", "Table 2 on DOLOS-mini (`results/mini/table2.csv`; %, authors' protocol; detection AP only "
