@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .attention import AttentionNet
-from .backbone import InitError, load_state
+from .backbone import ORDER, InitError, load_state
 from .base import DolosModel, LossConfig
 from .gradcam import GradCAMNet
 from .patches import PatchesNet
@@ -82,16 +82,13 @@ def load_pretrained(model: DolosModel, path: str | Path) -> None:
 
 def _map_xception_names(model: DolosModel, state: dict) -> dict:
     """Plain Xception names (conv1, block3, ..., fc) -> our body/tail split by position."""
-    body_names = {name.split(".")[0] for name in state}
-    order = ("conv1", "bn1", "act1", "conv2", "bn2", "act2") + tuple(
-        f"block{i}" for i in range(1, 13)) + ("conv3", "bn3", "act3", "conv4", "bn4", "act4")
     own = set(model.state_dict())
-    n_body = len([m for m in model.body]) if hasattr(model, "body") else 0
+    n_body = len(model.body) if hasattr(model, "body") else 0
     out = {}
     for name, value in state.items():
         head, _, rest = name.partition(".")
-        if head in order and head in body_names:
-            i = order.index(head)
+        if head in ORDER:
+            i = ORDER.index(head)
             cand = f"body.{i}.{rest}" if i < n_body else f"tail.{i - n_body}.{rest}"
             out[cand if cand in own else name] = value
         else:
