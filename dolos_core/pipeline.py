@@ -126,7 +126,7 @@ def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
     return time.time() - t0
 
 
-def check_data(paths, exps, profile_name: str):
+def check_data(paths, exps):
     """Before any training: which experiments the data root can serve; the rest are skipped."""
     from .data.layout import DatasetKey, split_exists
 
@@ -222,7 +222,7 @@ def _run(args) -> int:
 
     def train_many(exps, label: str) -> None:
         nonlocal skipped
-        runnable, skip = check_data(paths, exps, profile.name)
+        runnable, skip = check_data(paths, exps)
         skipped.update(skip)
         for name, missing in skip.items():
             log(f"  skip {name}: data missing: {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))

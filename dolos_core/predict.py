@@ -39,7 +39,7 @@ class Predictions:
     def label(self) -> int:
         return int(self.meta["label"])
 
-    def masks(self, size: int | None = None) -> np.ndarray | None:
+    def masks(self) -> np.ndarray | None:
         """(N, H, W) uint8 ground-truth masks (1 = fake) read from the layout, or None."""
         from .data.datasets import read_mask
 

@@ -157,8 +157,7 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
         sampler = EpochSampler(len(train_ds), sched.batch_size, sched.iters_per_epoch,
                                profile.seed, epoch, flip=weak)
         loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=profile.num_workers,
-                            collate_fn=collate, pin_memory=pin,
-                            persistent_workers=False)
+                            collate_fn=collate, pin_memory=pin)
         model.train()
         losses = []
         for batch in loader:
