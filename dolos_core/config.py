@@ -75,6 +75,15 @@ class Profile:
     robustness_images: int | None = None
     postprocess_images: int | None = None
     seed: int = 0
+    # Starting weights: "paper" (as the paper: ImageNet for Grad-CAM, the FFD checkpoint for
+    # Attention; a missing file is an error), "auto" (the paper's when the file is present,
+    # random otherwise), "random", or a checkpoint path. See dolos_core/weights.py.
+    init: str = "auto"
+    # Folder of weight files (None = weights/ in the repository).
+    weights_dir: str | None = None
+    # Cap on every training's epochs x iterations (None = the schedule as it is). For dry runs:
+    # a capped run also validates on at most as many images as it trains on.
+    max_iters: int | None = None
 
     def schedule(self, method: str, supervision: str) -> Schedule:
         key = f"{method}-{supervision}"
@@ -85,8 +94,16 @@ class Profile:
     def replace(self, **overrides: Any) -> "Profile":
         return replace_profile(self, overrides)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def plan(self, method: str, supervision: str, epoch_factor: float = 1.0) -> tuple[int, int]:
+        """(epochs, iterations per epoch) of one training: the method's schedule, times
+        ``epoch_factor`` (the "all but X" trainings), capped at ``max_iters`` in total."""
+        s = self.schedule(method, supervision)
+        epochs = max(1, int(round(s.epochs * epoch_factor)))
+        iters = s.iters_per_epoch
+        if self.max_iters is not None and epochs * iters > self.max_iters:
+            iters = max(1, min(iters, self.max_iters))
+            epochs = max(1, self.max_iters // iters)
+        return epochs, iters
 
 
 # Paper schedules (PAPER.md, section "Methods"): lr, batch, epochs x 500 iterations.
@@ -155,6 +172,7 @@ _BUILTIN: dict[str, Profile] = {
         bootstrap=1000,
         robustness_images=1000,
         postprocess_images=1000,
+        init="paper",
     ),
 }
 
@@ -260,15 +278,45 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    import random
+def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` items -> profile overrides. Values are Python literals (``2``,
+    ``1e-4``, ``None``, ``True``) or else strings; ``schedules.patches-weak.lr=1e-4`` sets one
+    field of one schedule."""
+    import ast
 
-    import numpy as np
+    out: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(Profile)}
+    for item in items:
+        field_name, sep, text = item.partition("=")
+        field_name = field_name.strip()
+        if not sep or not field_name:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            value: Any = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        if value == "none":
+            value = None
+        head, _, rest = field_name.partition(".")
+        if head not in names:
+            import difflib
 
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+            close = difflib.get_close_matches(head, sorted(names), n=2)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"--set {item!r}: unknown profile field {head!r}{hint}; "
+                              f"valid fields: {', '.join(sorted(names))}")
+        if head == "schedules":
+            key, _, sfield = rest.partition(".")
+            sched_fields = {f.name for f in dataclasses.fields(Schedule)}
+            if not key or sfield not in sched_fields:
+                raise ConfigError(f"--set {item!r}: use schedules.<method>-<supervision>.<field>, "
+                                  f"field one of {', '.join(sorted(sched_fields))}")
+            out.setdefault("schedules", {}).setdefault(key, {})[sfield] = value
+        elif rest:
+            raise ConfigError(f"--set {item!r}: {head!r} has no sub-fields")
+        else:
+            out[head] = value
+    return out
 
 
 def check_params(profile: str, device: str = "auto", **extra: Any) -> Profile:
@@ -276,4 +324,4 @@ def check_params(profile: str, device: str = "auto", **extra: Any) -> Profile:
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {PROFILES}, got {profile!r}")
     resolve_device(device)
-    return get_profile(profile, **{k: v for k, v in extra.items() if v is not None})
+    return get_profile(profile, **extra)

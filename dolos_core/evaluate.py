@@ -40,9 +40,11 @@ def masks_for(pred: Predictions) -> np.ndarray:
     return _MASK_CACHE[key]
 
 
-def localization_row(pred: Predictions, profile: Profile, extras: bool = True) -> dict:
-    """The authors' localization metrics (%) of one fake test set, plus ours if ``extras``."""
-    masks = masks_for(pred)
+def localization_row(pred: Predictions, profile: Profile, extras: bool = True,
+                     masks: np.ndarray | None = None) -> dict:
+    """The authors' localization metrics (%) of one fake test set, plus ours if ``extras``.
+    ``masks``: the ground truth (N, H, W), 1 = fake; read from the layout when None."""
+    masks = masks_for(pred) if masks is None else masks
     loc = metrics.localization(pred.maps, masks)
     row = loc.summary()
     row["n_fake"] = len(pred.names)

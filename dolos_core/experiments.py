@@ -22,11 +22,10 @@ FIG6_TEST = tuple(f"celebahq/{g}" for g in FIG6_GENERATORS)
 
 @dataclass(frozen=True)
 class TrainSet:
-    """A training dataset; ``match_real`` caps it at as many images as the source's real train
-    split (FFHQ has no 9k subset on disk: setup B takes the first images of repaint-p2)."""
+    """A training dataset, used whole. (FFHQ has no 9k subset on disk: its setup B trains on
+    the whole FFHQ Repaint-P2 train split, as the authors' code does.)"""
 
     key: str
-    match_real: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def _setup_train(source: str, setup: str) -> tuple[TrainSet, ...]:
     if setup == "B":
         if source == "celebahq":
             return (TrainSet("celebahq/real"), TrainSet("celebahq/repaint-p2-9k"))
-        return (TrainSet(f"{source}/real"), TrainSet(f"{source}/repaint-p2", match_real=True))
+        return (TrainSet(f"{source}/real"), TrainSet(f"{source}/repaint-p2"))
     return (TrainSet(f"{source}/repaint-p2"),)
 
 
@@ -129,11 +128,12 @@ def experiments_in(*groups: str) -> list[Experiment]:
     return [e for e in EXPERIMENTS.values() if e.group in groups]
 
 
-def epochs_for(exp: Experiment, base_epochs: int, allbut_factor: float) -> int:
-    """Epochs of an experiment: the method's schedule, times the all-but factor for the
-    'all but X' trainings (paper: 150 instead of 50)."""
-    factor = allbut_factor if exp.epoch_factor < 0 else exp.epoch_factor
-    return max(1, int(round(base_epochs * factor)))
+def plan_for(exp: Experiment, profile) -> tuple[int, int]:
+    """(epochs, iterations per epoch) of an experiment under ``profile``: the method's schedule,
+    times the all-but factor for the 'all but X' trainings (paper: 150 instead of 50 epochs),
+    capped by the profile's ``max_iters``."""
+    factor = profile.allbut_epoch_factor if exp.epoch_factor < 0 else exp.epoch_factor
+    return profile.plan(exp.method, exp.supervision, factor)
 
 
 def test_set_name(key: str) -> str:

@@ -191,38 +191,74 @@ def pooled_pixel_metrics(maps: np.ndarray, masks: np.ndarray, bins: int = 1000) 
     return {"pixel_ap": 100 * ap, "pixel_auc": 100 * auc, "best_f1": 100 * float(f1.max())}
 
 
-def per_image_pixel_metrics(maps: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
-    """Ours: per-image pixel AP and ROC-AUC, at the map's resolution (masks resized nearest).
-    Vectorised over images by sorting each row; images whose mask is empty or full get NaN."""
+def per_image_pixel_metrics(maps: np.ndarray, masks: np.ndarray, chunk: int = 64) -> dict[str, np.ndarray]:
+    """Ours: per-image pixel AP and ROC-AUC, at the map's resolution (masks resized nearest),
+    as scikit-learn's ``average_precision_score`` and ``roc_auc_score`` compute them (tied
+    scores form one threshold). Streams over chunks of ``chunk`` images, so memory stays
+    bounded (8,500 Grad-CAM maps of 299 x 299 would be tens of GB at once). float16 maps (as
+    predictions are stored) are counted in histograms of their exact values, other maps are
+    sorted; both give the same numbers. Images whose mask is empty or full get NaN."""
     h, w = maps.shape[-2:]
-    s = torch.as_tensor(np.asarray(maps, dtype=np.float32)).flatten(1)
-    y = (resize_masks_nearest(masks, (h, w)) > 0.5).flatten(1).double()
-    order = torch.argsort(s, dim=1, descending=True, stable=True)
+    ap_out, auc_out = [], []
+    for sl in _chunks(len(maps), chunk):
+        y = (resize_masks_nearest(np.asarray(masks[sl]), (h, w)) > 0.5).flatten(1)
+        m = np.asarray(maps[sl]).reshape(len(y), -1)
+        if m.dtype == np.float16:
+            ap, auc = _hist_ap_auc(m, y.numpy())
+        else:
+            ap, auc = _sort_ap_auc(torch.as_tensor(m, dtype=torch.float32), y.double())
+        ap_out.append(np.asarray(ap, dtype=np.float64))
+        auc_out.append(np.asarray(auc, dtype=np.float64))
+    return {"pixel_ap_img": np.concatenate(ap_out), "pixel_auc_img": np.concatenate(auc_out)}
+
+
+def _finish(ap, auc, npos, nneg):
+    ap[npos == 0] = np.nan
+    auc[(npos == 0) | (nneg == 0)] = np.nan
+    return ap, auc
+
+
+def _hist_ap_auc(m: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row AP and AUC of float16 scores (n, K) against booleans (n, K), exactly, from
+    per-row counts of each float16 value: the bit pattern of a non-negative float16 orders
+    like its value, so it is a bin index (at most 15,361 bins for scores in [0, 1])."""
+    n = len(m)
+    bits = np.where(m > 0, m, np.float16(0)).view(np.uint16).astype(np.int64)  # -0.0 -> +0.0
+    nb = int(bits.max()) + 1
+    idx = bits + (np.arange(n) * nb)[:, None]
+    pos = np.bincount(idx[y], minlength=n * nb).reshape(n, nb)[:, ::-1].astype(np.float64)
+    neg = np.bincount(idx[~y], minlength=n * nb).reshape(n, nb)[:, ::-1].astype(np.float64)
+    tp, fp = pos.cumsum(1), neg.cumsum(1)   # scores >= each value, from high to low
+    npos, nneg = tp[:, -1], fp[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = (pos * tp / np.maximum(tp + fp, 1)).sum(1) / np.maximum(npos, 1)
+        below = nneg[:, None] - fp             # negatives strictly below each value
+        auc = (pos * (below + 0.5 * neg)).sum(1) / np.maximum(npos * nneg, 1)
+    return _finish(ap, auc, npos, nneg)
+
+
+def _sort_ap_auc(s: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row AP and AUC of scores ``s`` (n, K) against 0/1 labels ``y`` (n, K), by one stable
+    sort from high to low; a run of equal scores is one threshold (its last position)."""
+    n, k = s.shape
+    sv, order = torch.sort(-s, dim=1, stable=True)
     ys = torch.gather(y, 1, order)
     npos = ys.sum(1)
-    nneg = ys.shape[1] - npos
+    nneg = k - npos
     tp = ys.cumsum(1)
-    k = torch.arange(1, ys.shape[1] + 1, dtype=torch.float64)
-    ap = (ys * tp / k).sum(1) / npos.clamp(min=1)
-    # AUC = P(score_fake > score_real): rank-sum with average ranks for ties
-    ranks = torch.empty_like(s, dtype=torch.float64)
-    asc = torch.argsort(s, dim=1, stable=True)
-    ranks.scatter_(1, asc, torch.arange(1, s.shape[1] + 1, dtype=torch.float64).expand(len(s), -1).contiguous())
-    # average ranks over ties
-    sv = torch.gather(s, 1, asc)
-    for i in range(len(s)):  # ties are rare in float maps; only rows with ties are corrected
-        v = sv[i]
-        if torch.unique(v).numel() == v.numel():
-            continue
-        _, inv, counts = torch.unique(v, return_inverse=True, return_counts=True)
-        csum = torch.cumsum(counts, 0).double()
-        avg = csum - (counts.double() - 1) / 2
-        ranks[i, asc[i]] = avg[inv]
-    auc = ((ranks * y).sum(1) - npos * (npos + 1) / 2) / (npos * nneg).clamp(min=1)
-    bad = (npos == 0) | (nneg == 0)
-    ap[npos == 0] = float("nan")
-    auc[bad] = float("nan")
-    return {"pixel_ap_img": ap.numpy(), "pixel_auc_img": auc.numpy()}
+    pos = torch.arange(k).expand(n, k)
+    end_run = torch.ones(n, k, dtype=torch.bool)
+    end_run[:, :-1] = sv[:, 1:] != sv[:, :-1]
+    new_run = torch.ones(n, k, dtype=torch.bool)
+    new_run[:, 1:] = end_run[:, :-1]
+    last = torch.where(end_run, pos, torch.full_like(pos, k)).flip(1).cummin(1).values.flip(1)
+    first = torch.cummax(torch.where(new_run, pos, torch.zeros_like(pos)), 1).values
+    # AP: each positive counts the precision at the end of its run of ties
+    ap = (ys * torch.gather(tp, 1, last) / (last + 1).double()).sum(1) / npos.clamp(min=1)
+    # AUC by the rank sum, ascending ranks, ties at their average rank
+    rank = k - (first + last).double() / 2
+    auc = ((ys * rank).sum(1) - npos * (npos + 1) / 2) / (npos * nneg).clamp(min=1)
+    return _finish(ap.numpy(), auc.numpy(), npos.numpy(), nneg.numpy())
 
 
 def oracle_threshold_iou(maps: np.ndarray, masks: np.ndarray,

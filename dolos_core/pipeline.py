@@ -47,6 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--force", action="store_true")
     p.add_argument("--yes", action="store_true")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--init", default=None)
+    p.add_argument("--weights", default=None)
+    p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--repo", default=None, help=argparse.SUPPRESS)  # tests: another output root
     return p.parse_args(argv)
 
@@ -126,6 +129,39 @@ def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
     return time.time() - t0
 
 
+def cli_overrides(args) -> dict:
+    """Profile overrides from ``--set``, ``--init`` and ``--weights`` (the two flags are
+    shorthands for ``--set init=...`` and ``--set weights_dir=...``)."""
+    from .config import ConfigError, parse_set
+
+    try:
+        out = parse_set(args.sets)
+    except ConfigError as exc:
+        raise UserError(str(exc))
+    if args.init is not None:
+        from .weights import INIT_POLICIES
+
+        if args.init not in INIT_POLICIES and not Path(args.init).is_file():
+            raise UserError(f"--init {args.init!r}: choose {', '.join(INIT_POLICIES)} or a checkpoint file")
+        out["init"] = args.init
+    if args.weights is not None:
+        out["weights_dir"] = str(Path(args.weights).expanduser().resolve())
+    return out
+
+
+def check_weights(exps, profile, paths) -> None:
+    """Before any training: every weight file the chosen experiments start from is there
+    (``init=paper``), else one line naming the first missing file."""
+    from .train import experiment_init
+    from .weights import WeightsMissing
+
+    for e in exps:
+        try:
+            experiment_init(e, profile, paths)
+        except WeightsMissing as exc:
+            raise UserError(str(exc))
+
+
 def check_data(paths, exps):
     """Before any training: which experiments the data root can serve; the rest are skipped."""
     from .data.layout import DatasetKey, split_exists
@@ -145,15 +181,33 @@ def check_data(paths, exps):
     return ok, skipped
 
 
-def estimate_paper_hours(exps, profile, gpu: bool) -> float:
-    from .experiments import epochs_for
+def gpu_throughput(root: Path) -> dict | None:
+    """Training images per second per method on a GPU, from ``results/paper/gpu_check.json``
+    (written by ``benchmarks/gpu_check.py``), or None when the check has not been run."""
+    f = root / "results" / "paper" / "gpu_check.json"
+    if not f.exists():
+        return None
+    data = json.loads(f.read_text())
+    return {m: float(v["train_img_s"]) for m, v in data.get("train", {}).items()}
 
-    total = 0.0
+
+def estimate_hours(exps, profile, gpu: bool, throughput: dict | None = None) -> dict[str, float]:
+    """Hours of training per experiment: images (epochs x iterations x batch) over the
+    measured GPU throughput of its method (``throughput`` keyed ``method-supervision``), or a
+    rough default (``_GPU_SEC_PER_ITER``) when no GPU check exists; x60 on a CPU."""
+    from .experiments import plan_for
+
+    out = {}
     for e in exps:
         s = profile.schedule(e.method, e.supervision)
-        iters = epochs_for(e, s.epochs, profile.allbut_epoch_factor) * s.iters_per_epoch
-        total += iters * _GPU_SEC_PER_ITER[e.method] * (s.batch_size / 16)
-    return total / 3600 * (1 if gpu else _CPU_SLOWDOWN)
+        epochs, iters = plan_for(e, profile)
+        key = f"{e.method}-{e.supervision}"
+        if throughput and key in throughput:
+            sec = epochs * iters * s.batch_size / throughput[key]
+        else:
+            sec = epochs * iters * _GPU_SEC_PER_ITER[e.method] * (s.batch_size / 16)
+        out[e.name] = sec / 3600 * (1 if gpu else _CPU_SLOWDOWN)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +235,11 @@ def _run(args) -> int:
     from .predict import predictions_path
 
     t_start = time.time()
-    profile = get_profile(args.profile)
+    overrides = cli_overrides(args)
+    try:
+        profile = get_profile(args.profile, **overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc))
     paths = get_paths(args.profile, args.data_root, root=args.repo)
     if args.repo:
         os.environ["DOLOS_REPO"] = str(Path(args.repo).resolve())
@@ -207,16 +265,22 @@ def _run(args) -> int:
 
     log(f"DOLOS study · profile {profile.name} · data {paths.data_root} · device {device} · "
         f"stages {', '.join(stages)}")
+    if "train" in stages or "extensions" in stages:
+        check_weights(paper_exps + ext_exps, profile, paths)
     if profile.name == "paper" and ("train" in stages or "extensions" in stages):
-        hours = estimate_paper_hours(paper_exps + ext_exps, profile, device.type == "cuda")
-        log(f"plan: {len(paper_exps) + len(ext_exps)} experiments at the paper's schedules, "
-            f"about {hours:.0f} h on {'this GPU' if device.type == 'cuda' else 'this CPU'} "
-            "(rough estimate)")
-        if device.type != "cuda" and args.device != "cpu" and not args.yes:
+        measured = gpu_throughput(paths.root)
+        hours = sum(estimate_hours(paper_exps + ext_exps, profile, device.type == "cuda",
+                                   measured).values())
+        capped = f", capped at {profile.max_iters} iterations each" if profile.max_iters else ""
+        basis = "from results/paper/gpu_check.json" if measured else "rough estimate"
+        log(f"plan: {len(paper_exps) + len(ext_exps)} experiments at the paper's schedules{capped}, "
+            f"about {hours:.1f} h on {'this GPU' if device.type == 'cuda' else 'this CPU'} ({basis})")
+        if device.type != "cuda" and args.device != "cpu" and not args.yes and hours > 0.5:
             raise UserError(f"no GPU: the paper profile would take about {hours:.0f} h here. "
                             "Add --device cpu to go on anyway, or run on a CUDA machine.")
     ensure_kernel()
-    common = {"profile": profile.name, "data_root": str(paths.data_root), "device": args.device}
+    common = {"profile": profile.name, "data_root": str(paths.data_root), "device": args.device,
+              "overrides": overrides}
     timings: dict[str, float] = {}
     skipped: dict[str, list[str]] = {}
 

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .config import Paths, Profile, resolve_device
-from .data.datasets import DolosDataset, Perturbation, collate
+from .data.datasets import DolosDataset, Perturbation, collate, transform_for
 from .data.layout import DatasetKey
 from .experiments import Experiment, test_set_name
 from .io import read_json, save_npz, write_json
@@ -47,6 +47,11 @@ class Predictions:
             return None
         mdir = Path(self.meta["masks_dir"])
         return np.stack([read_mask(mdir / n) for n in self.names])
+
+
+def test_transform(exp: Experiment, profile: Profile):
+    """The image transform of ``exp``'s method at test time (its validation transform)."""
+    return transform_for(exp.method, exp.supervision, profile.input_size, train=False)
 
 
 def predictions_path(paths: Paths, exp_name: str, test_key: str) -> Path:
@@ -97,7 +102,7 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
             model = load_trained(exp, paths, device)
         key = DatasetKey.parse(key_text)
         ds = DolosDataset(paths.data_root, key, "test", profile.input_size,
-                          limit=profile.max_test_images)
+                          limit=profile.max_test_images, transform=test_transform(exp, profile))
         maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size,
                                               progress, desc=f"{exp.name} on {key_text}")
         masks_dir = key.masks_dir(paths.data_root, "test")
@@ -123,7 +128,8 @@ def predict_perturbed(exp: Experiment, profile: Profile, paths: Paths, key_text:
     model = model or load_trained(exp, paths, device)
     key = DatasetKey.parse(key_text)
     ds = DolosDataset(paths.data_root, key, "test", profile.input_size, limit=limit,
-                      perturbation=perturbation, perturbation_seed=seed)
+                      perturbation=perturbation, perturbation_seed=seed,
+                      transform=test_transform(exp, profile))
     maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size)
     masks_dir = key.masks_dir(paths.data_root, "test")
     meta = {"experiment": exp.name, "test_set": key_text, "label": key.label,

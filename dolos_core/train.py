@@ -21,11 +21,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from .config import Paths, Profile, resolve_device
-from .data.datasets import ConcatDolos, DolosDataset, EpochSampler, collate
-from .data.layout import DatasetKey, list_images
-from .experiments import Experiment, epochs_for
+from .data.datasets import ConcatDolos, DolosDataset, EpochSampler, Transform, collate, transform_for
+from .data.layout import DatasetKey
+from .experiments import Experiment, plan_for
 from .io import load_torch, read_json, save_torch, write_json
 from .models import DolosModel, build_model
+from .weights import InitChoice, default_weights_dir, resolve_init
 
 
 @dataclass
@@ -49,17 +50,28 @@ def is_trained(paths: Paths, exp: Experiment) -> bool:
 
 
 def build_split(exp: Experiment, data_root: Path, split: str, input_size: int,
-                limit: int | None = None) -> ConcatDolos:
-    """The concatenated datasets of an experiment for ``train`` or ``valid``."""
-    parts = []
-    for ts in exp.train:
-        key = DatasetKey.parse(ts.key)
-        n = limit
-        if ts.match_real:
-            real = len(list_images(DatasetKey(key.source, "real").images_dir(data_root, split)))
-            n = real if n is None else min(n, real)
-        parts.append(DolosDataset(data_root, key, split, input_size, limit=n))
+                limit: int | None = None, transform: Transform | None = None) -> ConcatDolos:
+    """The concatenated datasets of an experiment for ``train`` or ``valid`` (weak training:
+    the real and the fake splits, whole, shuffled together by the sampler)."""
+    parts = [DolosDataset(data_root, DatasetKey.parse(ts.key), split, input_size, limit=limit,
+                          transform=transform) for ts in exp.train]
     return ConcatDolos(parts)
+
+
+def experiment_transform(exp: Experiment, model: DolosModel, input_size: int,
+                         train: bool = True) -> Transform:
+    """The authors' transform for this experiment's method and supervision, masks resized to
+    the model's map (see ``data.transform_for``)."""
+    map_size = model.map_size(input_size) if exp.supervision == "full" else None
+    return transform_for(exp.method, exp.supervision, input_size, map_size, train=train)
+
+
+def experiment_init(exp: Experiment, profile: Profile, paths: Paths,
+                    init: str | None = None) -> InitChoice:
+    """What ``exp`` starts from: ``init`` (a policy or a path) or the profile's policy, with
+    the profile's weights folder (default ``weights/`` in the repository)."""
+    weights_dir = profile.weights_dir or default_weights_dir(paths.root)
+    return resolve_init(exp.method, exp.supervision, init or profile.init, weights_dir)
 
 
 def _autocast(device: torch.device):
@@ -77,8 +89,9 @@ def _to(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return out
 
 
-def make_model(exp: Experiment, init: str = "random") -> DolosModel:
-    return build_model(exp.method, exp.supervision, init=init, loss_cfg=exp.loss)
+def make_model(exp: Experiment, init: InitChoice | None = None) -> DolosModel:
+    start = init.path if init is not None and init.kind == "file" else "random"
+    return build_model(exp.method, exp.supervision, init=start, loss_cfg=exp.loss)
 
 
 @torch.no_grad()
@@ -95,12 +108,13 @@ def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> flo
 
 
 def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
-                     init: str = "random", force: bool = False, progress: bool = True,
+                     init: str | None = None, force: bool = False, progress: bool = True,
                      max_epochs: int | None = None) -> TrainResult:
     """Train ``exp`` under ``profile``; resume from ``last.pt`` if a previous run stopped.
 
-    ``max_epochs`` stops early (after that many epochs in total) without marking the run done:
-    it simulates an interruption for tests.
+    ``init``: a policy (``paper``, ``auto``, ``random``) or a checkpoint path; None = the
+    profile's ``init``. ``max_epochs`` stops early (after that many epochs in total) without
+    marking the run done: it simulates an interruption for tests.
     """
     dev = resolve_device(device)
     out_dir = run_dir(paths, exp)
@@ -113,20 +127,29 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
         for f in (best_path, last_path, meta_path):
             f.unlink(missing_ok=True)
     sched = profile.schedule(exp.method, exp.supervision)
-    epochs = epochs_for(exp, sched.epochs, profile.allbut_epoch_factor)
+    epochs, iters = plan_for(exp, profile)
+    start_from = experiment_init(exp, profile, paths, init)
+    torch.manual_seed(profile.seed)
+    model = make_model(exp, start_from)
+    tf_train = experiment_transform(exp, model, profile.input_size, train=True)
+    tf_valid = experiment_transform(exp, model, profile.input_size, train=False)
+    model = model.to(dev).to(memory_format=torch.channels_last)
+    valid_limit = profile.max_valid_images
+    if profile.max_iters is not None:  # a capped (dry) run validates on at most what it trains on
+        cap = max(1, epochs * iters * sched.batch_size // max(1, len(exp.train)))
+        valid_limit = cap if valid_limit is None else min(valid_limit, cap)
     config = {
         "experiment": dataclasses.asdict(exp), "profile": profile.name,
-        "schedule": dataclasses.asdict(sched), "epochs": epochs, "seed": profile.seed,
-        "input_size": profile.input_size, "init": init, "device": str(dev),
-        "data_root": str(paths.data_root),
+        "schedule": dataclasses.asdict(sched), "epochs": epochs, "iters_per_epoch": iters,
+        "seed": profile.seed, "input_size": profile.input_size, "init": start_from.label,
+        "init_file": str(start_from.path) if start_from.path else None, "device": str(dev),
+        "data_root": str(paths.data_root), "transform": dataclasses.asdict(tf_train),
     }
-    train_ds = build_split(exp, paths.data_root, "train", profile.input_size)
-    valid_ds = build_split(exp, paths.data_root, "valid", profile.input_size,
-                           limit=profile.max_valid_images)
+    train_ds = build_split(exp, paths.data_root, "train", profile.input_size, transform=tf_train)
+    valid_ds = build_split(exp, paths.data_root, "valid", profile.input_size, limit=valid_limit,
+                           transform=tf_valid)
     config["n_train"], config["n_valid"] = len(train_ds), len(valid_ds)
 
-    torch.manual_seed(profile.seed)
-    model = make_model(exp, init).to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=sched.lr)
     history: list[dict] = []
     start, best_loss, best_epoch, seconds = 0, float("inf"), -1, 0.0
@@ -143,19 +166,17 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     pin = dev.type == "cuda"
     valid_loader = DataLoader(valid_ds, batch_size=profile.predict_batch_size, shuffle=False,
                               num_workers=profile.num_workers, collate_fn=collate, pin_memory=pin)
-    weak = exp.supervision == "weak"
     stop = epochs if max_epochs is None else min(epochs, max_epochs)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=(stop - start) * sched.iters_per_epoch, desc=exp.name, unit="it",
-                   leave=True)
+        bar = tqdm(total=(stop - start) * iters, desc=exp.name, unit="it", leave=True)
     for epoch in range(start, stop):
         t0 = time.time()
         torch.manual_seed(profile.seed * 1000 + epoch)  # dropout, identical on resume
-        sampler = EpochSampler(len(train_ds), sched.batch_size, sched.iters_per_epoch,
-                               profile.seed, epoch, flip=weak)
+        sampler = EpochSampler(len(train_ds), sched.batch_size, iters, profile.seed, epoch,
+                               flip=tf_train.flip)
         loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=profile.num_workers,
                             collate_fn=collate, pin_memory=pin)
         model.train()
@@ -204,7 +225,7 @@ def load_trained(exp: Experiment, paths: Paths, device: str = "auto") -> DolosMo
     if not best.exists():
         raise FileNotFoundError(f"{best}: experiment {exp.name} has not been trained "
                                 f"(run ./run_all.sh --only train,{exp.name})")
-    model = make_model(exp)
+    model = make_model(exp)  # random start; the checkpoint replaces every tensor
     model.load_state_dict(load_torch(best))
     dev = resolve_device(device)
     return model.to(dev).to(memory_format=torch.channels_last).eval()

@@ -171,3 +171,53 @@ def test_inpainted_sets_are_made_from_the_real_split(tmp_path):
     fake = np.asarray(Image.open(key.images_dir(root, "test") / "000001.png"))
     mask = read_mask(key.masks_dir(root, "test") / "000001.png")
     np.testing.assert_array_equal(fake[mask == 0], real[mask == 0])
+
+
+@pytest.mark.parametrize("method,sup,resize,flip,mask_resize", [
+    ("patches", "weak", "lanczos", True, "nearest"),
+    ("gradcam", "weak", "lanczos", True, "nearest"),
+    ("attention", "weak", "bilinear", False, "bilinear"),
+    ("patches", "full", "bilinear", False, "nearest"),
+    ("gradcam", "full", "bilinear", False, "nearest"),
+    ("attention", "full", "bilinear", False, "bilinear"),
+])
+def test_transform_per_method_and_supervision_is_the_authors(method, sup, resize, flip, mask_resize):
+    """Patches weak and Grad-CAM weak: Lanczos, flips in training; Attention and every full
+    supervision: bilinear (torchvision's default Resize), no flip. Masks: nearest to the map,
+    bilinear for Attention. Validation and test never flip."""
+    from dolos_core.data import transform_for
+
+    t = transform_for(method, sup, 299, map_size=19)
+    assert (t.resize, t.flip, t.mask_resize) == (resize, flip, mask_resize)
+    assert t.mask_size == (19 if sup == "full" else None)
+    assert transform_for(method, sup, 299, map_size=19, train=False).flip is False
+
+
+def test_transform_resamples_as_pillow_and_binarises_bilinear_masks():
+    from dolos_core.data import Transform
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    for name, f in (("lanczos", Image.LANCZOS), ("bilinear", Image.BILINEAR)):
+        out = Transform(299, resize=name).image(img)
+        assert np.array_equal(out, np.asarray(Image.fromarray(img).resize((299, 299), f)))
+    mask = np.zeros((256, 256), np.uint8)
+    mask[:, :100] = 1                                        # 1 = fake, left 100 columns
+    soft = Transform(299, mask_size=19, mask_resize="bilinear").mask(mask)
+    assert soft.shape == (19, 19) and set(np.unique(soft)) <= {0, 1}
+    # the authors: bilinear on the 255-is-real file, then fake where < 0.5
+    ref = np.asarray(Image.fromarray((255 * (1 - mask)).astype(np.uint8)).resize((19, 19), Image.BILINEAR)) / 255 < 0.5
+    assert np.array_equal(soft, ref.astype(np.uint8))
+    near = Transform(299, mask_size=37).mask(mask)
+    assert np.array_equal(near, np.asarray(Image.fromarray(mask).resize((37, 37), Image.NEAREST)))
+
+
+def test_dataset_applies_the_transform_to_image_and_mask(tiny_root):
+    from dolos_core.data import transform_for
+
+    ds = DolosDataset(tiny_root, "celebahq/repaint-p2", "train", 40,
+                      transform=transform_for("attention", "full", 40, map_size=5))
+    item = ds[0]
+    assert item["image"].shape == (3, 40, 40) and item["mask"].shape == (5, 5)
+    real = DolosDataset(tiny_root, "celebahq/real", "train", 40, transform=transform_for("patches", "full", 40, 7))
+    assert real[0]["mask"].shape == (7, 7) and real[0]["mask"].sum() == 0

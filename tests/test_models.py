@@ -43,7 +43,62 @@ def test_predict_shapes_and_range(method, sup, size):
     side = _side(method, sup, size)
     assert maps.shape == (2, side, side) and scores.shape == (2,)
     assert torch.isfinite(maps).all() and torch.isfinite(scores).all()
-    assert maps.min() >= 0 and maps.max() <= 1 and scores.min() >= 0 and scores.max() <= 1
+    assert maps.min() >= 0 and maps.max() <= 1
+    if sup == "full" or method == "patches":  # mean fake probabilities; weak Xception: logits
+        assert scores.min() >= 0 and scores.max() <= 1
+
+
+@pytest.mark.parametrize("method", ["gradcam", "attention"])
+def test_weak_xception_scores_are_the_raw_fake_logit(method):
+    """The authors rank images by the fake logit (output 1) of weak Grad-CAM and Attention, not
+    by a softmax probability, which saturates to exactly 1.0 in float32 and ties."""
+    torch.manual_seed(0)
+    model = build_model(method, "weak").eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        logits = model(x)["logits"]
+    _, scores = model.predict(x)
+    torch.testing.assert_close(scores, logits[:, 1].float())
+    big = torch.tensor([[-30.0, 30.0], [-40.0, 40.0]])
+    assert big.softmax(1)[0, 1] == big.softmax(1)[1, 1] == 1.0  # why a probability would tie
+
+
+@pytest.mark.parametrize("method", ["patches", "gradcam", "attention"])
+def test_full_supervision_scores_are_the_mean_of_the_map(method):
+    torch.manual_seed(0)
+    model = build_model(method, "full").eval()
+    maps, scores = model.predict(torch.randn(2, 3, 64, 64))
+    torch.testing.assert_close(scores, maps.mean((1, 2)))
+
+
+def test_weak_patches_start_as_the_authors_init():
+    """Patch-Forensics' init (Xavier gain 0.02, BatchNorm weights N(1, 0.02)): at step 0 the two
+    logits of every cell are nearly equal, so the loss is ln 2 (a gain-1 init gives a per-cell
+    logit spread of ~2.5 and a loss of ~1.4)."""
+    torch.manual_seed(0)
+    model = build_model("patches", "weak").train()
+    batch = _batch(64)
+    out = model(batch["image"])
+    logits = out["map_logits"]
+    assert (logits[:, 1] - logits[:, 0]).std() < 0.2
+    assert model.loss(out, batch).item() == pytest.approx(math.log(2), abs=0.02)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    w = torch.cat([m.weight.detach() for m in bn])
+    assert w.std() < 0.05 and abs(w.mean() - 1) < 0.01 and (w != 1).any()
+    conv1 = model.features[0].weight
+    assert conv1.std() < 0.02 * math.sqrt(2 / (27 + 32 * 9)) * 1.5
+
+
+def test_full_patches_keep_pytorchs_default_init():
+    """Full supervision keeps torch's default layer init (Kaiming-uniform, |w| <= 1/sqrt(fan_in)),
+    neither timm's Kaiming-normal nor Patch-Forensics' Xavier."""
+    torch.manual_seed(0)
+    model = build_model("patches", "full")
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.weight[0].numel()
+            assert m.weight.abs().max() <= 1 / math.sqrt(fan_in) + 1e-6
+            assert m.weight.std() > 0.3 / math.sqrt(fan_in)
 
 
 @pytest.mark.parametrize("method,sup", CASES)
@@ -184,17 +239,62 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
         build_model("patchez", "weak")
 
 
-def test_xception_checkpoint_names_map_onto_attention(tmp_path):
-    """An FFD-style checkpoint: plain Xception names plus the attention layer."""
+def _ffd_state() -> dict:
+    """A state dict with the FFD checkpoint's names and shapes: FFD's Xception follows Cadene's
+    layout but calls a separable conv's depthwise part ``c``, a block's skip BatchNorm
+    ``skip_bn``, the classifier ``last_linear``, and adds the map ``map.c.{c,pointwise}``."""
     import timm
 
-    torch.manual_seed(0)
-    net = timm.create_model("legacy_xception", pretrained=False, num_classes=2)
+    ffd = {}
+    for k, v in timm.create_model("legacy_xception", pretrained=False, num_classes=2).state_dict().items():
+        k = k.replace(".skipbn.", ".skip_bn.").replace("fc.", "last_linear.").replace(".conv1.", ".c.")
+        ffd[k] = torch.randn_like(v.float()).to(v.dtype)
+    ffd["map.c.c.weight"] = torch.randn(728, 1, 3, 3)
+    ffd["map.c.pointwise.weight"] = torch.randn(1, 728, 1, 1)
+    return ffd
+
+
+def test_ffd_checkpoint_loads_into_attention(tmp_path):
+    """The FFD authors' ``xcp_reg.tar`` (weights under ``net``, FFD's own module names, a map
+    whose pointwise conv has no bias) loads completely: every tensor lands where it belongs."""
+    ffd = _ffd_state()
+    for name, shape in {"block1.rep.0.c.weight": (64, 1, 3, 3), "block1.rep.0.pointwise.weight": (128, 64, 1, 1),
+                        "block1.skip_bn.weight": (128,), "conv3.c.weight": (1024, 1, 3, 3),
+                        "last_linear.weight": (2, 2048), "map.c.pointwise.weight": (1, 728, 1, 1)}.items():
+        assert tuple(ffd[name].shape) == shape, name  # the names and shapes of FFD's Xception
+    path = tmp_path / "xcp_reg.tar"
+    torch.save({"net": ffd}, path)
+    for sup in ("weak", "full"):
+        model = build_model("attention", sup, init=str(path))
+        own = model.state_dict()
+        assert len(own) == len(ffd)
+        torch.testing.assert_close(own["body.0.weight"], ffd["conv1.weight"])
+        torch.testing.assert_close(own["body.7.rep.1.conv1.weight"], ffd["block2.rep.1.c.weight"])
+        torch.testing.assert_close(own["body.12.rep.8.weight"], ffd["block7.rep.8.weight"])
+        torch.testing.assert_close(own["tail.0.skip.weight"] if "tail.0.skip.weight" in own
+                                   else own["tail.4.skip.weight"], ffd["block12.skip.weight"])
+        torch.testing.assert_close(own["tail.4.skipbn.running_var"], ffd["block12.skip_bn.running_var"])
+        torch.testing.assert_close(own["attention.0.weight"], ffd["map.c.c.weight"])
+        torch.testing.assert_close(own["attention.1.weight"], ffd["map.c.pointwise.weight"])
+        torch.testing.assert_close(own["fc.weight"], ffd["last_linear.weight"])
+        assert "attention.1.bias" not in own
+
+
+def test_imagenet_xception_files_load_into_gradcam(tmp_path):
+    """timm's legacy_xception ImageNet file and Cadene's (2-D pointwise weights) both load; the
+    1000-class head is left out (ours has 2 classes)."""
+    import timm
+
+    net = timm.create_model("legacy_xception", pretrained=False, num_classes=1000)
     state = {k: torch.randn_like(v.float()).to(v.dtype) for k, v in net.state_dict().items()}
-    path = tmp_path / "ffd.pt"
-    torch.save(state, path)
-    model = build_model("attention", "weak", init=str(path))
-    torch.testing.assert_close(model.body[0].weight, state["conv1.weight"])
-    torch.testing.assert_close(model.tail[0].rep[1].conv1.weight if hasattr(model.tail[0].rep[1], "conv1")
-                               else list(model.tail[0].parameters())[0],
-                               [v for k, v in state.items() if k.startswith("block8.")][0])
+    cadene = {k: (v[:, :, 0, 0] if k.endswith("pointwise.weight") else v) for k, v in state.items()}
+    for name, sd in (("legacy_xception.pth", state), ("xception-b5690688.pth", cadene)):
+        torch.save(sd, tmp_path / name)
+        for sup in ("weak", "full"):
+            model = build_model("gradcam", sup, init=str(tmp_path / name))
+            own = model.state_dict()
+            torch.testing.assert_close(own["body.0.weight"], state["conv1.weight"])
+            torch.testing.assert_close(own["body.16.rep.1.pointwise.weight"], state["block11.rep.1.pointwise.weight"])
+            if sup == "weak":
+                torch.testing.assert_close(own["tail.1.conv1.weight"], state["conv3.conv1.weight"])
+                assert own["fc.weight"].shape == (2, 2048)

@@ -10,7 +10,7 @@ import torch
 
 from dolos_core.config import get_paths, get_profile
 from dolos_core.data.mini import build_mini
-from dolos_core.experiments import EXPERIMENTS, epochs_for, get_experiment
+from dolos_core.experiments import EXPERIMENTS, get_experiment, plan_for
 from dolos_core.experiments import test_set_name as stem_of
 from dolos_core.io import load_torch
 from dolos_core.predict import load_predictions, predict_experiment
@@ -38,7 +38,11 @@ def test_registry_has_every_paper_experiment():
     assert len([e for e in EXPERIMENTS.values() if e.group != "loss-variants"]) == 20
     allbut = EXPERIMENTS["patches-full-allbut-ldm"]
     assert [t.key for t in allbut.train] == ["celebahq/repaint-p2-9k", "celebahq/lama", "celebahq/pluralistic"]
-    assert epochs_for(allbut, 50, 3.0) == 150
+    paper = get_profile("paper")
+    assert plan_for(allbut, paper) == (150, 500)
+    assert plan_for(EXPERIMENTS["patches-full-ldm"], paper) == (50, 500)
+    assert plan_for(allbut, paper.replace(max_iters=2)) == (1, 2)
+    assert plan_for(allbut, paper.replace(max_iters=1200)) == (2, 500)
     with pytest.raises(KeyError, match="did you mean|Did you mean"):
         get_experiment("patches-c")
 
@@ -83,3 +87,16 @@ def test_predictions_are_written_once_with_their_metadata(smoke):
     mtime = files[0].stat().st_mtime_ns
     predict_experiment(exp, prof, paths, device="cpu", progress=False)
     assert files[0].stat().st_mtime_ns == mtime  # skipped when present
+
+
+def test_table3_setup_b_trains_on_the_whole_ffhq_repaint_split(tmp_path):
+    """The authors' setup B on FFHQ concatenates the real train split and the *whole* FFHQ
+    Repaint-P2 train split (FFHQ has no 9k subset); it is not capped at the number of reals."""
+    from dolos_core.train import build_split
+
+    from .conftest import make_layout
+
+    root = make_layout(tmp_path / "dolos", size=16, n=2, datasets=("ffhq/real",), splits=("train",))
+    make_layout(root, size=16, n=5, datasets=("ffhq/repaint-p2",), splits=("train",), seed=1)
+    ds = build_split(get_experiment("patches-B-ffhq"), root, "train", 16)
+    assert len(ds) == 2 + 5 and ds.labels.sum() == 5

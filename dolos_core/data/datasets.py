@@ -21,6 +21,70 @@ from .layout import DatasetError, DatasetKey, list_images
 # A perturbation takes an HxWx3 uint8 image and a seed, returns an HxWx3 uint8 image.
 Perturbation = Callable[[np.ndarray, int], np.ndarray]
 
+_PIL_FILTERS = {"lanczos": Image.LANCZOS, "bilinear": Image.BILINEAR}
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How an image and its mask reach the network, as the authors' code does it per method
+    and supervision (docs/STUDY.md, "Transforms"); see :func:`transform_for`.
+
+    ``resize``: the image filter to ``input_size`` x ``input_size`` (``lanczos`` or
+    ``bilinear``, Pillow's, which is what torchvision's ``Resize`` applies to a PIL image).
+    ``flip``: random horizontal flips in training (the sampler draws them). ``mask_size``: the
+    side the mask is resized to (None = the input size); ``mask_resize``: ``nearest``, or
+    ``bilinear`` followed by the authors' binarisation (fake where the resized mask < 0.5).
+    """
+
+    input_size: int
+    resize: str = "lanczos"
+    flip: bool = False
+    mask_size: int | None = None
+    mask_resize: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.resize not in _PIL_FILTERS:
+            raise ValueError(f"image resize must be one of {sorted(_PIL_FILTERS)}, got {self.resize!r}")
+        if self.mask_resize not in ("nearest", "bilinear"):
+            raise ValueError(f"mask resize must be nearest or bilinear, got {self.mask_resize!r}")
+
+    def image(self, img: np.ndarray) -> np.ndarray:
+        s = self.input_size
+        if img.shape[0] == s and img.shape[1] == s:
+            return img
+        return np.asarray(Image.fromarray(img).resize((s, s), _PIL_FILTERS[self.resize]))
+
+    def mask(self, mask: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 1 = fake -> (m, m) uint8 1 = fake."""
+        m = self.mask_size or self.input_size
+        if mask.shape == (m, m):
+            return mask
+        if self.mask_resize == "nearest":
+            return np.asarray(Image.fromarray(mask).resize((m, m), Image.NEAREST))
+        # The authors' file convention (255 = real), bilinear, then "< 0.5" of [0, 1] = fake.
+        real = Image.fromarray(((1 - mask) * 255).astype(np.uint8)).resize((m, m), Image.BILINEAR)
+        return (np.asarray(real, dtype=np.float32) / 255 < 0.5).astype(np.uint8)
+
+
+def transform_for(method: str, supervision: str, input_size: int, map_size: int | None = None,
+                  train: bool = True) -> Transform:
+    """The authors' transform of one method and supervision (docs/STUDY.md, "Transforms"):
+
+    - Patches weak and Grad-CAM weak: Lanczos resize (and centre crop, a no-op on square
+      images), random horizontal flip in training only;
+    - Attention (weak and full) and every full-supervision training: bilinear resize, no flip;
+    - masks (full supervision): nearest to the map for Patches and Grad-CAM, bilinear then
+      binarised at 0.5 for Attention.
+    """
+    lanczos = supervision == "weak" and method in ("patches", "gradcam")
+    return Transform(
+        input_size=input_size,
+        resize="lanczos" if lanczos else "bilinear",
+        flip=lanczos and train,
+        mask_size=map_size if supervision == "full" else None,
+        mask_resize="bilinear" if method == "attention" else "nearest",
+    )
+
 
 def read_image(path: Path) -> Image.Image:
     try:
@@ -69,18 +133,21 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 class DolosDataset(Dataset):
     """One split of one DOLOS dataset, e.g. ``celebahq/repaint-p2``, ``test``.
 
-    ``input_size``: images are resized with Lanczos (the paper's 256 -> 299), masks with
-    nearest neighbour so they stay binary. An index may be an int or ``(int, flip)``: the
-    training sampler decides flips itself so that a resumed run sees the same augmentations.
+    ``input_size``: images are resized to it with Lanczos and masks with nearest neighbour,
+    unless ``transform`` (a method's own, :func:`transform_for`) says otherwise. An index may be
+    an int or ``(int, flip)``: the training sampler decides flips itself so that a resumed run
+    sees the same augmentations.
     """
 
     def __init__(self, root: str | Path, key: DatasetKey | str, split: str, input_size: int,
                  limit: int | None = None, perturbation: Perturbation | None = None,
-                 perturbation_seed: int = 0, names: Sequence[str] | None = None):
+                 perturbation_seed: int = 0, names: Sequence[str] | None = None,
+                 transform: Transform | None = None):
         self.root = Path(root)
         self.key = DatasetKey.parse(key) if isinstance(key, str) else key
         self.split = split
         self.input_size = int(input_size)
+        self.transform = transform or Transform(self.input_size)
         self.images_dir = self.key.images_dir(self.root, split)
         self.masks_dir = self.key.masks_dir(self.root, split)
         if not self.images_dir.is_dir():
@@ -119,15 +186,13 @@ class DolosDataset(Dataset):
         img, mask = self.load_raw(i)
         if self.perturbation is not None:
             img = self.perturbation(img, self.perturbation_seed * 1_000_003 + i)
-        s = self.input_size
-        if img.shape[0] != s or img.shape[1] != s:
-            img = np.asarray(Image.fromarray(img).resize((s, s), Image.LANCZOS))
+        t = self.transform
+        img = t.image(img)
         if mask is not None:
-            if mask.shape != (s, s):
-                mask = np.asarray(Image.fromarray(mask).resize((s, s), Image.NEAREST))
-            mask_t = torch.from_numpy(mask.astype(np.float32))
+            mask_t = torch.from_numpy(t.mask(mask).astype(np.float32))
         else:
-            mask_t = torch.full((s, s), float(self.key.label))
+            m = t.mask_size or t.input_size
+            mask_t = torch.full((m, m), float(self.key.label))
         x = to_tensor(img)
         if flip:
             x = x.flip(-1)

@@ -25,25 +25,46 @@ _PATCH_FORENSICS_NAMES = {
 }
 
 
-def build_model(method: str, supervision: str, init: str = "random",
+# FFD (Dang et al.) Xception names -> timm's legacy_xception names (substring rewrites, in order).
+_FFD_NAMES = (
+    ("map.c.c.", "attention.0."), ("map.c.pointwise.", "attention.1."),
+    (".skip_bn.", ".skipbn."), ("last_linear.", "fc."),
+)
+
+
+def build_model(method: str, supervision: str, init: str | Path = "random",
                 loss_cfg: LossConfig | None = None) -> DolosModel:
     """A model by method name (``gradcam``, ``patches``, ``attention``) and supervision
-    (``weak``, ``full``). ``init``: ``random``, ``imagenet`` or a checkpoint path."""
+    (``weak``, ``full``). ``init``: ``random`` (each method's own random init) or a checkpoint
+    path (ours, the authors' Patches release, the FFD checkpoint, timm's or Cadene's ImageNet
+    Xception); ``dolos_core.weights.resolve_init`` picks the paper's file."""
     if method not in MODELS:
         raise KeyError(f"unknown method {method!r}; choose one of {', '.join(MODELS)}")
     if supervision not in SUPERVISIONS:
         raise KeyError(f"unknown supervision {supervision!r}; choose weak or full")
-    cls = MODELS[method]
-    if method == "patches":
-        if init == "imagenet":
-            raise InitError("Patches is trained from scratch (Xavier init) in the paper; "
-                            "use init='random' or a checkpoint path")
-        model = cls(supervision, loss_cfg=loss_cfg)
-    else:
-        model = cls(supervision, init=init, loss_cfg=loss_cfg)
-    if init not in ("random", "imagenet"):
+    model = MODELS[method](supervision, loss_cfg=loss_cfg)
+    if str(init) != "random":
         load_pretrained(model, init)
     return model
+
+
+def map_ffd_names(state: dict) -> dict:
+    """Rename an FFD checkpoint (``xcp_reg.tar``: separable convs ``c`` + ``pointwise``,
+    ``skip_bn``, ``last_linear``, the map as ``map.c.c`` / ``map.c.pointwise``) to timm's
+    legacy_xception names plus our ``attention.0`` / ``attention.1``."""
+    out = {}
+    for name, value in state.items():
+        for old, new in _FFD_NAMES:
+            name = name.replace(old, new)
+        parts = name.split(".")
+        # the depthwise conv of a separable conv: FFD calls it "c", timm "conv1"
+        parts = ["conv1" if p == "c" and i > 0 else p for i, p in enumerate(parts)]
+        out[".".join(parts)] = value
+    return out
+
+
+def _is_ffd(state: dict) -> bool:
+    return any(k.startswith(("map.c.", "last_linear.")) or ".skip_bn." in k for k in state)
 
 
 def map_patch_forensics_names(state: dict) -> dict:
@@ -59,22 +80,31 @@ def map_patch_forensics_names(state: dict) -> dict:
     return out
 
 
+_HEADS = ("fc.", "convout.", "seg_head.", "attention.")
+
+
 def load_pretrained(model: DolosModel, path: str | Path) -> None:
-    """Load a checkpoint into ``model``: our own format, the authors' Patches release, or the
-    FFD attention checkpoint (timm-style Xception names plus the attention layer). Missing or
-    unexpected tensors of the backbone are an error; a missing head is allowed (fine-tuning)."""
+    """Load a checkpoint into ``model``: our own format, the authors' Patches release, the FFD
+    checkpoint, or an ImageNet Xception (timm's ``legacy_xception`` or Cadene's file, whose
+    pointwise weights are 2-D). Missing or ill-shaped backbone tensors are an error; a missing
+    head, or a head of another shape (ImageNet's 1000 classes), is left as initialised."""
     state = load_state(path)
+    if _is_ffd(state):
+        state = map_ffd_names(state)
     if model.method == "patches":
         state = map_patch_forensics_names(state)
     elif not any(k.startswith(("body.", "tail.")) for k in state):
+        state = {k: (v[:, :, None, None] if k.endswith("pointwise.weight") and v.ndim == 2 else v)
+                 for k, v in state.items()}  # Cadene's ImageNet file stores 1x1 convs as 2-D
         state = _map_xception_names(model, state)
     own = model.state_dict()
+    state = {k: v for k, v in state.items()
+             if not (k.startswith(_HEADS) and k in own and own[k].shape != v.shape)}
     shape_bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if shape_bad:
         raise InitError(f"checkpoint {path}: tensors of the wrong shape: {shape_bad[:5]}")
     result = model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    missing = [k for k in result.missing_keys
-               if not k.startswith(("fc.", "convout.", "seg_head.", "attention."))]
+    missing = [k for k in result.missing_keys if not k.startswith(_HEADS)]
     if missing or not any(k in own for k in state):
         raise InitError(f"checkpoint {path} does not fit the {model.method} network: "
                         f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
@@ -101,4 +131,4 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 __all__ = ["build_model", "DolosModel", "LossConfig", "InitError", "MODELS",
-           "map_patch_forensics_names", "load_pretrained", "count_parameters"]
+           "map_patch_forensics_names", "map_ffd_names", "load_pretrained", "count_parameters"]

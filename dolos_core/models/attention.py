@@ -4,7 +4,9 @@ After ``block7`` a 3x3 separable convolution (depthwise 728 + pointwise 728->1) 
 a (B, 1, 19, 19) map at 299 px that multiplies the features; the rest of Xception and a 2-class
 head follow. Losses (PAPER.md): weak = CE(label) + lambda * BCE(max(map), label) (the DOLOS
 paper's change of FFD's L1 to BCE), lambda = 1; full = BCE(map, mask resized to the map).
-The map is the fake probability; the image score is the classifier's fake probability.
+The map is the fake probability. Image score, as the authors rank images: weak = the raw fake
+logit of the classifier; full = the mean of the map. The layer names of the map mirror FFD's
+(``map.c.c`` depthwise, ``map.c.pointwise`` without bias) so their checkpoint loads.
 """
 
 from __future__ import annotations
@@ -20,15 +22,14 @@ from .base import DolosModel, LossConfig, resize_mask
 class AttentionNet(DolosModel):
     method = "attention"
 
-    def __init__(self, supervision: str = "weak", init: str = "random",
-                 loss_cfg: LossConfig | None = None):
+    def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
         super().__init__(loss_cfg)
         self.supervision = supervision
-        net = create_xception(init if init in ("random", "imagenet") else "random")
+        net = create_xception()
         self.body = stage(net, None, "block7")                       # -> (B, 728, 19, 19)
         self.attention = nn.Sequential(
             nn.Conv2d(728, 728, 3, padding=1, groups=728, bias=False),  # depthwise
-            nn.Conv2d(728, 1, 1),                                       # pointwise -> 1
+            nn.Conv2d(728, 1, 1, bias=False),                           # pointwise -> 1
         )
         self.tail = stage(net, "block7", "act4")                     # -> (B, 2048, 10, 10)
         self.global_pool = net.global_pool
@@ -39,7 +40,8 @@ class AttentionNet(DolosModel):
         att = torch.sigmoid(self.attention(feats).float())           # (B, 1, 19, 19)
         logits = self.fc(self.global_pool(self.tail(feats * att.to(feats.dtype))))
         amap = att[:, 0]                                             # (B, 19, 19)
-        return {"logits": logits, "map": amap, "score": logits.float().softmax(1)[:, 1]}
+        score = logits.float()[:, 1] if self.supervision == "weak" else amap.mean((1, 2))
+        return {"logits": logits, "map": amap, "score": score}
 
     def loss(self, out: dict, batch: dict) -> torch.Tensor:
         cfg = self.loss_cfg

@@ -22,21 +22,10 @@ class InitError(RuntimeError):
     """Initial weights could not be had; the message says why and what to do."""
 
 
-def create_xception(init: str = "random", num_classes: int = 2) -> nn.Module:
-    """timm's ``legacy_xception`` with a ``num_classes`` head.
-
-    ``init``: ``random`` (offline default), ``imagenet`` (timm's pretrained weights: needs the
-    network or a filled timm/Hugging Face cache), or a checkpoint path (loaded by the caller).
-    """
-    if init == "imagenet":
-        try:
-            return timm.create_model("legacy_xception", pretrained=True, num_classes=num_classes)
-        except Exception as exc:
-            raise InitError(
-                "init='imagenet' needs timm's pretrained legacy_xception weights, which are "
-                "downloaded on first use and could not be had here "
-                f"({type(exc).__name__}: {exc}). Connect to the internet once, or use "
-                "init='random' or a checkpoint path.") from None
+def create_xception(num_classes: int = 2) -> nn.Module:
+    """timm's ``legacy_xception`` with a ``num_classes`` head and random weights. Pretrained
+    weights are loaded from a local file by the caller (``models.load_pretrained``); nothing
+    here reaches the network."""
     return timm.create_model("legacy_xception", pretrained=False, num_classes=num_classes)
 
 

@@ -39,8 +39,10 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 class DolosModel(nn.Module):
-    """Base class. ``forward(x)`` returns a dict with at least ``score`` (B,) and, except for
-    weak Grad-CAM, ``map`` (B, h, w): fake probabilities in [0, 1]. ``predict(x)`` returns
+    """Base class. ``forward(x)`` returns a dict with at least ``score`` (B,), the image score
+    the authors rank images by (higher = more likely fake: a fake logit for weak Grad-CAM and
+    weak Attention, a mean fake probability otherwise), and, except for weak Grad-CAM, ``map``
+    (B, h, w): fake probabilities in [0, 1]. ``predict(x)`` returns
     (map, score) for evaluation; ``loss(out, batch)`` the training loss."""
 
     method: str = ""

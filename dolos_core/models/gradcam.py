@@ -11,6 +11,9 @@ It reproduces pytorch-grad-cam's pipeline step by step (the authors' tool), whic
 by image in NumPy/OpenCV: cam = ReLU(sum_k mean(dy_fake/dA_k) A_k); min-max normalise; bilinear
 upsampling to the input size (cv2.resize = half-pixel bilinear, here ``align_corners=False``);
 ReLU; min-max normalise again. The target is the fake *logit*, as ClassifierOutputTarget.
+The weak model's image score is that raw fake logit too (the authors rank images by it; a
+softmax saturates to exactly 1.0 in float32 and creates ties); the full model's is the mean of
+its fake-probability map.
 """
 
 from __future__ import annotations
@@ -35,11 +38,10 @@ def minmax(cam: torch.Tensor) -> torch.Tensor:
 class GradCAMNet(DolosModel):
     method = "gradcam"
 
-    def __init__(self, supervision: str = "weak", init: str = "random",
-                 loss_cfg: LossConfig | None = None):
+    def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
         super().__init__(loss_cfg)
         self.supervision = supervision
-        net = create_xception(init if init in ("random", "imagenet") else "random")
+        net = create_xception()
         self.body = stage(net, None, "block11")          # -> (B, 728, 19, 19)
         if supervision == "weak":
             self.tail = stage(net, "block11", "act4")    # -> (B, 2048, 10, 10)
@@ -57,7 +59,7 @@ class GradCAMNet(DolosModel):
         feats = self.body(x)
         if self.supervision == "weak":
             logits = self.classify(feats)                # (B, 2)
-            return {"logits": logits, "score": logits.float().softmax(1)[:, 1]}
+            return {"logits": logits, "score": logits.float()[:, 1]}
         seg = self.seg_head(feats)                       # (B, 2, 19, 19)
         prob = seg.float().softmax(1)[:, 1]
         return {"map_logits": seg, "map": prob, "score": prob.mean((1, 2))}
@@ -76,7 +78,7 @@ class GradCAMNet(DolosModel):
         cam = F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear",
                             align_corners=False)[:, 0]               # (B, H, W)
         cam = minmax(F.relu(cam))
-        return cam, logits.detach().float().softmax(1)[:, 1]
+        return cam, logits.detach().float()[:, 1]
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.supervision == "weak":

@@ -1,8 +1,11 @@
 """Patches: local patch scores (Patch-Forensics, Chai et al., ECCV 2020), PAPER.md 'Methods'.
 
 Xception truncated after ``block2`` and a 1x1 convolution to two classes: every cell of the
-(B, 2, 37, 37) output at 299 px classifies one receptive-field patch. Xavier initialisation, no
-pretraining. Image score = mean of the patch fake-probabilities.
+(B, 2, 37, 37) output at 299 px classifies one receptive-field patch. No pretraining. Image
+score = mean of the patch fake-probabilities.
+
+Initialisation, as the authors' code (docs/STUDY.md, "Initialisation"): weak supervision uses
+Patch-Forensics' ``init_weights(type="xavier")``, full supervision PyTorch's default layer init.
 """
 
 from __future__ import annotations
@@ -15,19 +18,40 @@ from .backbone import create_xception, stage
 from .base import DolosModel, LossConfig, resize_mask
 
 
+def patch_forensics_init(net: nn.Module, gain: float = 0.02) -> None:
+    """Patch-Forensics' ``init_weights(net, "xavier", gain=0.02)``: every convolution and linear
+    weight Xavier-normal with gain 0.02 and bias 0; every BatchNorm weight ~ N(1, 0.02), bias 0.
+    At step 0 every cell's two logits are then nearly equal: the loss starts at ln 2."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_normal_(m.weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
+def pytorch_default_init(net: nn.Module) -> None:
+    """PyTorch's own initialisation of every layer (timm's Xception constructor applies its
+    own Kaiming init; the authors' full-supervision network keeps torch's defaults)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+            m.reset_parameters()
+
+
 class PatchesNet(DolosModel):
     method = "patches"
 
     def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
         super().__init__(loss_cfg)
         self.supervision = supervision
-        self.features = stage(create_xception("random"), None, "block2")  # -> (B, 256, h, w)
+        self.features = stage(create_xception(), None, "block2")  # -> (B, 256, h, w)
         self.convout = nn.Conv2d(256, 2, kernel_size=1)
-        for m in self.modules():  # Patch-Forensics' init: Xavier for every convolution
-            if isinstance(m, nn.Conv2d):
-                nn.init.xavier_normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        if supervision == "weak":
+            patch_forensics_init(self)
+        else:
+            pytorch_default_init(self)
 
     def forward(self, x: torch.Tensor) -> dict:
         logits = self.convout(self.features(x))          # (B, 2, 37, 37) at 299 px

@@ -1,0 +1,61 @@
+"""Profiles, --set overrides, iteration caps and the starting-weights policy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dolos_core.config import ConfigError, get_profile, parse_set
+from dolos_core.weights import WeightsMissing, resolve_init
+
+
+def test_set_parses_literals_strings_and_schedule_fields():
+    o = parse_set(["max_iters=2", "max_test_images=12", "init=random", "max_valid_images=None",
+                   "schedules.patches-weak.lr=1e-4"])
+    assert o == {"max_iters": 2, "max_test_images": 12, "init": "random", "max_valid_images": None,
+                 "schedules": {"patches-weak": {"lr": 1e-4}}}
+    p = get_profile("paper", **o)
+    assert p.schedule("patches", "weak").lr == 1e-4 and p.schedule("patches", "weak").batch_size == 64
+    assert p.max_valid_images is None and p.input_size == 299
+
+
+@pytest.mark.parametrize("item,match", [("max_iter=2", "did you mean max_iters"), ("max_iters", "FIELD=VALUE"),
+                                        ("schedules.patches-weak.rate=1", "schedules.<method>"),
+                                        ("seed.x=1", "no sub-fields")])
+def test_set_rejects_what_it_cannot_apply(item, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_set([item])
+
+
+def test_max_iters_caps_every_schedule():
+    p = get_profile("paper")
+    assert p.plan("patches", "weak") == (100, 500)
+    assert p.replace(max_iters=2).plan("gradcam", "weak") == (1, 2)
+    assert p.replace(max_iters=2).plan("patches", "full", 3.0) == (1, 2)
+    assert p.replace(max_iters=10**9).plan("attention", "full") == (15, 500)
+
+
+def test_paper_init_names_the_missing_file_and_the_way_out(tmp_path):
+    with pytest.raises(WeightsMissing) as err:
+        resolve_init("attention", "weak", "paper", tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path / "xcp_reg.tar") in msg and "--init random" in msg
+    assert "JStehouwer/FFD_CVPR2020" in msg and "scripts/fetch_weights.sh" in msg
+    with pytest.raises(WeightsMissing, match="legacy_xception.pth"):
+        resolve_init("gradcam", "full", "paper", tmp_path)
+    assert resolve_init("patches", "weak", "paper", tmp_path).kind == "random"  # from scratch
+
+
+def test_auto_uses_the_file_when_present_and_says_so_otherwise(tmp_path):
+    a = resolve_init("gradcam", "weak", "auto", tmp_path)
+    assert a.kind == "random" and "not in" in a.label
+    torch.save({}, tmp_path / "legacy_xception.pth")
+    b = resolve_init("gradcam", "weak", "auto", tmp_path)
+    assert b.kind == "file" and b.path == (tmp_path / "legacy_xception.pth").resolve()
+    assert resolve_init("gradcam", "weak", "paper", tmp_path).path == b.path
+    assert resolve_init("gradcam", "weak", "random", tmp_path).kind == "random"
+
+
+def test_profiles_start_as_the_paper_only_where_asked():
+    assert get_profile("paper").init == "paper"
+    assert get_profile("mini").init == "auto" and get_profile("smoke").init == "auto"
