@@ -44,3 +44,15 @@ def make_layout(root: Path, size: int = 32, n: int = 3, rgb_masks: bool = False,
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Path:
     return make_layout(tmp_path / "dolos")
+
+
+def make_real_layout(root: Path, size: int = 256, n: int = 2) -> Path:
+    """Every dataset of the real DOLOS layout at the real image size, ``n`` images per split;
+    FFHQ has no test split, as in the released data."""
+    from dolos_core.data import all_keys
+
+    keys = [str(k) for k in all_keys()]
+    make_layout(root, size=size, n=n, datasets=[k for k in keys if k.startswith("celebahq")])
+    make_layout(root, size=size, n=n, datasets=[k for k in keys if k.startswith("ffhq")],
+                splits=("train", "valid"), seed=1)
+    return root

@@ -171,3 +171,68 @@ def test_root_that_serves_no_experiment_is_one_message(tmp_path):
     assert r.returncode == 1 and "serves none of the chosen experiments" in out
     assert str(root) in out and "Traceback" not in out
     assert not (tmp_path / "runs" / "smoke" / "checkpoints").exists()  # nothing started
+
+
+# One experiment per method x supervision, plus Table 3's B (whole FFHQ split) and an
+# "all but X" training: the paper's code paths, without training all 26 (see README).
+DRY_SUBSET = ["gradcam-A", "gradcam-C", "patches-B", "patches-C", "attention-B", "attention-C",
+              "patches-B-ffhq", "patches-full-allbut-lama"]
+
+
+@pytest.fixture(scope="module")
+def paper_dry_run(tmp_path_factory):
+    from .conftest import make_real_layout
+
+    tmp = tmp_path_factory.mktemp("paper_dry")
+    root = make_real_layout(tmp / "dolos", size=256, n=2)
+    r = run("--profile", "paper", "--data-root", str(root), "--device", "cpu", "--init", "random",
+            "--set", "max_iters=2", "--set", "max_test_images=12", "--repo", str(tmp),
+            "--only", ",".join(["data", "train", "evaluate", "report"] + DRY_SUBSET), timeout=1500)
+    return tmp, root, r
+
+
+def test_paper_dry_run_has_the_papers_shapes(paper_dry_run):
+    """A paper-shaped dry run on data in the real layout at 256 px: 299 px inputs, maps of
+    37x37 (Patches), 19x19 (Grad-CAM full, Attention) and 299x299 (weak Grad-CAM), every
+    evaluation notebook, with --init random and two iterations per training."""
+    import json
+
+    tmp, root, r = paper_dry_run
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "capped at 2 iterations each" in r.stdout
+    pred = tmp / "runs" / "paper" / "predictions"
+    sides = {"gradcam-A": 299, "gradcam-C": 19, "patches-B": 37, "patches-C": 37, "attention-B": 19,
+             "attention-C": 19, "patches-B-ffhq": 37}
+    for exp, side in sides.items():
+        with np.load(pred / exp / "celebahq_repaint-p2.npz") as z:
+            assert z["maps"].shape == (2, side, side), exp
+        meta = json.loads((tmp / "runs" / "paper" / "checkpoints" / exp / "train.json").read_text())
+        assert meta["input_size"] == 299 and meta["epochs"] * meta["iters_per_epoch"] == 2
+        assert meta["init"].startswith("random") and meta["done"]
+    cfg = json.loads((tmp / "runs" / "paper" / "checkpoints" / "patches-B-ffhq" / "train.json").read_text())
+    assert cfg["n_train"] == 4 and cfg["transform"]["resize"] == "lanczos" and cfg["transform"]["flip"]
+    att = json.loads((tmp / "runs" / "paper" / "checkpoints" / "attention-C" / "train.json").read_text())
+    assert att["transform"] == {"input_size": 299, "resize": "bilinear", "flip": False, "mask_size": 19,
+                                "mask_resize": "bilinear"}
+    t2 = pd.read_csv(tmp / "results" / "paper" / "table2.csv").set_index("experiment")
+    assert t2.loc[["gradcam-A", "patches-C", "attention-B"], "status"].eq("ok").all()
+    assert (tmp / "results" / "paper" / "REPORT.md").exists()
+
+
+def test_paper_profile_without_weights_stops_with_one_line(tmp_path):
+    from .conftest import make_real_layout
+
+    root = make_real_layout(tmp_path / "dolos", size=32, n=1)
+    r = run("--profile", "paper", "--data-root", str(root), "--device", "cpu", "--only", "train,attention-B",
+            "--repo", str(tmp_path), "--weights", str(tmp_path / "w"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "Traceback" not in out
+    line = [x for x in out.splitlines() if x.startswith("error:")]
+    assert len(line) == 1 and str(tmp_path / "w" / "xcp_reg.tar") in line[0] and "--init random" in line[0]
+    assert not (tmp_path / "runs" / "paper" / "checkpoints").exists()
+
+
+def test_set_with_an_unknown_field_is_one_message(tmp_path):
+    r = run("--profile", "smoke", "--set", "max_iter=2", "--repo", str(tmp_path))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "did you mean max_iters" in out and "Traceback" not in out

@@ -1,0 +1,140 @@
+"""The GPU check: throughput and memory of every model at the paper's 299 px, and from them
+the hours each paper experiment needs. At most ~5 minutes on one GPU.
+
+    .venv/bin/python benchmarks/gpu_check.py                # CUDA; writes results/paper/gpu_check.{md,json}
+    .venv/bin/python benchmarks/gpu_check.py --quick --device cpu --out /tmp/x   # a smoke test
+
+Per method and supervision, at the paper's batch size: training images/s in fp32 and in bf16
+autocast with channels_last (the training loop's setting on CUDA), prediction images/s at
+batch 1 (the authors' way: one image at a time) and batched, and peak GPU memory. The paper
+profile's time estimate (``./run_all.sh --profile paper``) reads ``gpu_check.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from dolos_core.config import get_profile, repo_root, resolve_device
+from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS, plan_for
+from dolos_core.io import atomic_path, write_json
+from dolos_core.models import build_model
+
+CASES = [(m, s) for m in ("patches", "gradcam", "attention") for s in ("weak", "full")]
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _batch(n, size, dev, map_side=None):
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(n, size, size)
+    mask[:, size // 4: size // 2, size // 4: size // 2] = 1
+    return {"image": torch.randn(n, 3, size, size, generator=g).to(dev).contiguous(memory_format=torch.channels_last),
+            "label": (torch.arange(n) % 2).to(dev), "mask": mask.to(dev),
+            "has_mask": torch.ones(n, dtype=torch.bool, device=dev)}
+
+
+def train_speed(method, sup, batch_size, size, dev, bf16, steps, warmup):
+    torch.manual_seed(0)
+    model = build_model(method, sup).to(dev).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    batch = _batch(batch_size, size, dev)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if (bf16 and dev.type == "cuda") else contextlib.nullcontext()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(dev)
+            t0 = time.perf_counter()
+        with ctx:
+            out = model(batch["image"])
+        loss = model.loss(out, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(dev)
+    sec = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
+    return steps * batch_size / sec, peak
+
+
+def predict_speed(method, sup, batch_size, size, dev, n_images):
+    torch.manual_seed(0)
+    model = build_model(method, sup).to(dev).to(memory_format=torch.channels_last).eval()
+    x = _batch(batch_size, size, dev)["image"]
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+    with ctx:
+        model.predict(x)  # warm-up
+        _sync(dev)
+        t0 = time.perf_counter()
+        done = 0
+        while done < n_images:
+            model.predict(x)
+            done += batch_size
+        _sync(dev)
+    return done / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and steps (a smoke test, not a measurement)")
+    ap.add_argument("--out", default=None, help="folder for gpu_check.md/.json (default results/paper)")
+    args = ap.parse_args()
+    dev = resolve_device(args.device)
+    paper = get_profile("paper")
+    size = 64 if args.quick else paper.input_size
+    steps, warmup, n_pred = (1, 1, 2) if args.quick else (10, 3, 64)
+    out_dir = Path(args.out) if args.out else repo_root() / "results" / "paper"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    print(f"GPU check on {name} ({dev}), {size} px, torch {torch.__version__}")
+    rows, train = [], {}
+    for method, sup in CASES:
+        bs = paper.schedule(method, sup).batch_size
+        if args.quick:
+            bs = 2
+        fp32, _ = train_speed(method, sup, bs, size, dev, False, steps, warmup)
+        bf16, peak = train_speed(method, sup, bs, size, dev, True, steps, warmup)
+        p1 = predict_speed(method, sup, 1, size, dev, n_pred // 4 if not args.quick else 1)
+        pb = predict_speed(method, sup, 2 if args.quick else paper.predict_batch_size, size, dev, n_pred * 8 if not args.quick else 2)
+        key = f"{method}-{sup}"
+        train[key] = {"batch_size": bs, "fp32_img_s": round(fp32, 1), "bf16_img_s": round(bf16, 1),
+                      "train_img_s": round(bf16 if dev.type == "cuda" else fp32, 1),
+                      "peak_gb": round(peak, 2), "predict_b1_img_s": round(p1, 1), "predict_batched_img_s": round(pb, 1)}
+        print(f"  {key:<15} train fp32 {fp32:7.1f} img/s · bf16+channels_last {bf16:7.1f} img/s · "
+              f"predict b1 {p1:7.1f} / batched {pb:7.1f} img/s · peak {peak:5.2f} GB", flush=True)
+    hours = {}
+    for e in EXPERIMENTS.values():
+        s = paper.schedule(e.method, e.supervision)
+        epochs, iters = plan_for(e, paper)
+        hours[e.name] = epochs * iters * s.batch_size / train[f"{e.method}-{e.supervision}"]["train_img_s"] / 3600
+    result = {"device": name, "torch": torch.__version__, "input_size": size, "quick": args.quick,
+              "train": train, "hours": {k: round(v, 2) for k, v in hours.items()}}
+    write_json(out_dir / "gpu_check.json", result)
+    paper_h = sum(v for k, v in hours.items() if EXPERIMENTS[k].group in PAPER_GROUPS)
+    lines = [f"# GPU check: {name}", "",
+             f"`benchmarks/gpu_check.py` at {size} px, torch {torch.__version__}" + (" (QUICK: not a measurement)" if args.quick else ""), "",
+             "| model | batch | train fp32 img/s | train bf16 + channels_last img/s | predict batch 1 img/s | predict batched img/s | peak GB |",
+             "|---|---|---|---|---|---|---|"]
+    for k, v in train.items():
+        lines.append(f"| {k} | {v['batch_size']} | {v['fp32_img_s']} | {v['bf16_img_s']} | {v['predict_b1_img_s']} | "
+                     f"{v['predict_batched_img_s']} | {v['peak_gb']} |")
+    lines += ["", f"Training hours per experiment at the paper's schedules (paper's experiments: {paper_h:.1f} h in all; "
+              f"with the extensions: {sum(hours.values()):.1f} h):", "", "| experiment | hours |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in hours.items()]
+    with atomic_path(out_dir / "gpu_check.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out_dir / 'gpu_check.md'} ({paper_h:.1f} GPU-hours for the paper's experiments)")
+
+
+if __name__ == "__main__":
+    main()
