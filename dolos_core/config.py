@@ -28,7 +28,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Schedule:
-    """Optimisation schedule of one method under one supervision (PAPER.md, 'Training')."""
+    """Optimisation schedule of one method under one supervision (docs/STUDY.md, 'Training')."""
 
     lr: float
     batch_size: int
@@ -53,7 +53,7 @@ class Profile:
     # Image side of the dataset's PNGs (DOLOS: 256) and the network input side (paper: 299).
     image_size: int
     input_size: int
-    # Training schedules per (method, supervision); paper values from PAPER.md.
+    # Training schedules per (method, supervision); paper values from docs/STUDY.md.
     schedules: Mapping[str, Schedule]
     # Epoch multiplier of the "all but X" cross-generator trainings (paper: 150 vs 50 epochs).
     allbut_epoch_factor: float = 3.0
@@ -106,7 +106,7 @@ class Profile:
         return epochs, iters
 
 
-# Paper schedules (PAPER.md, section "Methods"): lr, batch, epochs x 500 iterations.
+# Paper schedules (docs/STUDY.md, section "Methods"): lr, batch, epochs x 500 iterations.
 _PAPER_SCHEDULES = {
     "patches-weak": Schedule(1e-3, 64, 100, 500),
     "patches-full": Schedule(1e-3, 16, 50, 500),

@@ -1,4 +1,4 @@
-"""Every loss of the study (PAPER.md 'Methods'; the regression variants are the FakeLocator
+"""Every loss of the study (docs/STUDY.md 'Methods'; the regression variants are the FakeLocator
 extension). Maps are fake probabilities; masks and labels use 1 = fake."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Metrics: the authors' protocol (PAPER.md 'Metrics') and our threshold-free extras.
+"""Metrics: the authors' protocol (docs/STUDY.md 'Metrics') and our threshold-free extras.
 
 Everything works on whole arrays (torch, in chunks to bound memory), never image by image with
 PIL. Conventions: maps are fake probabilities (N, h, w); masks are (N, H, W) with 1 = fake.

@@ -49,6 +49,20 @@ def _git(root: Path) -> str:
         return "unknown"
 
 
+def _training_runs(paths: Paths) -> pd.DataFrame | None:
+    """One row per trained experiment, from its ``train.json``."""
+    import json
+
+    rows = []
+    for f in sorted(paths.checkpoints.glob("*/train.json")):
+        m = json.loads(f.read_text())
+        rows.append({"experiment": f.parent.name, "init": m.get("init", "?"),
+                     "epochs x iters": f"{m.get('epochs')} x {m.get('iters_per_epoch', m.get('schedule', {}).get('iters_per_epoch'))}",
+                     "batch": m.get("schedule", {}).get("batch_size"), "input": m.get("input_size"),
+                     "resize": m.get("transform", {}).get("resize", "?"), "train s": m.get("seconds")})
+    return pd.DataFrame(rows) if rows else None
+
+
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None) -> Path:
     res, figs = paths.results, paths.figures
     lines = [f"# DOLOS reproduction · {profile.name} profile", ""]
@@ -71,6 +85,12 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
     if timings:
         lines += ["### Timings", "", "| stage | time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
+    runs = _training_runs(paths)
+    if runs is not None:
+        lines += ["### Training runs", "",
+                  "What each experiment started from (`init`; see README, 'Running on DOLOS'), its "
+                  "schedule as run, and its training time.", "",
+                  runs.to_markdown(index=False, floatfmt=".0f"), ""]
     if skipped:
         lines += ["### Skipped experiments (data missing)", ""]
         lines += [f"- `{k}`: {v[0]}" for k, v in skipped.items()] + [""]

@@ -1,4 +1,4 @@
-"""One training loop for every method and setup (PAPER.md 'Training').
+"""One training loop for every method and setup (docs/STUDY.md 'Training').
 
 Adam; per method and supervision the profile's learning rate, batch size and epochs x
 iterations; validation loss after every epoch; the checkpoint with the lowest validation loss is

@@ -96,7 +96,7 @@ def resolve_init(method: str, supervision: str, policy: str, weights_dir: str | 
     if path.is_file():
         return InitChoice("file", path.resolve(), f"{key} ({wf.name})")
     if policy == "auto":
-        return InitChoice("random", None, f"random ({wf.name} not in {weights_dir})")
+        return InitChoice("random", None, f"random (no {wf.name} in the weights folder)")
     raise WeightsMissing(
         f"{path} is missing: the paper starts {method} from {wf.what}. Get it with "
         f"scripts/fetch_weights.sh on a connected machine (source: {wf.source}) and put it in "

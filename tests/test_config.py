@@ -48,7 +48,7 @@ def test_paper_init_names_the_missing_file_and_the_way_out(tmp_path):
 
 def test_auto_uses_the_file_when_present_and_says_so_otherwise(tmp_path):
     a = resolve_init("gradcam", "weak", "auto", tmp_path)
-    assert a.kind == "random" and "not in" in a.label
+    assert a.kind == "random" and "no legacy_xception.pth" in a.label
     torch.save({}, tmp_path / "legacy_xception.pth")
     b = resolve_init("gradcam", "weak", "auto", tmp_path)
     assert b.kind == "file" and b.path == (tmp_path / "legacy_xception.pth").resolve()

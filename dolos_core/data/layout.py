@@ -1,4 +1,4 @@
-"""The DOLOS dataset layout (PAPER.md, 'Dataset') as data, and its validator.
+"""The DOLOS dataset layout (docs/STUDY.md, 'The data') as data, and its validator.
 
 ::
 

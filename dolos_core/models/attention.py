@@ -2,7 +2,7 @@
 
 After ``block7`` a 3x3 separable convolution (depthwise 728 + pointwise 728->1) and a sigmoid give
 a (B, 1, 19, 19) map at 299 px that multiplies the features; the rest of Xception and a 2-class
-head follow. Losses (PAPER.md): weak = CE(label) + lambda * BCE(max(map), label) (the DOLOS
+head follow. Losses (docs/STUDY.md): weak = CE(label) + lambda * BCE(max(map), label) (the DOLOS
 paper's change of FFD's L1 to BCE), lambda = 1; full = BCE(map, mask resized to the map).
 The map is the fake probability. Image score, as the authors rank images: weak = the raw fake
 logit of the classifier; full = the mean of the map. The layer names of the map mirror FFD's

@@ -11,7 +11,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Which loss a model trains with (PAPER.md and the FakeLocator extension).
+    """Which loss a model trains with (docs/STUDY.md and the FakeLocator extension).
 
     ``localize``: the map loss of full supervision: ``paper`` (cross-entropy / BCE as the paper),
     ``l1`` or ``l2`` (regression between fake-probability map and mask). ``rho_class`` and

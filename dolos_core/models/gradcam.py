@@ -1,4 +1,4 @@
-"""Grad-CAM (Selvaraju et al., ICCV 2017) on an Xception classifier, PAPER.md 'Methods'.
+"""Grad-CAM (Selvaraju et al., ICCV 2017) on an Xception classifier, docs/STUDY.md 'Methods'.
 
 - weak: Xception with a 2-class head trained with cross-entropy on the image label; the map is
   the Grad-CAM of class "fake" at the output of ``block11`` (B, 728, 19, 19 at 299 px).

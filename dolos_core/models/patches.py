@@ -1,4 +1,4 @@
-"""Patches: local patch scores (Patch-Forensics, Chai et al., ECCV 2020), PAPER.md 'Methods'.
+"""Patches: local patch scores (Patch-Forensics, Chai et al., ECCV 2020), docs/STUDY.md 'Methods'.
 
 Xception truncated after ``block2`` and a 1x1 convolution to two classes: every cell of the
 (B, 2, 37, 37) output at 299 px classifies one receptive-field patch. No pretraining. Image
