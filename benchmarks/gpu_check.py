@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import time
 from pathlib import Path
@@ -97,19 +96,21 @@ def main() -> None:
     out_dir = Path(args.out) if args.out else repo_root() / "results" / "paper"
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     print(f"GPU check on {name} ({dev}), {size} px, torch {torch.__version__}")
-    rows, train = [], {}
+    train = {}
     for method, sup in CASES:
         bs = paper.schedule(method, sup).batch_size
         if args.quick:
             bs = 2
         fp32, _ = train_speed(method, sup, bs, size, dev, False, steps, warmup)
         bf16, peak = train_speed(method, sup, bs, size, dev, True, steps, warmup)
-        p1 = predict_speed(method, sup, 1, size, dev, n_pred // 4 if not args.quick else 1)
-        pb = predict_speed(method, sup, 2 if args.quick else paper.predict_batch_size, size, dev, n_pred * 8 if not args.quick else 2)
+        p1 = predict_speed(method, sup, 1, size, dev, 1 if args.quick else n_pred // 4)
+        pb = predict_speed(method, sup, 2 if args.quick else paper.predict_batch_size, size, dev,
+                           2 if args.quick else n_pred * 8)
         key = f"{method}-{sup}"
         train[key] = {"batch_size": bs, "fp32_img_s": round(fp32, 1), "bf16_img_s": round(bf16, 1),
                       "train_img_s": round(bf16 if dev.type == "cuda" else fp32, 1),
-                      "peak_gb": round(peak, 2), "predict_b1_img_s": round(p1, 1), "predict_batched_img_s": round(pb, 1)}
+                      "peak_gb": round(peak, 2), "predict_b1_img_s": round(p1, 1),
+                      "predict_batched_img_s": round(pb, 1)}
         print(f"  {key:<15} train fp32 {fp32:7.1f} img/s · bf16+channels_last {bf16:7.1f} img/s · "
               f"predict b1 {p1:7.1f} / batched {pb:7.1f} img/s · peak {peak:5.2f} GB", flush=True)
     hours = {}
@@ -122,8 +123,10 @@ def main() -> None:
     write_json(out_dir / "gpu_check.json", result)
     paper_h = sum(v for k, v in hours.items() if EXPERIMENTS[k].group in PAPER_GROUPS)
     lines = [f"# GPU check: {name}", "",
-             f"`benchmarks/gpu_check.py` at {size} px, torch {torch.__version__}" + (" (QUICK: not a measurement)" if args.quick else ""), "",
-             "| model | batch | train fp32 img/s | train bf16 + channels_last img/s | predict batch 1 img/s | predict batched img/s | peak GB |",
+             f"`benchmarks/gpu_check.py` at {size} px, torch {torch.__version__}"
+             + (" (QUICK: not a measurement)" if args.quick else ""), "",
+             "| model | batch | train fp32 img/s | train bf16 + channels_last img/s | predict batch 1 img/s "
+             "| predict batched img/s | peak GB |",
              "|---|---|---|---|---|---|---|"]
     for k, v in train.items():
         lines.append(f"| {k} | {v['batch_size']} | {v['fp32_img_s']} | {v['bf16_img_s']} | {v['predict_b1_img_s']} | "

@@ -56,8 +56,9 @@ def _training_runs(paths: Paths) -> pd.DataFrame | None:
     rows = []
     for f in sorted(paths.checkpoints.glob("*/train.json")):
         m = json.loads(f.read_text())
+        iters = m.get("iters_per_epoch", m.get("schedule", {}).get("iters_per_epoch"))
         rows.append({"experiment": f.parent.name, "init": m.get("init", "?"),
-                     "epochs x iters": f"{m.get('epochs')} x {m.get('iters_per_epoch', m.get('schedule', {}).get('iters_per_epoch'))}",
+                     "epochs x iters": f"{m.get('epochs')} x {iters}",
                      "batch": m.get("schedule", {}).get("batch_size"), "input": m.get("input_size"),
                      "resize": m.get("transform", {}).get("resize", "?"), "train s": m.get("seconds")})
     return pd.DataFrame(rows) if rows else None
