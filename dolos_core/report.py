@@ -42,7 +42,9 @@ def _git(root: Path) -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        # what a run writes itself (results/, figures/) does not make the code dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results", ":(exclude)figures"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
     except Exception:
