@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import metrics
 from .config import Paths, Profile
+from .data.layout import DatasetKey
 from .experiments import (CELEBA_TEST, FIG6_GENERATORS, FIG6_TEST, EXPERIMENTS, Experiment,
                           experiments_in)
 from .io import atomic_path
@@ -95,9 +96,40 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return df[PAPER_COLUMNS + ["supervision", "status"] + EXTRA_COLUMNS]
 
 
-def table2(paths: Paths, profile: Profile, extras: bool = True) -> pd.DataFrame:
-    """Table 2 (paper 5.1): methods x setups on CelebA-HQ."""
-    return _frame([experiment_row(e, paths, profile, extras) for e in experiments_in("table2")])
+def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[dict]:
+    """Rows of the trivial baselines (``dolos_core.baselines``; ours), scored exactly as the
+    experiments: ``baseline-everything-fake`` and ``baseline-pixel-lr``. Empty when the data
+    root lacks setup C's training split or the test sets."""
+    from .baselines import BASELINES, TRAIN_KEY, baseline_maps, fit_pixel_lr
+    from .data.layout import split_exists
+
+    fake_key, real_key = CELEBA_TEST
+    need = [(TRAIN_KEY, "train"), (fake_key, "test"), (real_key, "test")]
+    if not all(split_exists(paths.data_root, DatasetKey.parse(k), s) for k, s in need):
+        return []
+    model = fit_pixel_lr(paths.data_root, seed=profile.seed)
+    rows = []
+    for name in BASELINES:
+        preds = {}
+        for key in (fake_key, real_key):
+            maps, scores, names = baseline_maps(name, paths.data_root, key, profile.max_test_images, model)
+            k = DatasetKey.parse(key)
+            mdir = k.masks_dir(paths.data_root, "test")
+            preds[key] = Predictions(maps, scores, names, {"label": k.label,
+                                                           "masks_dir": str(mdir) if mdir else None})
+        row = {"experiment": f"baseline-{name}", "method": "baseline", "setup": None,
+               "supervision": "none"}
+        row.update(localization_row(preds[fake_key], profile, extras))
+        row.update(detection_row(preds[real_key], preds[fake_key], profile, extras))
+        row["status"] = "ok"
+        rows.append(row)
+    return rows
+
+
+def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool = True) -> pd.DataFrame:
+    """Table 2 (paper 5.1): methods x setups on CelebA-HQ, then the trivial baselines (ours)."""
+    rows = [experiment_row(e, paths, profile, extras) for e in experiments_in("table2")]
+    return _frame(rows + (baseline_rows(paths, profile, extras) if baselines else []))
 
 
 def table3(paths: Paths, profile: Profile, extras: bool = True) -> pd.DataFrame:
@@ -145,6 +177,18 @@ def domain_averages(cg: pd.DataFrame) -> pd.DataFrame:
     """In-domain vs out-of-domain mean IoU per panel (the text of paper 5.3)."""
     return (cg.dropna(subset=["iou"]).groupby(["panel", "in_domain"])["iou"].mean()
             .unstack().rename(columns={True: "in_domain", False: "out_of_domain"}))
+
+
+def training_runs(paths: Paths) -> dict[str, dict]:
+    """Every trained experiment's ``train.json`` (config and curve), in the registry's order."""
+    import json
+
+    out = {}
+    for name in EXPERIMENTS:
+        f = paths.checkpoints / name / "train.json"
+        if f.exists():
+            out[name] = json.loads(f.read_text())
+    return out
 
 
 def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f") -> list[Path]:

@@ -90,3 +90,42 @@ def iou_heatmap(cg: pd.DataFrame, panel: str, ax=None, order=None):
     ax.set_xlabel("tested on")
     ax.set_ylabel("trained on")
     return ax
+
+
+def training_curves(runs: dict[str, dict], ncols: int = 5):
+    """One small panel per experiment: train and validation loss against training steps (left
+    axis), validation AP of the image scores for weak runs (right axis, % with chance at 50),
+    the kept (lowest validation loss) epoch marked. ``runs``: experiment -> its ``train.json``."""
+    names = list(runs)
+    nrows = max(1, -(-len(names) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.3 * nrows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        meta = runs[name]
+        df = pd.DataFrame(meta["history"])
+        iters = meta.get("iters_per_epoch") or meta.get("schedule", {}).get("iters_per_epoch", 1)
+        step = df["step"] if "step" in df else (df["epoch"] + 1) * iters
+        ax.plot(step, df["train_loss"], "o-", ms=3, color="tab:blue", label="train loss")
+        ax.plot(step, df["valid_loss"], "s-", ms=3, color="tab:orange", label="valid loss")
+        best = int(df["valid_loss"].idxmin())
+        ax.axvline(step.iloc[best], color="grey", ls=":", lw=1)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+        if "valid_ap" in df and df["valid_ap"].notna().any():
+            ax2 = ax.twinx()
+            ax2.plot(step, df["valid_ap"], "^-", ms=3, color="tab:green", label="valid AP (%)")
+            ax2.axhline(50, color="tab:green", ls="--", lw=0.8, alpha=0.6)
+            ax2.set_ylim(40, 100)
+            ax2.tick_params(labelsize=7, colors="tab:green")
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("loss", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("training step", fontsize=8)
+    handles = [plt.Line2D([], [], color=c, marker=m, label=lab) for c, m, lab in
+               (("tab:blue", "o", "train loss"), ("tab:orange", "s", "validation loss"),
+                ("tab:green", "^", "validation AP, weak runs (%, right axis; dashed: chance)"),
+                ("grey", None, "kept epoch (lowest validation loss)"))]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig

@@ -95,16 +95,27 @@ def make_model(exp: Experiment, init: InitChoice | None = None) -> DolosModel:
 
 
 @torch.no_grad()
-def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> float:
+def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> tuple[float, float | None]:
+    """Mean validation loss, and the validation AP (%) of the image scores when the split holds
+    both real and fake images (weak supervision; None otherwise). AP is only watched: the
+    checkpoint is chosen by the loss, as the authors do."""
+    from sklearn.metrics import average_precision_score
+
     model.eval()
     total, n = 0.0, 0
+    scores, labels = [], []
     for batch in loader:
         batch = _to(batch, device, True)
         with _autocast(device):
             out = model(batch["image"])
         total += float(model.loss(out, batch)) * len(batch["label"])
         n += len(batch["label"])
-    return total / max(n, 1)
+        scores.append(out["score"].float().cpu().numpy())
+        labels.append(batch["label"].cpu().numpy())
+    y = np.concatenate(labels) if labels else np.zeros(0)
+    ap = (100 * float(average_precision_score(y, np.concatenate(scores)))
+          if len(np.unique(y)) == 2 else None)
+    return total / max(n, 1), ap
 
 
 def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
@@ -195,10 +206,10 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
-        val = validate(model, valid_loader, dev)
+        val, val_ap = validate(model, valid_loader, dev)
         seconds += time.time() - t0
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "valid_loss": val,
-                        "seconds": round(seconds, 2)})
+        history.append({"epoch": epoch, "step": (epoch + 1) * iters, "train_loss": float(np.mean(losses)),
+                        "valid_loss": val, "valid_ap": val_ap, "seconds": round(seconds, 2)})
         if val < best_loss:
             best_loss, best_epoch = val, epoch
             save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})

@@ -59,6 +59,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(smoke, tmp_path):
     assert meta["done"] is False and (b.checkpoints / exp.name / "last.pt").exists()
     rest = train_experiment(exp, prof, b, device="cpu", progress=False)
     assert rest.resumed_from == 1 and len(rest.history) == 3
+    assert all(h["valid_ap"] is None for h in rest.history)  # full supervision: fakes only
     wa = load_torch(a.checkpoints / exp.name / "best.pt")
     wb = load_torch(b.checkpoints / exp.name / "best.pt")
     assert wa.keys() == wb.keys()
@@ -72,7 +73,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(smoke, tmp_path):
 def test_predictions_are_written_once_with_their_metadata(smoke):
     prof, paths = smoke
     exp = get_experiment("patches-B")
-    train_experiment(exp, prof, paths, device="cpu", progress=False)
+    res = train_experiment(exp, prof, paths, device="cpu", progress=False)
+    # weak runs watch the validation AP of their image scores (real and fake in the split)
+    assert all(0 <= h["valid_ap"] <= 100 for h in res.history)
+    assert [h["step"] for h in res.history] == [2, 4]
     files = predict_experiment(exp, prof, paths, device="cpu", progress=False)
     assert [f.name for f in files] == [f"{stem_of(k)}.npz" for k in exp.test]
     fake = load_predictions(files[0])
