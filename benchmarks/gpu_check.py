@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from dolos_core.config import get_profile, repo_root, resolve_device
-from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS, plan_for
+from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS
 from dolos_core.io import atomic_path, write_json
 from dolos_core.models import build_model
+from dolos_core.pipeline import estimate_hours
 
 CASES = [(m, s) for m in ("patches", "gradcam", "attention") for s in ("weak", "full")]
 
@@ -113,11 +114,8 @@ def main() -> None:
                       "predict_batched_img_s": round(pb, 1)}
         print(f"  {key:<15} train fp32 {fp32:7.1f} img/s · bf16+channels_last {bf16:7.1f} img/s · "
               f"predict b1 {p1:7.1f} / batched {pb:7.1f} img/s · peak {peak:5.2f} GB", flush=True)
-    hours = {}
-    for e in EXPERIMENTS.values():
-        s = paper.schedule(e.method, e.supervision)
-        epochs, iters = plan_for(e, paper)
-        hours[e.name] = epochs * iters * s.batch_size / train[f"{e.method}-{e.supervision}"]["train_img_s"] / 3600
+    hours = estimate_hours(EXPERIMENTS.values(), paper, gpu=True,
+                           throughput={k: v["train_img_s"] for k, v in train.items()})
     result = {"device": name, "torch": torch.__version__, "input_size": size, "quick": args.quick,
               "train": train, "hours": {k: round(v, 2) for k, v in hours.items()}}
     write_json(out_dir / "gpu_check.json", result)

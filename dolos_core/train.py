@@ -143,7 +143,7 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     torch.manual_seed(profile.seed)
     model = make_model(exp, start_from)
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
-    tf_valid = experiment_transform(exp, model, profile.input_size, train=False)
+    tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
     model = model.to(dev).to(memory_format=torch.channels_last)
     valid_limit = profile.max_valid_images
     if profile.max_iters is not None:  # a capped (dry) run validates on at most what it trains on
