@@ -71,7 +71,8 @@ def experiment_init(exp: Experiment, profile: Profile, paths: Paths,
     """What ``exp`` starts from: ``init`` (a policy or a path) or the profile's policy, with
     the profile's weights folder (default ``weights/`` in the repository)."""
     weights_dir = profile.weights_dir or default_weights_dir(paths.root)
-    return resolve_init(exp.method, exp.supervision, init or profile.init, weights_dir)
+    return resolve_init(exp.method, exp.supervision, init or profile.init, weights_dir,
+                        profile.patches_weak_init)
 
 
 def _autocast(device: torch.device):
@@ -89,9 +90,11 @@ def _to(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return out
 
 
-def make_model(exp: Experiment, init: InitChoice | None = None) -> DolosModel:
+def make_model(exp: Experiment, init: InitChoice | None = None,
+               patches_weak_init: str = "authors") -> DolosModel:
     start = init.path if init is not None and init.kind == "file" else "random"
-    return build_model(exp.method, exp.supervision, init=start, loss_cfg=exp.loss)
+    return build_model(exp.method, exp.supervision, init=start, loss_cfg=exp.loss,
+                       patches_weak_init=patches_weak_init)
 
 
 @torch.no_grad()
@@ -141,7 +144,7 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     epochs, iters = plan_for(exp, profile)
     start_from = experiment_init(exp, profile, paths, init)
     torch.manual_seed(profile.seed)
-    model = make_model(exp, start_from)
+    model = make_model(exp, start_from, profile.patches_weak_init)
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
     tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
     model = model.to(dev).to(memory_format=torch.channels_last)

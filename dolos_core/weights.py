@@ -78,9 +78,11 @@ def default_weights_dir(root: Path) -> Path:
     return Path(root) / "weights"
 
 
-def resolve_init(method: str, supervision: str, policy: str, weights_dir: str | Path) -> InitChoice:
+def resolve_init(method: str, supervision: str, policy: str, weights_dir: str | Path,
+                 patches_weak_init: str = "authors") -> InitChoice:
     """The start of a ``method``/``supervision`` run under ``policy`` (see module doc).
-    ``policy`` may also be a checkpoint path, used as it is."""
+    ``policy`` may also be a checkpoint path, used as it is. ``patches_weak_init`` names the
+    random init of weak Patches (``authors`` or ``pytorch``), for the label."""
     if policy not in INIT_POLICIES:
         path = Path(policy).expanduser()
         if not path.is_file():
@@ -88,7 +90,8 @@ def resolve_init(method: str, supervision: str, policy: str, weights_dir: str | 
         return InitChoice("file", path.resolve(), f"checkpoint {path.name}")
     key = PAPER_START[(method, supervision)]
     if policy == "random" or key is None:
-        label = ("random (Patch-Forensics Xavier init)" if (method, supervision) == ("patches", "weak")
+        authors = (method, supervision) == ("patches", "weak") and patches_weak_init == "authors"
+        label = ("random (Patch-Forensics Xavier init)" if authors
                  else "random (PyTorch default init)" if method == "patches" else "random")
         return InitChoice("random", None, label)
     wf = WEIGHT_FILES[key]

@@ -59,3 +59,15 @@ def test_auto_uses_the_file_when_present_and_says_so_otherwise(tmp_path):
 def test_profiles_start_as_the_paper_only_where_asked():
     assert get_profile("paper").init == "paper"
     assert get_profile("mini").init == "auto" and get_profile("smoke").init == "auto"
+
+
+def test_weak_patches_init_per_profile_and_checked():
+    from dolos_core.config import ConfigError
+
+    assert get_profile("paper").patches_weak_init == "authors"
+    assert get_profile("smoke").patches_weak_init == "authors"
+    assert get_profile("mini").patches_weak_init == "pytorch"
+    assert "Patch-Forensics" in resolve_init("patches", "weak", "auto", ".").label
+    assert "PyTorch" in resolve_init("patches", "weak", "auto", ".", "pytorch").label
+    with pytest.raises(ConfigError, match="patches_weak_init"):
+        get_profile("mini", patches_weak_init="xavier")

@@ -89,6 +89,40 @@ def test_weak_patches_start_as_the_authors_init():
     assert conv1.std() < 0.02 * math.sqrt(2 / (27 + 32 * 9)) * 1.5
 
 
+def test_authors_weak_init_starts_with_silent_separable_convolutions():
+    """Why the mini profile gives weak Patches PyTorch's init: with Xavier gain 0.02 the
+    depthwise x pointwise products of block1/block2 are so small that their BatchNorm inputs
+    have a variance below BatchNorm's epsilon (1e-5); those paths output almost nothing and only
+    the 1x1 skip convolutions carry the image. PyTorch's init has no such dead start."""
+    x = torch.randn(4, 3, 96, 96) * 0.5
+
+    def rep_std(model):
+        stds = {}
+        hooks = [m.register_forward_hook(lambda mod, i, o, n=n: stds.__setitem__(n, float(o.detach().std())))
+                 for n, m in model.named_modules() if n.endswith("rep.4") or n.endswith("skipbn")]
+        model.train()(x)
+        for h in hooks:
+            h.remove()
+        return stds
+
+    torch.manual_seed(0)
+    authors = rep_std(build_model("patches", "weak"))
+    torch.manual_seed(0)
+    pytorch = rep_std(build_model("patches", "weak", patches_weak_init="pytorch"))
+    assert authors["features.6.rep.4"] < 0.01 and authors["features.6.skipbn"] > 0.5
+    assert pytorch["features.6.rep.4"] > 0.5
+
+
+def test_weak_patches_pytorch_init_option():
+    torch.manual_seed(0)
+    model = build_model("patches", "weak", patches_weak_init="pytorch")
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            assert m.weight.abs().max() <= 1 / math.sqrt(m.weight[0].numel()) + 1e-6
+    with pytest.raises(ValueError, match="weak_init"):
+        build_model("patches", "weak", patches_weak_init="xavier")
+
+
 def test_full_patches_keep_pytorchs_default_init():
     """Full supervision keeps torch's default layer init (Kaiming-uniform, |w| <= 1/sqrt(fan_in)),
     neither timm's Kaiming-normal nor Patch-Forensics' Xavier."""

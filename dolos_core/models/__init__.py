@@ -33,16 +33,21 @@ _FFD_NAMES = (
 
 
 def build_model(method: str, supervision: str, init: str | Path = "random",
-                loss_cfg: LossConfig | None = None) -> DolosModel:
+                loss_cfg: LossConfig | None = None, patches_weak_init: str = "authors") -> DolosModel:
     """A model by method name (``gradcam``, ``patches``, ``attention``) and supervision
     (``weak``, ``full``). ``init``: ``random`` (each method's own random init) or a checkpoint
     path (ours, the authors' Patches release, the FFD checkpoint, timm's or Cadene's ImageNet
-    Xception); ``dolos_core.weights.resolve_init`` picks the paper's file."""
+    Xception); ``dolos_core.weights.resolve_init`` picks the paper's file.
+    ``patches_weak_init``: the random init of weak Patches, ``authors`` (Patch-Forensics' Xavier
+    0.02) or ``pytorch`` (PyTorch's default, as full Patches)."""
     if method not in MODELS:
         raise KeyError(f"unknown method {method!r}; choose one of {', '.join(MODELS)}")
     if supervision not in SUPERVISIONS:
         raise KeyError(f"unknown supervision {supervision!r}; choose weak or full")
-    model = MODELS[method](supervision, loss_cfg=loss_cfg)
+    if method == "patches":
+        model = PatchesNet(supervision, loss_cfg=loss_cfg, weak_init=patches_weak_init)
+    else:
+        model = MODELS[method](supervision, loss_cfg=loss_cfg)
     if str(init) != "random":
         load_pretrained(model, init)
     return model

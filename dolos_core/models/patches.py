@@ -6,6 +6,9 @@ score = mean of the patch fake-probabilities.
 
 Initialisation, as the authors' code (docs/STUDY.md, "Initialisation"): weak supervision uses
 Patch-Forensics' ``init_weights(type="xavier")``, full supervision PyTorch's default layer init.
+``weak_init="pytorch"`` gives weak supervision PyTorch's default init too (the mini profile's
+choice: with the authors' init the separable-convolution paths of ``block1`` and ``block2`` start
+below BatchNorm's epsilon and stay silent for hundreds of steps; docs/STUDY.md, "Initialisation").
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from torch import nn
 from .. import losses
 from .backbone import create_xception, stage
 from .base import DolosModel, LossConfig, resize_mask
+
+WEAK_INITS = ("authors", "pytorch")
 
 
 def patch_forensics_init(net: nn.Module, gain: float = 0.02) -> None:
@@ -43,12 +48,15 @@ def pytorch_default_init(net: nn.Module) -> None:
 class PatchesNet(DolosModel):
     method = "patches"
 
-    def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
+    def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None,
+                 weak_init: str = "authors"):
         super().__init__(loss_cfg)
+        if weak_init not in WEAK_INITS:
+            raise ValueError(f"weak_init must be one of {WEAK_INITS}, got {weak_init!r}")
         self.supervision = supervision
         self.features = stage(create_xception(), None, "block2")  # -> (B, 256, h, w)
         self.convout = nn.Conv2d(256, 2, kernel_size=1)
-        if supervision == "weak":
+        if supervision == "weak" and weak_init == "authors":
             patch_forensics_init(self)
         else:
             pytorch_default_init(self)
