@@ -154,6 +154,30 @@ def loss_variants_table(paths: Paths, profile: Profile) -> pd.DataFrame:
                      axis=1)
 
 
+def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
+    """Budget scaling: each run of ``SCALING_RUNS`` with its setup, init, budget factor and the
+    training steps it took (from its ``train.json``), beside its Table 2 metrics."""
+    import json
+
+    from .experiments import SCALING_RUNS, plan_for
+    from .train import weak_init_of
+
+    rows = []
+    for name in SCALING_RUNS:
+        e = EXPERIMENTS[name]
+        row = experiment_row(e, paths, profile, extras=True)
+        epochs, iters = plan_for(e, profile)
+        f = paths.checkpoints / name / "train.json"
+        seconds = json.loads(f.read_text()).get("seconds") if f.exists() else None
+        init = weak_init_of(e, profile) if e.supervision == "weak" else "pytorch"
+        rows.append({"experiment": name, "setup": e.setup, "init": init,
+                     "budget": e.epoch_factor, "steps": epochs * iters,
+                     "images": epochs * iters * profile.schedule(e.method, e.supervision).batch_size,
+                     "train_s": seconds, **{k: v for k, v in row.items()
+                                             if k not in ("experiment", "method", "setup", "supervision")}})
+    return pd.DataFrame(rows)
+
+
 def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
     """Figure 6 (paper 5.3): IoU-lg of each Patches-full training on each generator's test
     set. Columns: train, test, iou, panel (``single`` or ``all-but``), experiment."""

@@ -7,6 +7,9 @@ One name per experiment, used for checkpoints, predictions, tables and figures:
 - Figure 6 (5.3): ``patches-full-{generator}`` (trained on one generator) and
   ``patches-full-allbut-{generator}`` (trained on the other three, 3x the epochs).
 - Extension (FakeLocator losses): ``{method}-C-{l1,l2,l1-cls}`` for Patches and Attention.
+- Budget scaling (opt-in, ``./run_all.sh --only scaling``): ``patches-{B,C}-x{0.25,4}``, the
+  Table 2 trainings at a quarter and four times the profile's steps, and ``patches-B-authors-init``
+  (``-x4``), setup B from the authors' weak-Patches init instead of the profile's.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Experiment:
     setup: str | None = None
     epoch_factor: float = 1.0
     loss: LossConfig = field(default_factory=LossConfig)
+    # Random init of weak Patches for this run (None = the profile's ``patches_weak_init``).
+    patches_weak_init: str | None = None
 
     @property
     def needs(self) -> list[tuple[str, str]]:
@@ -105,11 +110,29 @@ def _build() -> dict[str, Experiment]:
                 name=f"{method}-C-{tag}", method=method, supervision="full", setup="C",
                 train=train, test=CELEBA_TEST, group="loss-variants", loss=cfg,
                 description=f"Extension (FakeLocator losses): {method}, setup C, {text}"))
+    for setup in ("B", "C"):
+        for factor in (0.25, 4.0):
+            exps.append(Experiment(
+                name=f"patches-{setup}-x{factor:g}", method="patches",
+                supervision="full" if setup == "C" else "weak", setup=setup,
+                train=_setup_train("celebahq", setup), test=CELEBA_TEST, group="scaling",
+                epoch_factor=factor,
+                description=f"Budget scaling: patches-{setup} at {factor:g}x the profile's steps"))
+    for factor in (1.0, 4.0):
+        suffix = "" if factor == 1.0 else f"-x{factor:g}"
+        exps.append(Experiment(
+            name=f"patches-B-authors-init{suffix}", method="patches", supervision="weak", setup="B",
+            train=_setup_train("celebahq", "B"), test=CELEBA_TEST, group="scaling",
+            epoch_factor=factor, patches_weak_init="authors",
+            description=f"Budget scaling: patches-B from the authors' init at {factor:g}x the steps"))
     return {e.name: e for e in exps}
 
 
 EXPERIMENTS: dict[str, Experiment] = _build()
-GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut", "loss-variants")
+GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut", "loss-variants", "scaling")
+# The runs of the budget-scaling figure: the Table 2 runs (1x) and the "scaling" group.
+SCALING_RUNS = ("patches-B", "patches-C", "patches-B-x0.25", "patches-B-x4", "patches-C-x0.25",
+                "patches-C-x4", "patches-B-authors-init", "patches-B-authors-init-x4")
 PAPER_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
 
 

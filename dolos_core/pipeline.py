@@ -1,7 +1,8 @@
 """``./run_all.sh``: the study as stages of papermill notebooks, resumable, with a summary.
 
 Stages, in order: ``data`` (01), ``train`` (02 once per experiment of the paper), ``evaluate``
-(03-06), ``extensions`` (02 for the loss variants, 07-09), ``report`` (REPORT.md). A finished
+(03-06), ``extensions`` (02 for the loss variants, 07-09), ``report`` (REPORT.md); and, only when
+named in ``--only``, ``scaling`` (02 for the budget-scaling runs, then 10). A finished
 experiment (checkpoint and predictions on disk) is skipped unless ``--force``; an interrupted
 training resumes from its last epoch. Errors the user can fix (a missing data root, a broken
 file, an unknown name) end with one message and exit status 1 (2 for bad arguments), never a
@@ -18,11 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("data", "train", "evaluate", "extensions", "report")
+STAGES = ("data", "train", "evaluate", "extensions", "scaling", "report")
+OPT_IN_STAGES = ("scaling",)          # run only when named in --only
 NOTEBOOKS = {
     "data": ["01_data"],
     "evaluate": ["03_main_table", "04_cross_dataset", "05_cross_generator", "06_qualitative"],
     "extensions": ["07_postprocessing", "08_robustness", "09_loss_variants"],
+    "scaling": ["10_budget_scaling"],
 }
 # Rough seconds per training iteration on one modern GPU at 299 px (for the plan of --profile
 # paper); measured numbers belong in benchmarks/, these only size the estimate.
@@ -82,7 +85,7 @@ def resolve_only(only: str | None):
     from .experiments import EXPERIMENTS
 
     if not only:
-        return list(STAGES), None
+        return [s for s in STAGES if s not in OPT_IN_STAGES], None
     stages, exps = [], []
     for tok in [t.strip() for t in only.split(",") if t.strip()]:
         if tok in STAGES:
@@ -256,17 +259,24 @@ def _run(args) -> int:
 
     paper_exps = [e for e in EXPERIMENTS.values() if e.group in PAPER_GROUPS]
     ext_exps = [e for e in EXPERIMENTS.values() if e.group == "loss-variants"]
+    from .experiments import SCALING_RUNS
+    scaling_exps = [EXPERIMENTS[n] for n in SCALING_RUNS]
     if only_exps:
         paper_exps = [e for e in paper_exps if e.name in only_exps]
         ext_exps = [e for e in ext_exps if e.name in only_exps]
+        named_scaling = [e for e in scaling_exps if e.name in only_exps and e.group == "scaling"]
         if ext_exps and "extensions" not in stages:
             paper_exps = paper_exps + ext_exps  # a named variant trains in the train stage
             ext_exps = []
+        if named_scaling and "scaling" not in stages:
+            paper_exps = paper_exps + named_scaling
+        scaling_exps = [e for e in scaling_exps if e.name in only_exps] or scaling_exps
 
     log(f"DOLOS study · profile {profile.name} · data {paths.data_root} · device {device} · "
         f"stages {', '.join(stages)}")
-    if "train" in stages or "extensions" in stages:
-        check_weights(paper_exps + ext_exps, profile, paths)
+    if "train" in stages or "extensions" in stages or "scaling" in stages:
+        check_weights(paper_exps + ext_exps + (scaling_exps if "scaling" in stages else []),
+                      profile, paths)
     if profile.name == "paper" and ("train" in stages or "extensions" in stages):
         measured = gpu_throughput(paths.root)
         hours = sum(estimate_hours(paper_exps + ext_exps, profile, device.type == "cuda",
@@ -325,6 +335,11 @@ def _run(args) -> int:
         elif stage in ("evaluate", "extensions"):
             if stage == "extensions" and ext_exps:
                 train_many(ext_exps, "train")
+            for nb in NOTEBOOKS[stage]:
+                sec = run_notebook(nb, nb, common, paths)
+                log(f"  {nb} finished in {_fmt(sec)}")
+        elif stage == "scaling":
+            train_many(scaling_exps, "scaling")
             for nb in NOTEBOOKS[stage]:
                 sec = run_notebook(nb, nb, common, paths)
                 log(f"  {nb} finished in {_fmt(sec)}")

@@ -129,3 +129,36 @@ def training_curves(runs: dict[str, dict], ncols: int = 5):
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+def budget_scaling(df: pd.DataFrame, baseline_iou: float | None = None):
+    """IoU-lg and detection AP (with their 95% bootstrap intervals) against training steps, one
+    line per (setup, init); ``df`` is ``evaluate.scaling_table``. The dotted line is the
+    everything-fake baseline's IoU (AP's chance level is 50)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    styles = {("B", "pytorch"): ("tab:blue", "o", "B, image labels"),
+              ("B", "authors"): ("tab:grey", "s", "B, image labels, authors' init"),
+              ("C", "pytorch"): ("tab:red", "^", "C, masks")}
+    for (setup, init), g in df.dropna(subset=["iou"]).groupby(["setup", "init"]):
+        colour, marker, label = styles.get((setup, init), ("black", "x", f"{setup} {init}"))
+        g = g.sort_values("steps")
+        for ax, col in zip(axes, ("iou", "ap_mean")):
+            if col not in g or g[col].isna().all():
+                continue
+            lo, hi = g[f"{col.split('_')[0]}_ci_low"], g[f"{col.split('_')[0]}_ci_high"]
+            ax.errorbar(g["steps"], g[col], yerr=[g[col] - lo, hi - g[col]], color=colour,
+                        marker=marker, capsize=3, label=label)
+    if baseline_iou is not None:
+        axes[0].axhline(baseline_iou, color="black", ls=":", lw=1, label="everything fake")
+    axes[1].axhline(50, color="black", ls=":", lw=1, label="chance")
+    for ax, name in zip(axes, ("IoU-lg (%)", "detection AP (%)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training steps (log scale)")
+        ax.set_ylabel(name)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("Localization on Repaint-P2 test")
+    axes[1].set_title("Detection, real vs Repaint-P2 test")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig

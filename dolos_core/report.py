@@ -21,6 +21,7 @@ TABLES = [
     ("loss_variants", "Extension (FakeLocator) · localization-loss variants"),
     ("postprocess", "Extension (FOCAL) · map post-processing"),
     ("robustness", "Extension (FakeLocator) · robustness to perturbations"),
+    ("scaling", "Budget scaling · Patches B and C against training steps (opt-in stage)"),
 ]
 PAPER_COLS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]
 

@@ -72,7 +72,12 @@ def experiment_init(exp: Experiment, profile: Profile, paths: Paths,
     the profile's weights folder (default ``weights/`` in the repository)."""
     weights_dir = profile.weights_dir or default_weights_dir(paths.root)
     return resolve_init(exp.method, exp.supervision, init or profile.init, weights_dir,
-                        profile.patches_weak_init)
+                        weak_init_of(exp, profile))
+
+
+def weak_init_of(exp: Experiment, profile: Profile) -> str:
+    """The random init of a weak Patches run: the experiment's own choice, else the profile's."""
+    return exp.patches_weak_init or profile.patches_weak_init
 
 
 def _autocast(device: torch.device):
@@ -144,7 +149,7 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     epochs, iters = plan_for(exp, profile)
     start_from = experiment_init(exp, profile, paths, init)
     torch.manual_seed(profile.seed)
-    model = make_model(exp, start_from, profile.patches_weak_init)
+    model = make_model(exp, start_from, weak_init_of(exp, profile))
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
     tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
     model = model.to(dev).to(memory_format=torch.channels_last)

@@ -137,6 +137,23 @@ def test_second_run_is_fast_and_changes_nothing(smoke_study):
     assert (root / "results" / "smoke" / "table2.csv").read_text() == t2_before
 
 
+def test_scaling_stage_is_opt_in_and_tables_steps_per_budget(smoke_study):
+    """The default run leaves the budget-scaling stage out; ``--only scaling`` reuses Table 2's
+    patches-B and patches-C as the 1x points, trains the rest and tables each run's steps."""
+    root, out, _ = smoke_study
+    assert "stage scaling" not in out
+    r = run("--profile", "smoke", "--only", "scaling", "--repo", str(root))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "patches-B: done, skipped" in r.stdout and "patches-C: done, skipped" in r.stdout
+    sc = pd.read_csv(root / "results" / "smoke" / "scaling.csv").set_index("experiment")
+    assert len(sc) == 8 and sc["iou"].notna().all()
+    for setup in ("B", "C"):
+        steps = [sc.loc[f"patches-{setup}{s}", "steps"] for s in ("-x0.25", "", "-x4")]
+        assert steps[0] < steps[1] < steps[2], (setup, steps)
+    assert sc.loc["patches-B-authors-init", "init"] == "authors" and sc.loc["patches-B", "init"] == "authors"
+    assert (root / "figures" / "smoke" / "budget_scaling.png").exists()
+
+
 def test_killed_run_resumes_to_the_same_predictions(smoke_study, tmp_path):
     """Kill a smoke run during training (SIGKILL, no clean-up), start it again: every
     prediction (maps, scores, names) equals the uninterrupted run's bit for bit, so every
