@@ -132,33 +132,42 @@ def training_curves(runs: dict[str, dict], ncols: int = 5):
 
 
 def budget_scaling(df: pd.DataFrame, baseline_iou: float | None = None):
-    """IoU-lg and detection AP (with their 95% bootstrap intervals) against training steps, one
-    line per (setup, init); ``df`` is ``evaluate.scaling_table``. The dotted line is the
-    everything-fake baseline's IoU (AP's chance level is 50)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    """IoU-lg, pixel AUC and detection AP against training steps, one line per (setup, init);
+    ``df`` is ``evaluate.scaling_table``. Error bars: 95% bootstrap intervals (IoU, AP). Dotted
+    lines: the everything-fake baseline's IoU, and chance (50) for AUC and AP."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     styles = {("B", "pytorch"): ("tab:blue", "o", "B, image labels"),
               ("B", "authors"): ("tab:grey", "s", "B, image labels, authors' init"),
               ("C", "pytorch"): ("tab:red", "^", "C, masks")}
+    cols = (("iou", "iou"), ("pixel_auc", None), ("ap_mean", "ap"))
     for (setup, init), g in df.dropna(subset=["iou"]).groupby(["setup", "init"]):
         colour, marker, label = styles.get((setup, init), ("black", "x", f"{setup} {init}"))
         g = g.sort_values("steps")
-        for ax, col in zip(axes, ("iou", "ap_mean")):
+        for ax, (col, ci) in zip(axes, cols):
             if col not in g or g[col].isna().all():
                 continue
-            lo, hi = g[f"{col.split('_')[0]}_ci_low"], g[f"{col.split('_')[0]}_ci_high"]
-            ax.errorbar(g["steps"], g[col], yerr=[g[col] - lo, hi - g[col]], color=colour,
-                        marker=marker, capsize=3, label=label)
+            yerr = None
+            if ci is not None:
+                yerr = [g[col] - g[f"{ci}_ci_low"], g[f"{ci}_ci_high"] - g[col]]
+            ax.errorbar(g["steps"], g[col], yerr=yerr, color=colour, marker=marker, capsize=3,
+                        label=label)
     if baseline_iou is not None:
         axes[0].axhline(baseline_iou, color="black", ls=":", lw=1, label="everything fake")
-    axes[1].axhline(50, color="black", ls=":", lw=1, label="chance")
-    for ax, name in zip(axes, ("IoU-lg (%)", "detection AP (%)")):
+    for ax in axes[1:]:
+        ax.axhline(50, color="black", ls=":", lw=1, label="chance")
+    titles = ("Localization at threshold 0.5", "Localization, threshold-free",
+              "Detection, real vs fake")
+    names = ("IoU-lg (%)", "pixel AUC (%)", "detection AP (%)")
+    for ax, title, name, where in zip(axes, titles, names, ("upper left", "lower right", "lower right")):
         ax.set_xscale("log")
+        ax.margins(x=0.08)
         ax.set_xlabel("training steps (log scale)")
         ax.set_ylabel(name)
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 102)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].set_title("Localization on Repaint-P2 test")
-    axes[1].set_title("Detection, real vs Repaint-P2 test")
-    axes[0].legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc=where)
+    fig.suptitle("Patches on Repaint-P2 test (weak: real vs Repaint-P2 9k, image labels; "
+                 "C: Repaint-P2 with masks)", fontsize=10)
     fig.tight_layout()
     return fig
