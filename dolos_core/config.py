@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -237,8 +238,13 @@ class Paths:
     root: Path
     profile: str
     data_root: Path = field(default=None)  # type: ignore[assignment]
+    # A variant's name: its tables and figures go to results/<profile>-<tag>/ and
+    # figures/<profile>-<tag>/, beside the untagged study's (runs are keyed by configuration).
+    tag: str = ""
 
     def __post_init__(self) -> None:
+        if self.tag and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.tag):
+            raise ConfigError(f"tag {self.tag!r}: use letters, digits, '.', '_' or '-'")
         if self.data_root is None:
             object.__setattr__(self, "data_root", self.root / "data" / f"dolos-mini-{self.profile}")
 
@@ -260,18 +266,23 @@ class Paths:
 
     @property
     def results(self) -> Path:
-        return self.root / "results" / self.profile
+        return self.root / "results" / self.output_name
 
     @property
     def figures(self) -> Path:
-        return self.root / "figures" / self.profile
+        return self.root / "figures" / self.output_name
+
+    @property
+    def output_name(self) -> str:
+        """``<profile>`` or ``<profile>-<tag>``: the folder name of tables and figures."""
+        return f"{self.profile}-{self.tag}" if self.tag else self.profile
 
 
 def get_paths(profile: str, data_root: str | os.PathLike | None = None,
-              root: str | os.PathLike | None = None) -> Paths:
+              root: str | os.PathLike | None = None, tag: str = "") -> Paths:
     base = Path(root).resolve() if root else repo_root()
     dr = Path(data_root).expanduser().resolve() if data_root else None
-    return Paths(root=base, profile=profile, data_root=dr)  # type: ignore[arg-type]
+    return Paths(root=base, profile=profile, data_root=dr, tag=tag or "")  # type: ignore[arg-type]
 
 
 def resolve_device(name: str = "auto") -> torch.device:

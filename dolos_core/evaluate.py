@@ -25,9 +25,12 @@ EXTRA_COLUMNS = ["iou_ci_low", "iou_ci_high", "ap_ci_low", "ap_ci_high", "pixel_
                  "n_fake", "n_real"]
 
 
-def _load(paths: Paths, exp: str, key: str) -> Predictions | None:
-    p = predictions_path(paths, exp, key)
-    return load_predictions(p) if p.exists() and p.with_suffix(".json").exists() else None
+def _load(paths: Paths, exp: str, key: str, profile: Profile) -> Predictions | None:
+    """Predictions of ``exp``'s run under this configuration, or None (never another's)."""
+    from .predict import predictions_current
+
+    p = predictions_path(paths, exp, key, profile)
+    return load_predictions(p) if predictions_current(p, profile) else None
 
 
 _MASK_CACHE: dict[tuple, np.ndarray] = {}
@@ -76,12 +79,13 @@ def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool
     """One table row; missing predictions give NaN (shown as missing, never as zero)."""
     row = {"experiment": exp.name, "method": exp.method, "setup": exp.setup,
            "supervision": exp.supervision}
-    fake = _load(paths, exp.name, fake_key)
+    fake = _load(paths, exp.name, fake_key, profile)
     if fake is None:
         row["status"] = "missing"
         return row
+    row["run"] = fake.meta.get("run_id")
     row.update(localization_row(fake, profile, extras))
-    real = _load(paths, exp.name, real_key)
+    real = _load(paths, exp.name, real_key, profile)
     if real is not None and exp.supervision == "weak":
         row.update(detection_row(real, fake, profile, extras))
     row["status"] = "ok"
@@ -90,10 +94,10 @@ def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
-    for col in PAPER_COLUMNS + EXTRA_COLUMNS + ["status"]:
+    for col in PAPER_COLUMNS + EXTRA_COLUMNS + ["status", "run"]:
         if col not in df:
             df[col] = np.nan
-    return df[PAPER_COLUMNS + ["supervision", "status"] + EXTRA_COLUMNS]
+    return df[PAPER_COLUMNS + ["supervision", "status", "run"] + EXTRA_COLUMNS]
 
 
 def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[dict]:
@@ -160,6 +164,7 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     import json
 
     from .experiments import SCALING_RUNS, plan_for
+    from .runs import resolve_run
     from .train import weak_init_of
 
     rows = []
@@ -167,7 +172,7 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
         e = EXPERIMENTS[name]
         row = experiment_row(e, paths, profile, extras=True)
         epochs, iters = plan_for(e, profile)
-        f = paths.checkpoints / name / "train.json"
+        f = resolve_run(e, profile, paths).checkpoint_dir / "train.json"
         seconds = json.loads(f.read_text()).get("seconds") if f.exists() else None
         init = weak_init_of(e, profile) if e.supervision == "weak" else "pytorch"
         rows.append({"experiment": name, "setup": e.setup, "init": init,
@@ -188,11 +193,11 @@ def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
         train_label = train if panel == "single" else f"all but {train}"
         for key in FIG6_TEST:
             gen = key.split("/")[1]
-            pred = _load(paths, e.name, key)
+            pred = _load(paths, e.name, key, profile)
             iou = metrics.localization(pred.maps, masks_for(pred)).summary()["iou"] \
                 if pred is not None else np.nan
             rows.append({"train": train_label, "test": gen, "iou": iou, "panel": panel,
-                         "experiment": e.name,
+                         "experiment": e.name, "run": pred.meta.get("run_id") if pred is not None else None,
                          "in_domain": (gen == train) if panel == "single" else (gen != train)})
     return pd.DataFrame(rows)
 
@@ -203,13 +208,16 @@ def domain_averages(cg: pd.DataFrame) -> pd.DataFrame:
             .unstack().rename(columns={True: "in_domain", False: "out_of_domain"}))
 
 
-def training_runs(paths: Paths) -> dict[str, dict]:
-    """Every trained experiment's ``train.json`` (config and curve), in the registry's order."""
+def training_runs(paths: Paths, profile: Profile) -> dict[str, dict]:
+    """The ``train.json`` (config and curve) of every experiment trained under this
+    configuration, in the registry's order."""
     import json
 
+    from .runs import resolve_run
+
     out = {}
-    for name in EXPERIMENTS:
-        f = paths.checkpoints / name / "train.json"
+    for name, e in EXPERIMENTS.items():
+        f = resolve_run(e, profile, paths).checkpoint_dir / "train.json"
         if f.exists():
             out[name] = json.loads(f.read_text())
     return out

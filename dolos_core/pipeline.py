@@ -53,6 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--init", default=None)
     p.add_argument("--weights", default=None)
     p.add_argument("--set", dest="sets", action="append", default=[])
+    p.add_argument("--tag", default="")
     p.add_argument("--repo", default=None, help=argparse.SUPPRESS)  # tests: another output root
     return p.parse_args(argv)
 
@@ -102,6 +103,20 @@ def resolve_only(only: str | None):
     return [s for s in STAGES if s in stages], exps or None
 
 
+def check_notebook_params(src: Path, params: dict) -> None:
+    """Every parameter passed to a notebook is one its ``parameters`` cell declares (papermill
+    would only log a warning and run with the default): an unknown name is an error naming it."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(src))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        close = {u: difflib.get_close_matches(u, list(declared), n=1) for u in unknown}
+        hints = "; ".join(f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items())
+        raise UserError(f"notebook {src.name}: unknown parameter(s) {hints}; it takes "
+                        f"{', '.join(declared)}")
+
+
 def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
     """Execute ``notebooks/<name>.ipynb`` with papermill; the executed copy goes to
     ``runs/<profile>/notebooks/<out_name>.ipynb``. Returns seconds."""
@@ -109,6 +124,7 @@ def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
     from papermill.exceptions import PapermillExecutionError
 
     src = NOTEBOOK_DIR / f"{name}.ipynb"
+    check_notebook_params(src, params)
     out = paths.notebooks_out / f"{out_name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -235,7 +251,7 @@ def _run(args) -> int:
     from .config import get_paths, get_profile, resolve_device, ConfigError
     from .experiments import EXPERIMENTS, PAPER_GROUPS
     from .train import is_trained
-    from .predict import predictions_path
+    from .predict import predictions_current, predictions_path
 
     t_start = time.time()
     overrides = cli_overrides(args)
@@ -243,7 +259,10 @@ def _run(args) -> int:
         profile = get_profile(args.profile, **overrides)
     except ConfigError as exc:
         raise UserError(str(exc))
-    paths = get_paths(args.profile, args.data_root, root=args.repo)
+    try:
+        paths = get_paths(args.profile, args.data_root, root=args.repo, tag=args.tag)
+    except ConfigError as exc:
+        raise UserError(str(exc))
     if args.repo:
         os.environ["DOLOS_REPO"] = str(Path(args.repo).resolve())
     try:
@@ -290,7 +309,7 @@ def _run(args) -> int:
                             "Add --device cpu to go on anyway, or run on a CUDA machine.")
     ensure_kernel()
     common = {"profile": profile.name, "data_root": str(paths.data_root), "device": args.device,
-              "overrides": overrides}
+              "overrides": overrides, "tag": paths.tag}
     timings: dict[str, float] = {}
     skipped: dict[str, list[str]] = {}
 
@@ -306,8 +325,8 @@ def _run(args) -> int:
                             f"for example {first[0]} is missing")
         done_t = []
         for i, e in enumerate(runnable, 1):
-            finished = is_trained(paths, e) and all(
-                predictions_path(paths, e.name, k).exists() for k in e.test)
+            finished = is_trained(paths, e, profile) and all(
+                predictions_current(predictions_path(paths, e, k, profile), profile) for k in e.test)
             if finished and not args.force:
                 log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
                 continue

@@ -1,6 +1,7 @@
 """Batched prediction, once per (experiment, test set), saved for every metric and figure.
 
-``runs/<profile>/predictions/<experiment>/<test-set>.npz`` holds ``maps`` (N, h, w) float16
+``runs/<profile>/predictions/<experiment>/<run id>/<test-set>.npz`` (the run id of the
+configuration that trained it, ``runs.resolve_run``) holds ``maps`` (N, h, w) float16
 fake probabilities at the model's own map resolution (Grad-CAM weak: the input resolution, as
 the Grad-CAM library returns it), ``scores`` (N,) float32, ``names`` (N,) the layout's file
 names; ``<test-set>.json`` beside it says where the images and masks are. Written atomically,
@@ -54,8 +55,21 @@ def test_transform(exp: Experiment, profile: Profile):
     return transform_for(exp.method, exp.supervision, profile.input_size, train=False)
 
 
-def predictions_path(paths: Paths, exp_name: str, test_key: str) -> Path:
-    return paths.predictions / exp_name / f"{test_set_name(test_key)}.npz"
+def predictions_path(paths: Paths, exp: Experiment | str, test_key: str, profile: Profile) -> Path:
+    """The predictions file of ``exp``'s run under this configuration on one test set."""
+    from .experiments import get_experiment
+    from .runs import resolve_run
+
+    exp = get_experiment(exp) if isinstance(exp, str) else exp
+    return resolve_run(exp, profile, paths).predictions_dir / f"{test_set_name(test_key)}.npz"
+
+
+def predictions_current(path: Path, profile: Profile) -> bool:
+    """Whether a predictions file exists and was made with this profile's test settings."""
+    if not (path.exists() and path.with_suffix(".json").exists()):
+        return False
+    meta = read_json(path.with_suffix(".json"))
+    return meta.get("max_test_images", profile.max_test_images) == profile.max_test_images
 
 
 def load_predictions(path: str | Path) -> Predictions:
@@ -94,12 +108,12 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
     model = None
     written = []
     for key_text in exp.test:
-        out = predictions_path(paths, exp.name, key_text)
-        if out.exists() and out.with_suffix(".json").exists() and not force:
+        out = predictions_path(paths, exp, key_text, profile)
+        if predictions_current(out, profile) and not force:
             written.append(out)
             continue
         if model is None:
-            model = load_trained(exp, paths, device)
+            model = load_trained(exp, profile, paths, device)
         key = DatasetKey.parse(key_text)
         ds = DolosDataset(paths.data_root, key, "test", profile.input_size,
                           limit=profile.max_test_images, transform=test_transform(exp, profile))
@@ -111,7 +125,8 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
             "images_dir": str(key.images_dir(paths.data_root, "test")),
             "masks_dir": str(masks_dir) if masks_dir is not None else None,
             "input_size": profile.input_size, "map_size": list(maps.shape[1:]),
-            "n": len(names), "profile": profile.name,
+            "n": len(names), "profile": profile.name, "run_id": out.parent.name,
+            "max_test_images": profile.max_test_images,
         }
         # json first, npz last: the npz's presence marks a finished prediction
         write_json(out.with_suffix(".json"), meta)
@@ -125,7 +140,7 @@ def predict_perturbed(exp: Experiment, profile: Profile, paths: Paths, key_text:
                       limit: int | None = None, model: DolosModel | None = None) -> Predictions:
     """Predictions of ``exp`` on a perturbed test set (robustness extension); not saved."""
     dev = resolve_device(device)
-    model = model or load_trained(exp, paths, device)
+    model = model or load_trained(exp, profile, paths, device)
     key = DatasetKey.parse(key_text)
     ds = DolosDataset(paths.data_root, key, "test", profile.input_size, limit=limit,
                       perturbation=perturbation, perturbation_seed=seed,

@@ -52,15 +52,14 @@ def _git(root: Path) -> str:
         return "unknown"
 
 
-def _training_runs(paths: Paths) -> pd.DataFrame | None:
-    """One row per trained experiment, from its ``train.json``."""
-    import json
+def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
+    """One row per experiment trained under this configuration, from its ``train.json``."""
+    from .evaluate import training_runs
 
     rows = []
-    for f in sorted(paths.checkpoints.glob("*/train.json")):
-        m = json.loads(f.read_text())
+    for name, m in sorted(training_runs(paths, profile).items()):
         iters = m.get("iters_per_epoch", m.get("schedule", {}).get("iters_per_epoch"))
-        rows.append({"experiment": f.parent.name, "init": m.get("init", "?"),
+        rows.append({"experiment": name, "run": m.get("run_id", "?"), "init": m.get("init", "?"),
                      "epochs x iters": f"{m.get('epochs')} x {iters}",
                      "batch": m.get("schedule", {}).get("batch_size"), "input": m.get("input_size"),
                      "resize": m.get("transform", {}).get("resize", "?"), "train s": m.get("seconds")})
@@ -89,11 +88,13 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
     if timings:
         lines += ["### Timings", "", "| stage | time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
-    runs = _training_runs(paths)
+    runs = _training_runs(paths, profile)
     if runs is not None:
         lines += ["### Training runs", "",
-                  "What each experiment started from (`init`; see README, 'Running on DOLOS'), its "
-                  "schedule as run, and its training time.", "",
+                  "The run of each experiment every table here reads (`run`: the hash of its "
+                  "configuration, `runs/<profile>/checkpoints/<experiment>/<run>/`), what it "
+                  "started from (`init`; see README, 'Running on DOLOS'), its schedule as run, "
+                  "and its training time.", "",
                   runs.to_markdown(index=False, floatfmt=".0f"), ""]
     if skipped:
         lines += ["### Skipped experiments (data missing)", ""]
@@ -112,7 +113,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
     lines += ["## Figures", ""]
     if figs.exists():
         for png in sorted(figs.glob("*.png")):
-            rel = Path("..") / ".." / "figures" / paths.profile / png.name
+            rel = Path("..") / ".." / "figures" / paths.output_name / png.name
             lines += [f"- [{png.stem}]({rel}) ([pdf]({rel.with_suffix('.pdf')}))"]
     lines += [""]
     out = res / "REPORT.md"

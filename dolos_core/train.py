@@ -40,13 +40,21 @@ class TrainResult:
     skipped: bool = False
 
 
-def run_dir(paths: Paths, exp: Experiment) -> Path:
-    return paths.checkpoints / exp.name
+def run_dir(paths: Paths, exp: Experiment, profile: Profile) -> Path:
+    """The folder of ``exp``'s run under this configuration (``runs.resolve_run``)."""
+    from .runs import resolve_run
+
+    return resolve_run(exp, profile, paths).checkpoint_dir
 
 
-def is_trained(paths: Paths, exp: Experiment) -> bool:
-    f = run_dir(paths, exp) / "train.json"
-    return f.exists() and read_json(f).get("done", False) and (run_dir(paths, exp) / "best.pt").exists()
+def _finished(folder: Path) -> bool:
+    f = folder / "train.json"
+    return f.exists() and read_json(f).get("done", False) and (folder / "best.pt").exists()
+
+
+def is_trained(paths: Paths, exp: Experiment, profile: Profile) -> bool:
+    """Whether ``exp`` has a finished run under exactly this configuration."""
+    return _finished(run_dir(paths, exp, profile))
 
 
 def build_split(exp: Experiment, data_root: Path, split: str, input_size: int,
@@ -132,13 +140,22 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     """Train ``exp`` under ``profile``; resume from ``last.pt`` if a previous run stopped.
 
     ``init``: a policy (``paper``, ``auto``, ``random``) or a checkpoint path; None = the
-    profile's ``init``. ``max_epochs`` stops early (after that many epochs in total) without
-    marking the run done: it simulates an interruption for tests.
+    profile's ``init`` (a given ``init`` is part of the run's configuration, as ``--init``).
+    ``max_epochs`` stops early (after that many epochs in total) without marking the run done:
+    it simulates an interruption for tests.
+
+    The run trains into the folder of its configuration (``runs.resolve_run``): a changed
+    configuration never overwrites, or returns, another configuration's run.
     """
+    from .runs import resolve_run
+
+    if init:
+        profile = profile.replace(init=init)
     dev = resolve_device(device)
-    out_dir = run_dir(paths, exp)
+    run = resolve_run(exp, profile, paths)
+    out_dir = run.checkpoint_dir
     best_path, last_path, meta_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "train.json"
-    if not force and is_trained(paths, exp):
+    if not force and _finished(out_dir):
         meta = read_json(meta_path)
         return TrainResult(exp.name, best_path, meta["history"], meta["best_epoch"],
                            meta["seconds"], resumed_from=meta["epochs"], skipped=True)
@@ -147,7 +164,7 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
             f.unlink(missing_ok=True)
     sched = profile.schedule(exp.method, exp.supervision)
     epochs, iters = plan_for(exp, profile)
-    start_from = experiment_init(exp, profile, paths, init)
+    start_from = experiment_init(exp, profile, paths)
     torch.manual_seed(profile.seed)
     model = make_model(exp, start_from, weak_init_of(exp, profile))
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
@@ -163,6 +180,7 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
         "seed": profile.seed, "input_size": profile.input_size, "init": start_from.label,
         "init_file": str(start_from.path) if start_from.path else None, "device": str(dev),
         "data_root": str(paths.data_root), "transform": dataclasses.asdict(tf_train),
+        "run_id": run.run_id, "run_config": run.config,
     }
     train_ds = build_split(exp, paths.data_root, "train", profile.input_size, transform=tf_train)
     valid_ds = build_split(exp, paths.data_root, "valid", profile.input_size, limit=valid_limit,
@@ -238,12 +256,18 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     return TrainResult(exp.name, best_path, history, best_epoch, seconds, resumed_from)
 
 
-def load_trained(exp: Experiment, paths: Paths, device: str = "auto") -> DolosModel:
-    """The best checkpoint of a finished experiment, in eval mode on ``device``."""
-    best = run_dir(paths, exp) / "best.pt"
+def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto") -> DolosModel:
+    """The best checkpoint of ``exp``'s run under this configuration, in eval mode."""
+    from .runs import other_runs, resolve_run
+
+    run = resolve_run(exp, profile, paths)
+    best = run.checkpoint_dir / "best.pt"
     if not best.exists():
-        raise FileNotFoundError(f"{best}: experiment {exp.name} has not been trained "
-                                f"(run ./run_all.sh --only train,{exp.name})")
+        others = other_runs(exp, paths, run)
+        hint = (f"; runs of other configurations exist ({', '.join(others)}), none of this one"
+                if others else "")
+        raise FileNotFoundError(f"{best}: experiment {exp.name} has not been trained with this "
+                                f"configuration (run ./run_all.sh --only train,{exp.name}){hint}")
     model = make_model(exp)  # random start; the checkpoint replaces every tensor
     model.load_state_dict(load_torch(best))
     dev = resolve_device(device)

@@ -56,3 +56,10 @@ def make_real_layout(root: Path, size: int = 256, n: int = 2) -> Path:
     make_layout(root, size=size, n=n, datasets=[k for k in keys if k.startswith("ffhq")],
                 splits=("train", "valid"), seed=1)
     return root
+
+
+def only_run(folder):
+    """The single run folder (``<run id>/``) of an experiment under ``folder``."""
+    runs = [p for p in folder.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]

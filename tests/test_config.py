@@ -71,3 +71,14 @@ def test_weak_patches_init_per_profile_and_checked():
     assert "PyTorch" in resolve_init("patches", "weak", "auto", ".", "pytorch").label
     with pytest.raises(ConfigError, match="patches_weak_init"):
         get_profile("mini", patches_weak_init="xavier")
+
+
+def test_a_tag_puts_tables_and_figures_beside_the_untagged_study(tmp_path):
+    from dolos_core.config import get_paths
+
+    plain, tagged = get_paths("mini", root=tmp_path), get_paths("mini", root=tmp_path, tag="lr-half")
+    assert tagged.results == tmp_path / "results" / "mini-lr-half" != plain.results
+    assert tagged.figures == tmp_path / "figures" / "mini-lr-half"
+    assert tagged.checkpoints == plain.checkpoints        # runs are kept per configuration
+    with pytest.raises(ConfigError, match="tag"):
+        get_paths("mini", root=tmp_path, tag="../elsewhere")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import REPO, make_layout
+from .conftest import REPO, make_layout, only_run
 from .test_metrics import reference_iou
 
 RUN = str(REPO / "run_all.sh")
@@ -72,7 +72,7 @@ def test_partial_real_root_runs_what_it_can(tmp_path):
     assert r.returncode == 0, out
     assert "skip patches-A: data missing" in out and "celebahq/fake/p2/train" in out
     assert "patches-C: finished" in out and "patches-B: finished" in out
-    assert (tmp_path / "runs" / "smoke" / "predictions" / "patches-C" / "celebahq_repaint-p2.npz").exists()
+    assert list((tmp_path / "runs" / "smoke" / "predictions" / "patches-C").glob("*/celebahq_repaint-p2.npz"))
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,8 @@ def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
     for col in ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]:
         assert col in t2
     assert t2["iou"].notna().all() and t2.loc[t2.setup != "C", "ap_mean"].notna().all()
+    runs = t2.set_index("experiment")["run"]
+    assert runs.drop(["baseline-everything-fake", "baseline-pixel-lr"]).str.fullmatch("[0-9a-f]{10}").all()
     assert len(pd.read_csv(res / "table3.csv")) == 3
     cg = pd.read_csv(res / "cross_generator.csv")
     assert len(cg) == 32 and {"train", "test", "iou"} <= set(cg.columns) and cg["iou"].notna().all()
@@ -117,7 +119,7 @@ def test_table2_iou_equals_an_independent_implementation(smoke_study):
     masks_dir = root / "data" / "dolos-mini-smoke" / "celebahq" / "fake" / "repaint-p2" / "masks" / "test"
     from PIL import Image
     for exp in [e for e in t2.index if not e.startswith("baseline-")]:
-        with np.load(pred_dir / exp / "celebahq_repaint-p2.npz") as z:
+        with np.load(only_run(pred_dir / exp) / "celebahq_repaint-p2.npz") as z:
             maps, names = z["maps"].astype(np.float32), z["names"]
         masks = np.stack([(np.array(Image.open(masks_dir / n))[..., ] != 255).astype(np.uint8) for n in names])
         ref = reference_iou(maps, masks)
@@ -168,7 +170,7 @@ def test_killed_run_resumes_to_the_same_predictions(smoke_study, tmp_path):
     pred = tmp_path / "runs" / "smoke" / "predictions"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if pred.exists() and len(list(pred.glob("*/*.npz"))) >= 2:
+        if pred.exists() and len(list(pred.glob("*/*/*.npz"))) >= 2:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -179,10 +181,10 @@ def test_killed_run_resumes_to_the_same_predictions(smoke_study, tmp_path):
     assert "done, skipped" in r.stdout
     assert sorted(p.name for p in pred.iterdir()) == sorted(subset)
     for exp in subset:
-        files = sorted((root / "runs" / "smoke" / "predictions" / exp).glob("*.npz"))
+        files = sorted(only_run(root / "runs" / "smoke" / "predictions" / exp).glob("*.npz"))
         assert files, exp
         for f in files:
-            with np.load(f) as za, np.load(pred / exp / f.name) as zb:
+            with np.load(f) as za, np.load(only_run(pred / exp) / f.name) as zb:
                 for k in ("maps", "scores", "names"):
                     np.testing.assert_array_equal(za[k], zb[k], err_msg=f"{exp} {f.name} {k}")
 
@@ -229,15 +231,15 @@ def test_paper_dry_run_has_the_papers_shapes(paper_dry_run):
     pred = tmp / "runs" / "paper" / "predictions"
     sides = {"gradcam-A": 299, "patches-C": 37, "attention-C": 19, "patches-B-ffhq": 37}
     for exp, side in sides.items():
-        with np.load(pred / exp / "celebahq_repaint-p2.npz") as z:
+        with np.load(only_run(pred / exp) / "celebahq_repaint-p2.npz") as z:
             assert z["maps"].shape == (2, side, side), exp
-        meta = json.loads((tmp / "runs" / "paper" / "checkpoints" / exp / "train.json").read_text())
+        meta = json.loads((only_run(tmp / "runs" / "paper" / "checkpoints" / exp) / "train.json").read_text())
         assert meta["input_size"] == 299 and meta["epochs"] * meta["iters_per_epoch"] == 2
         assert meta["init"].startswith("random") and meta["done"]
-    cfg = json.loads((tmp / "runs" / "paper" / "checkpoints" / "patches-B-ffhq" / "train.json").read_text())
+    cfg = json.loads((only_run(tmp / "runs" / "paper" / "checkpoints" / "patches-B-ffhq") / "train.json").read_text())
     assert cfg["n_train"] == 4 and cfg["transform"]["resize"] == "lanczos" and cfg["transform"]["flip"]
     assert cfg["schedule"]["batch_size"] == 4 and cfg["schedule"]["lr"] == 1e-3
-    att = json.loads((tmp / "runs" / "paper" / "checkpoints" / "attention-C" / "train.json").read_text())
+    att = json.loads((only_run(tmp / "runs" / "paper" / "checkpoints" / "attention-C") / "train.json").read_text())
     assert att["transform"] == {"input_size": 299, "resize": "bilinear", "flip": False, "mask_size": 19,
                                 "mask_resize": "bilinear"}
     t2 = pd.read_csv(tmp / "results" / "paper" / "table2.csv").set_index("experiment")
@@ -261,3 +263,26 @@ def test_set_with_an_unknown_field_is_one_message(tmp_path):
     r = run("--profile", "smoke", "--set", "max_iter=2", "--repo", str(tmp_path))
     out = r.stdout + r.stderr
     assert r.returncode == 1 and "did you mean max_iters" in out and "Traceback" not in out
+
+
+def test_notebook_parameters_are_checked_before_running(tmp_path):
+    """A misspelt parameter stops before any kernel starts, naming it and the right one."""
+    from dolos_core.config import get_paths
+    from dolos_core.pipeline import UserError, run_notebook
+
+    with pytest.raises(UserError, match="'profle' \\(did you mean 'profile'\\?\\)"):
+        run_notebook("03_main_table", "x", {"profle": "smoke"}, get_paths("smoke", root=tmp_path))
+    assert not (tmp_path / "runs" / "smoke" / "notebooks" / "x.ipynb").exists()
+
+
+def test_every_notebook_takes_the_common_parameters():
+    """The pipeline passes profile, data_root, device and overrides to every notebook."""
+    import papermill as pm
+
+    from dolos_core.pipeline import NOTEBOOK_DIR
+
+    notebooks = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    assert len(notebooks) == 10
+    for nb in notebooks:
+        declared = pm.inspect_notebook(str(nb))
+        assert {"profile", "data_root", "device", "overrides"} <= set(declared), nb.name

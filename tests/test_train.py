@@ -14,7 +14,7 @@ from dolos_core.experiments import EXPERIMENTS, get_experiment, plan_for
 from dolos_core.experiments import test_set_name as stem_of
 from dolos_core.io import load_torch
 from dolos_core.predict import load_predictions, predict_experiment
-from dolos_core.train import train_experiment
+from dolos_core.train import load_trained, run_dir, train_experiment
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_registry_has_every_paper_experiment():
         assert f"patches-{s}-ffhq" in names
     for g in ("repaint-p2-9k", "ldm", "lama", "pluralistic"):
         assert f"patches-full-{g}" in names and f"patches-full-allbut-{g}" in names
-    assert len([e for e in EXPERIMENTS.values() if e.group != "loss-variants"]) == 20
+    assert len([e for e in EXPERIMENTS.values() if e.group not in ("loss-variants", "scaling")]) == 20
     allbut = EXPERIMENTS["patches-full-allbut-ldm"]
     assert [t.key for t in allbut.train] == ["celebahq/repaint-p2-9k", "celebahq/lama", "celebahq/pluralistic"]
     paper = get_profile("paper")
@@ -55,13 +55,14 @@ def test_interrupted_then_resumed_equals_uninterrupted(smoke, tmp_path):
     full = train_experiment(exp, prof, a, device="cpu", progress=False)
     part = train_experiment(exp, prof, b, device="cpu", progress=False, max_epochs=1)
     assert len(part.history) == 1
-    meta = json.loads((b.checkpoints / exp.name / "train.json").read_text())
-    assert meta["done"] is False and (b.checkpoints / exp.name / "last.pt").exists()
+    run_b = run_dir(b, exp, prof)
+    meta = json.loads((run_b / "train.json").read_text())
+    assert meta["done"] is False and (run_b / "last.pt").exists()
     rest = train_experiment(exp, prof, b, device="cpu", progress=False)
     assert rest.resumed_from == 1 and len(rest.history) == 3
     assert all(h["valid_ap"] is None for h in rest.history)  # full supervision: fakes only
-    wa = load_torch(a.checkpoints / exp.name / "best.pt")
-    wb = load_torch(b.checkpoints / exp.name / "best.pt")
+    wa = load_torch(run_dir(a, exp, prof) / "best.pt")
+    wb = load_torch(run_b / "best.pt")
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
@@ -91,6 +92,44 @@ def test_predictions_are_written_once_with_their_metadata(smoke):
     mtime = files[0].stat().st_mtime_ns
     predict_experiment(exp, prof, paths, device="cpu", progress=False)
     assert files[0].stat().st_mtime_ns == mtime  # skipped when present
+
+
+def test_a_run_is_its_configuration(smoke, tmp_path):
+    """Tweak a cell and get the right answer: an identical configuration reuses its run; a
+    changed learning rate trains into a new folder and leaves the first untouched; a table row
+    says which run it read, and a configuration that was never trained is missing, never
+    answered with another configuration's weights."""
+    from dolos_core.evaluate import experiment_row
+    from dolos_core.runs import resolve_run
+
+    prof, paths = smoke
+    paths = get_paths("smoke", data_root=paths.data_root, root=tmp_path)
+    exp = get_experiment("patches-C")
+    first = train_experiment(exp, prof, paths, device="cpu", progress=False)
+    r1 = resolve_run(exp, prof, paths)
+    best1 = r1.checkpoint_dir / "best.pt"
+    before = (best1.read_bytes(), best1.stat().st_mtime_ns)
+    assert train_experiment(exp, prof, paths, device="cpu", progress=False).skipped
+    tweaked = prof.replace(schedules={"patches-full": {"lr": 5e-4}})
+    r2 = resolve_run(exp, tweaked, paths)
+    assert r2.run_id != r1.run_id and r2.checkpoint_dir.parent == r1.checkpoint_dir.parent
+    second = train_experiment(exp, tweaked, paths, device="cpu", progress=False)
+    assert not second.skipped and second.checkpoint == r2.checkpoint_dir / "best.pt"
+    assert (best1.read_bytes(), best1.stat().st_mtime_ns) == before      # the original is untouched
+    assert json.loads((r2.checkpoint_dir / "train.json").read_text())["schedule"]["lr"] == 5e-4
+    predict_experiment(exp, prof, paths, device="cpu", progress=False)
+    predict_experiment(exp, tweaked, paths, device="cpu", progress=False)
+    assert experiment_row(exp, paths, prof)["run"] == r1.run_id
+    assert experiment_row(exp, paths, tweaked)["run"] == r2.run_id
+    untrained = prof.replace(seed=7)
+    assert experiment_row(exp, paths, untrained)["status"] == "missing"
+    with pytest.raises(FileNotFoundError, match="other configurations"):
+        load_trained(exp, untrained, paths)
+    # the data is part of the configuration: another root is another run
+    other = get_paths("smoke", data_root=tmp_path / "elsewhere", root=tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    assert resolve_run(exp, prof, other).run_id != r1.run_id
+    assert first.checkpoint == best1
 
 
 def test_table3_setup_b_trains_on_the_whole_ffhq_repaint_split(tmp_path):

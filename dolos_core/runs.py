@@ -1,0 +1,124 @@
+"""A run is its configuration: run identities keyed by everything that changes a result.
+
+A training's folder is ``runs/<profile>/checkpoints/<experiment>/<run id>/`` and its
+predictions ``runs/<profile>/predictions/<experiment>/<run id>/``, where the run id is a hash
+of :func:`training_config`: the experiment (train sets, loss, budget factor, init override),
+the schedule as run (lr, batch, epochs x iterations), the profile fields training reads
+(input size, seed, validation cap, weak-Patches init), the starting weights (policy, file name
+and size) and the data (its root and a summary of what the experiment reads). Change any of
+them - a learning rate in a notebook cell, ``--set``, ``--init``, another ``--data-root`` - and
+the run trains into a new folder beside the old one; an identical configuration finds its
+finished run and reuses it. Evaluation resolves the same id from the same configuration, so a
+table never reads a run of another configuration: what is not there is reported as missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Paths, Profile
+from .data.layout import DatasetKey
+from .experiments import Experiment, plan_for
+
+# Profile fields a training reads (everything else - bootstrap, test caps, batch size of
+# prediction - changes evaluation only, never the trained weights).
+TRAINING_FIELDS = ("input_size", "seed", "max_valid_images")
+ID_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where one configured run of an experiment lives."""
+
+    experiment: str
+    run_id: str
+    checkpoint_dir: Path
+    predictions_dir: Path
+    config: dict
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}@{self.run_id}"
+
+
+def _folder_summary(folder: Path | None) -> list:
+    """[number of files, total bytes, hash of the sorted names] of a folder (None: absent)."""
+    if folder is None or not folder.is_dir():
+        return [0, 0, ""]
+    names, size = [], 0
+    with os.scandir(folder) as it:
+        for entry in it:
+            if entry.is_file():
+                names.append(entry.name)
+                size += entry.stat().st_size
+    digest = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:12]
+    return [len(names), size, digest]
+
+
+def data_summary(data_root: Path, needs: list[tuple[str, str]]) -> dict:
+    """What the experiment reads, summarised cheaply: per (dataset, split) the number, total size
+    and names of its images and masks; for DOLOS-mini also its build record."""
+    root = Path(data_root)
+    out: dict = {"root": str(root.resolve())}
+    mini = root / "DOLOS-MINI.json"
+    if mini.exists():
+        meta = json.loads(mini.read_text())
+        out["dolos_mini"] = {k: v for k, v in meta.items() if k not in ("build_seconds", "counts")}
+    for key_text, split in sorted(set(needs)):
+        key = DatasetKey.parse(key_text)
+        out[f"{key_text}/{split}"] = [_folder_summary(key.images_dir(root, split)),
+                                      _folder_summary(key.masks_dir(root, split))]
+    return out
+
+
+def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
+    """Everything that changes what ``exp`` learns under ``profile`` on ``paths.data_root``."""
+    from .train import experiment_init, weak_init_of
+
+    epochs, iters = plan_for(exp, profile)
+    start = experiment_init(exp, profile, paths)
+    exp_dict = dataclasses.asdict(exp)
+    exp_dict.pop("description")
+    exp_dict.pop("test")          # what it is tested on changes predictions, not training
+    exp_dict.pop("group")
+    cfg = {
+        "experiment": exp_dict,
+        "schedule": dataclasses.asdict(profile.schedule(exp.method, exp.supervision)),
+        "epochs": epochs, "iters_per_epoch": iters,
+        **{f: getattr(profile, f) for f in TRAINING_FIELDS},
+        "max_iters": profile.max_iters,
+        "init": {"kind": start.kind, "label": start.label,
+                 "file": start.path.name if start.path else None,
+                 "bytes": start.path.stat().st_size if start.path else None},
+        "data": data_summary(paths.data_root, [n for n in exp.needs if n[1] != "test"]),
+    }
+    if (exp.method, exp.supervision) == ("patches", "weak"):
+        cfg["patches_weak_init"] = weak_init_of(exp, profile)
+    return cfg
+
+
+def config_id(cfg: dict) -> str:
+    """A short, stable hash of a configuration (canonical JSON)."""
+    text = json.dumps(cfg, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
+
+
+def resolve_run(exp: Experiment, profile: Profile, paths: Paths) -> RunRef:
+    """The run of ``exp`` under this exact configuration (it may not exist yet)."""
+    cfg = training_config(exp, profile, paths)
+    rid = config_id(cfg)
+    return RunRef(exp.name, rid, paths.checkpoints / exp.name / rid,
+                  paths.predictions / exp.name / rid, cfg)
+
+
+def other_runs(exp: Experiment, paths: Paths, run: RunRef) -> list[str]:
+    """Ids of this experiment's runs under other configurations (for messages)."""
+    base = paths.checkpoints / exp.name
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name != run.run_id)
