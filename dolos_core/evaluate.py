@@ -136,6 +136,26 @@ def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool 
     return _frame(rows + (baseline_rows(paths, profile, extras) if baselines else []))
 
 
+def iou_by_area_table(paths: Paths, profile: Profile, group: str = "table2",
+                      key: str = CELEBA_TEST[0]) -> pd.DataFrame:
+    """Ours: mean IoU-lg (%) and image count per bin of mask area, per experiment of ``group``
+    (``metrics.iou_by_area``); experiments without predictions are left out."""
+    rows = []
+    for e in experiments_in(group):
+        pred = _load(paths, e.name, key, profile)
+        if pred is None:
+            continue
+        loc = metrics.localization(pred.maps, masks_for(pred))
+        d = metrics.iou_by_area(loc.iou, loc.mask_area)
+        d["experiment"], d["method"], d["setup"] = e.name, e.method, e.setup
+        rows.append(d)
+    if not rows:
+        return pd.DataFrame(columns=["area_bin", "mean", "count", "experiment", "method", "setup"])
+    out = pd.concat(rows, ignore_index=True)
+    out["area_bin"] = out["area_bin"].astype(str)
+    return out
+
+
 def table3(paths: Paths, profile: Profile, extras: bool = True) -> pd.DataFrame:
     """Table 3 (paper 5.2): Patches trained on FFHQ data, tested on CelebA-HQ data."""
     return _frame([experiment_row(e, paths, profile, extras) for e in experiments_in("table3")])

@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score
 
 THRESHOLD = 0.5
 
@@ -304,12 +304,6 @@ def bootstrap_ap_ci(real_scores: np.ndarray, fake_scores: np.ndarray, n: int = 2
            for _ in range(n)]
     a = (1 - level) / 2
     return 100 * float(np.quantile(aps, a)), 100 * float(np.quantile(aps, 1 - a))
-
-
-def image_auc(real_scores: np.ndarray, fake_scores: np.ndarray) -> float:
-    """Ours: ROC-AUC (%) of image scores, all images."""
-    y = np.r_[np.zeros(len(real_scores)), np.ones(len(fake_scores))]
-    return 100 * float(roc_auc_score(y, np.r_[real_scores, fake_scores]))
 
 
 def iou_by_area(iou: np.ndarray, area: np.ndarray,

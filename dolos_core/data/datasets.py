@@ -125,11 +125,6 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return x.div_(127.5).sub_(1.0)
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Inverse of :func:`to_tensor` for display: (3, H, W) -> HxWx3 uint8."""
-    return ((x.detach().cpu().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
 class DolosDataset(Dataset):
     """One split of one DOLOS dataset, e.g. ``celebahq/repaint-p2``, ``test``.
 
