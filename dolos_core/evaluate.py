@@ -228,15 +228,17 @@ def domain_averages(cg: pd.DataFrame) -> pd.DataFrame:
             .unstack().rename(columns={True: "in_domain", False: "out_of_domain"}))
 
 
-def training_runs(paths: Paths, profile: Profile) -> dict[str, dict]:
+def training_runs(paths: Paths, profile: Profile, groups: tuple[str, ...] | None = None) -> dict[str, dict]:
     """The ``train.json`` (config and curve) of every experiment trained under this
-    configuration, in the registry's order."""
+    configuration (only those of ``groups`` when given), in the registry's order."""
     import json
 
     from .runs import resolve_run
 
     out = {}
     for name, e in EXPERIMENTS.items():
+        if groups is not None and e.group not in groups:
+            continue
         f = resolve_run(e, profile, paths).checkpoint_dir / "train.json"
         if f.exists():
             out[name] = json.loads(f.read_text())
