@@ -16,7 +16,8 @@ from .data.layout import DatasetKey
 from .experiments import (CELEBA_TEST, FIG6_GENERATORS, FIG6_TEST, EXPERIMENTS, Experiment,
                           experiments_in)
 from .io import atomic_path
-from .predict import Predictions, load_predictions, predictions_path
+from .predict import Predictions, load_predictions
+from .runs import resolve_run
 
 PAPER_COLUMNS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc",
                  "acc_sm"]
@@ -25,11 +26,12 @@ EXTRA_COLUMNS = ["iou_ci_low", "iou_ci_high", "ap_ci_low", "ap_ci_high", "pixel_
                  "n_fake", "n_real"]
 
 
-def _load(paths: Paths, exp: str, key: str, profile: Profile) -> Predictions | None:
-    """Predictions of ``exp``'s run under this configuration, or None (never another's)."""
+def _load(run, key: str, profile: Profile) -> Predictions | None:
+    """Predictions of ``run`` (``runs.resolve_run``: this configuration's run) on one test
+    set, or None (never another configuration's)."""
     from .predict import predictions_current
 
-    p = predictions_path(paths, exp, key, profile)
+    p = run.predictions_file(key)
     return load_predictions(p) if predictions_current(p, profile) else None
 
 
@@ -79,13 +81,14 @@ def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool
     """One table row; missing predictions give NaN (shown as missing, never as zero)."""
     row = {"experiment": exp.name, "method": exp.method, "setup": exp.setup,
            "supervision": exp.supervision}
-    fake = _load(paths, exp.name, fake_key, profile)
+    run = resolve_run(exp, profile, paths)       # resolved once: it scans the data folders
+    fake = _load(run, fake_key, profile)
     if fake is None:
         row["status"] = "missing"
         return row
     row["run"] = fake.meta.get("run_id")
     row.update(localization_row(fake, profile, extras))
-    real = _load(paths, exp.name, real_key, profile)
+    real = _load(run, real_key, profile)
     if real is not None and exp.supervision == "weak":
         row.update(detection_row(real, fake, profile, extras))
     row["status"] = "ok"
@@ -142,7 +145,7 @@ def iou_by_area_table(paths: Paths, profile: Profile, group: str = "table2",
     (``metrics.iou_by_area``); experiments without predictions are left out."""
     rows = []
     for e in experiments_in(group):
-        pred = _load(paths, e.name, key, profile)
+        pred = _load(resolve_run(e, profile, paths), key, profile)
         if pred is None:
             continue
         loc = metrics.localization(pred.maps, masks_for(pred))
@@ -184,7 +187,6 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     import json
 
     from .experiments import SCALING_RUNS, plan_for
-    from .runs import resolve_run
     from .train import weak_init_of
 
     rows = []
@@ -211,9 +213,10 @@ def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
         panel = "single" if e.group == "fig6-single" else "all-but"
         train = e.name.replace("patches-full-allbut-", "").replace("patches-full-", "")
         train_label = train if panel == "single" else f"all but {train}"
+        run = resolve_run(e, profile, paths)
         for key in FIG6_TEST:
             gen = key.split("/")[1]
-            pred = _load(paths, e.name, key, profile)
+            pred = _load(run, key, profile)
             iou = metrics.localization(pred.maps, masks_for(pred)).summary()["iou"] \
                 if pred is not None else np.nan
             rows.append({"train": train_label, "test": gen, "iou": iou, "panel": panel,
@@ -232,8 +235,6 @@ def training_runs(paths: Paths, profile: Profile, groups: tuple[str, ...] | None
     """The ``train.json`` (config and curve) of every experiment trained under this
     configuration (only those of ``groups`` when given), in the registry's order."""
     import json
-
-    from .runs import resolve_run
 
     out = {}
     for name, e in EXPERIMENTS.items():

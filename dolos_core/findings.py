@@ -72,12 +72,14 @@ def check_findings(table2: pd.DataFrame, table3: pd.DataFrame | None = None,
                        "CelebA-HQ-trained, each setup)", holds,
                        ", ".join(f"{s}: {a:.1f} -> {f:.1f}" for s, (a, f) in zip("ABC", pairs))))
     holds, evidence = None, "no single-generator results"
-    if cross_generator is not None and len(cross_generator):
-        single = cross_generator[(cross_generator["panel"] == "single")].dropna(subset=["iou"])
-        if single["in_domain"].any() and (~single["in_domain"].astype(bool)).any():
-            ind = single.loc[single["in_domain"].astype(bool), "iou"].mean()
-            outd = single.loc[~single["in_domain"].astype(bool), "iou"].mean()
-            holds, evidence = bool(outd < ind), f"in {ind:.1f} vs out {outd:.1f}"
+    if cross_generator is not None and cross_generator["iou"].notna().any():
+        from .evaluate import domain_averages
+
+        avg = domain_averages(cross_generator)
+        if "single" in avg.index and {"in_domain", "out_of_domain"} <= set(avg.columns):
+            ind, outd = avg.loc["single", "in_domain"], avg.loc["single", "out_of_domain"]
+            if not (np.isnan(ind) or np.isnan(outd)):
+                holds, evidence = bool(outd < ind), f"in {ind:.1f} vs out {outd:.1f}"
     out.append(Finding("3b", "Localization drops across generators (out-of-domain below "
                        "in-domain)", holds, evidence))
     return out

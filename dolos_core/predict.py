@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from .config import Paths, Profile, resolve_device
 from .data.datasets import DolosDataset, Perturbation, collate, transform_for
 from .data.layout import DatasetKey
-from .experiments import Experiment, test_set_name
+from .experiments import Experiment
 from .io import read_json, save_npz, write_json
 from .models import DolosModel
 from .train import _autocast, load_trained
@@ -61,7 +61,7 @@ def predictions_path(paths: Paths, exp: Experiment | str, test_key: str, profile
     from .runs import resolve_run
 
     exp = get_experiment(exp) if isinstance(exp, str) else exp
-    return resolve_run(exp, profile, paths).predictions_dir / f"{test_set_name(test_key)}.npz"
+    return resolve_run(exp, profile, paths).predictions_file(test_key)
 
 
 def predictions_current(path: Path, profile: Profile) -> bool:
@@ -104,11 +104,14 @@ def predict_dataset(model: DolosModel, dataset, device: torch.device, batch_size
 def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
                        force: bool = False, progress: bool = True) -> list[Path]:
     """Predict every test set of ``exp`` with its best checkpoint; return the .npz paths."""
+    from .runs import resolve_run
+
     dev = resolve_device(device)
     model = None
     written = []
+    run = resolve_run(exp, profile, paths)      # one data scan for every test set
     for key_text in exp.test:
-        out = predictions_path(paths, exp, key_text, profile)
+        out = run.predictions_file(key_text)
         if predictions_current(out, profile) and not force:
             written.append(out)
             continue

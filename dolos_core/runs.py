@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import Paths, Profile
 from .data.layout import DatasetKey
-from .experiments import Experiment, plan_for
+from .experiments import Experiment, plan_for, test_set_name
 
 # Profile fields a training reads (everything else - bootstrap, test caps, batch size of
 # prediction - changes evaluation only, never the trained weights).
@@ -44,6 +44,10 @@ class RunRef:
     @property
     def label(self) -> str:
         return f"{self.experiment}@{self.run_id}"
+
+    def predictions_file(self, test_key: str) -> Path:
+        """This run's predictions on one test set (``celebahq/repaint-p2`` -> ``...npz``)."""
+        return self.predictions_dir / f"{test_set_name(test_key)}.npz"
 
 
 def _folder_summary(folder: Path | None) -> list:
