@@ -1,5 +1,5 @@
 """Evaluation at the paper's scale in bounded memory: one test set of 8,500 fake images (the
-Repaint-P2 CelebA-HQ test split), scored exactly as Table 2 scores it (``evaluate.localization_row``:
+Repaint-P2 CelebA-HQ test split), scored exactly as Table 2 scores it (``evaluate.score``:
 the authors' IoU/accuracy in both variants, bootstrap interval, pooled and per-image pixel AP/AUC,
 best F1, oracle threshold), for synthetic maps of
 
@@ -43,14 +43,14 @@ def synthetic(n: int, map_size: int, mask_size: int = 256, seed: int = 0):
 
 def one_case(n: int, map_size: int) -> dict:
     from dolos_core.config import get_profile
-    from dolos_core.evaluate import localization_row
-    from dolos_core.predict import Predictions
+    from dolos_core.evaluate import score
+    from dolos_core.predictions import Predictions
 
     maps, masks = synthetic(n, map_size)
     pred = Predictions(maps, np.zeros(n, np.float32), np.array([f"{i:05d}.png" for i in range(n)]),
                        {"label": 1, "masks_dir": None})
     t0 = time.perf_counter()
-    row = localization_row(pred, get_profile("paper"), extras=True, masks=masks)
+    row = score(pred, None, get_profile("paper"), extras=True, masks=masks)
     sec = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB (Linux)
     data_gb = (maps.nbytes + masks.nbytes) / 2**30

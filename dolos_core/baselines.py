@@ -9,8 +9,8 @@ anything about generators, so that a method's number can be read against them.
   single pixel's colour or local noise level gives it away: a dataset whose fakes it localizes
   well has a trivial cue. Its image score is the mean of its map.
 
-Both are evaluated with the same scoring as every experiment (``evaluate.localization_row`` and
-``evaluate.detection_row``), at the images' stored resolution.
+Both are evaluated with the same scoring as every experiment (``evaluate.score``), at the
+images' stored resolution.
 """
 
 from __future__ import annotations

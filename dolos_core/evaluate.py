@@ -16,7 +16,7 @@ from .data.layout import DatasetKey
 from .experiments import (CELEBA_TEST, FIG6_GENERATORS, FIG6_TEST, EXPERIMENTS, Experiment,
                           experiments_in)
 from .io import atomic_path
-from .predict import Predictions, load_predictions
+from .predictions import Predictions, load_predictions, predictions_current
 from .runs import resolve_run
 
 PAPER_COLUMNS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc",
@@ -29,8 +29,6 @@ EXTRA_COLUMNS = ["iou_ci_low", "iou_ci_high", "ap_ci_low", "ap_ci_high", "pixel_
 def _load(run, key: str, profile: Profile) -> Predictions | None:
     """Predictions of ``run`` (``runs.resolve_run``: this configuration's run) on one test
     set, or None (never another configuration's)."""
-    from .predict import predictions_current
-
     p = run.predictions_file(key)
     return load_predictions(p) if predictions_current(p, profile) else None
 
@@ -46,7 +44,7 @@ def masks_for(pred: Predictions) -> np.ndarray:
     return _MASK_CACHE[key]
 
 
-def localization_row(pred: Predictions, profile: Profile, extras: bool = True,
+def _localization(pred: Predictions, profile: Profile, extras: bool = True,
                      masks: np.ndarray | None = None) -> dict:
     """The authors' localization metrics (%) of one fake test set, plus ours if ``extras``.
     ``masks``: the ground truth (N, H, W), 1 = fake; read from the layout when None."""
@@ -65,7 +63,7 @@ def localization_row(pred: Predictions, profile: Profile, extras: bool = True,
     return row
 
 
-def detection_row(real: Predictions, fake: Predictions, profile: Profile,
+def _detection(real: Predictions, fake: Predictions, profile: Profile,
                   extras: bool = True) -> dict:
     ap, ap2 = metrics.detection_ap(real.scores, fake.scores, profile.detection_repeats,
                                    profile.seed)
@@ -73,6 +71,18 @@ def detection_row(real: Predictions, fake: Predictions, profile: Profile,
     if extras:
         row["ap_ci_low"], row["ap_ci_high"] = metrics.bootstrap_ap_ci(
             real.scores, fake.scores, n=min(profile.bootstrap, 200), seed=profile.seed)
+    return row
+
+
+def score(fake: Predictions, real: Predictions | None, profile: Profile, extras: bool = True,
+          masks: np.ndarray | None = None) -> dict:
+    """The one scoring interface: predictions on a fake test set (and on a real one, for
+    detection AP) -> a result row (%). Every table, the post-processing sweep and the
+    robustness sweep score through it. ``masks``: the ground truth (N, H, W), read from the
+    layout when None; ``extras``: our intervals and threshold-free pixel metrics too."""
+    row = _localization(fake, profile, extras, masks)
+    if real is not None:
+        row.update(_detection(real, fake, profile, extras))
     return row
 
 
@@ -87,10 +97,8 @@ def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool
         row["status"] = "missing"
         return row
     row["run"] = fake.meta.get("run_id")
-    row.update(localization_row(fake, profile, extras))
-    real = _load(run, real_key, profile)
-    if real is not None and exp.supervision == "weak":
-        row.update(detection_row(real, fake, profile, extras))
+    real = _load(run, real_key, profile) if exp.supervision == "weak" else None
+    row.update(score(fake, real, profile, extras))
     row["status"] = "ok"
     return row
 
@@ -126,8 +134,7 @@ def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[d
                                                            "masks_dir": str(mdir) if mdir else None})
         row = {"experiment": f"baseline-{name}", "method": "baseline", "setup": None,
                "supervision": "none"}
-        row.update(localization_row(preds[fake_key], profile, extras))
-        row.update(detection_row(preds[real_key], preds[fake_key], profile, extras))
+        row.update(score(preds[fake_key], preds[real_key], profile, extras))
         row["status"] = "ok"
         rows.append(row)
     return rows
@@ -273,5 +280,5 @@ def paper_view(df: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["table2", "table3", "cross_generator", "domain_averages", "loss_variants_table",
-           "save_table", "paper_view", "experiment_row", "localization_row", "detection_row",
+           "save_table", "paper_view", "experiment_row", "score",
            "FIG6_GENERATORS"]

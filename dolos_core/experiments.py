@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .models.base import LossConfig
+from .losses import LossConfig
 
 CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
 FIG6_GENERATORS = ("repaint-p2-9k", "ldm", "lama", "pluralistic")

@@ -3,8 +3,36 @@ extension). Maps are fake probabilities; masks and labels use 1 = fake."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+from . import resize
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Which loss a model trains with (docs/STUDY.md and the FakeLocator extension).
+
+    ``localize``: the map loss of full supervision: ``paper`` (each method's own, as the
+    paper: per-cell cross-entropy for Patches and Grad-CAM, BCE for Attention), ``l1`` or
+    ``l2`` (regression between fake-probability map and mask). ``rho_class`` and
+    ``rho_localize`` weigh L = rho_class * L_class + rho_localize * L_localize under full
+    supervision, for every method alike (the paper: rho_class = 0, rho_localize = 1).
+    ``lam``: the attention weak loss weight (lambda = 1). Weak supervision has no map loss:
+    its loss is each method's image loss, and the rhos do not apply.
+    """
+
+    localize: str = "paper"
+    rho_class: float = 0.0
+    rho_localize: float = 1.0
+    lam: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.localize not in ("paper", "l1", "l2"):
+            raise ValueError(f"localize loss must be paper, l1 or l2, got {self.localize!r}")
 
 
 def image_ce(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -47,3 +75,19 @@ def regression(prob: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tenso
     if kind == "l2":
         return diff.pow(2).mean()
     raise ValueError(f"regression loss must be l1 or l2, got {kind!r}")
+
+
+def full_supervision(out: dict, batch: dict, cfg: LossConfig,
+                     paper_loss: Callable[[dict, torch.Tensor], torch.Tensor],
+                     class_loss: Callable[[dict, dict], torch.Tensor]) -> torch.Tensor:
+    """The localization loss every method shares under full supervision:
+    L = rho_localize * L_localize + rho_class * L_class, with the mask resized (nearest, pixel
+    centres) to the map. ``paper_loss(out, mask)``: the method's own map loss (used when
+    ``cfg.localize == "paper"``; ``l1``/``l2`` regress ``out["map"]`` instead);
+    ``class_loss(out, batch)``: the method's image loss on the label."""
+    mask = resize.nearest(batch["mask"].float(), tuple(out["map"].shape[-2:]))
+    loc = paper_loss(out, mask) if cfg.localize == "paper" else regression(out["map"], mask, cfg.localize)
+    total = cfg.rho_localize * loc
+    if cfg.rho_class:
+        total = total + cfg.rho_class * class_loss(out, batch)
+    return total

@@ -21,7 +21,6 @@ and per image, best F1, the oracle-threshold IoU, bootstrap 95% intervals, IoU b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -29,49 +28,14 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 
+from .resize import bicubic, nearest
+
 THRESHOLD = 0.5
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
     for i in range(0, n, size):
         yield slice(i, min(n, i + size))
-
-
-@lru_cache(maxsize=32)
-def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """The (n_out, n_in) matrix of 1-D bicubic resizing (a = -0.5, antialiased when shrinking),
-    read off torch's ``interpolate`` applied to the unit vectors: resizing is linear and
-    separable, so a 2-D resize is ``W_y @ M @ W_x.T``, two small matrix products."""
-    # three identical columns: torch's kernel mishandles images one pixel wide
-    eye = torch.eye(n_in)[:, None, :, None].repeat(1, 1, 1, 3)
-    cols = F.interpolate(eye, size=(n_out, 3), mode="bicubic", align_corners=False, antialias=True)
-    return cols[:, 0, :, 1].T.contiguous()
-
-
-def resize_maps(maps: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Float maps (N, h, w) -> (N, H, W), bicubic as Pillow's float resize (see module doc),
-    computed as two matrix products per map."""
-    t = torch.as_tensor(np.asarray(maps, dtype=np.float32) if isinstance(maps, np.ndarray) else maps).float()
-    if tuple(t.shape[-2:]) == tuple(size):
-        return t
-    wy = _resize_matrix(t.shape[-2], size[0])
-    wx = _resize_matrix(t.shape[-1], size[1])
-    return wy @ t @ wx.T
-
-
-def _nearest_index(n_in: int, n_out: int) -> torch.Tensor:
-    """Source index of each output pixel for nearest resizing at pixel centres (as Pillow)."""
-    return ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out)).floor().long().clamp(max=n_in - 1)
-
-
-def resize_masks_nearest(masks: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Binary masks (N, H, W) -> (N, h, w), nearest neighbour sampled at pixel centres."""
-    t = torch.as_tensor(np.asarray(masks))
-    if tuple(t.shape[-2:]) == tuple(size):
-        return t.float()
-    iy = _nearest_index(t.shape[-2], size[0])
-    ix = _nearest_index(t.shape[-1], size[1])
-    return t[:, iy][:, :, ix].float()
 
 
 def count_true(x: torch.Tensor) -> torch.Tensor:
@@ -124,10 +88,10 @@ def localization(maps: np.ndarray, masks: np.ndarray, threshold: float = THRESHO
     out = {k: [] for k in ("iou", "acc", "iou_sm", "acc_sm", "area")}
     for sl in _chunks(len(maps), chunk):
         m = torch.as_tensor(np.asarray(masks[sl])).bool()
-        p = resize_maps(maps[sl], (H, W)) > threshold
+        p = bicubic(maps[sl], (H, W)) > threshold
         iou, acc = iou_acc(p, m)
         p_sm = torch.as_tensor(np.asarray(maps[sl], dtype=np.float32)) > threshold
-        m_sm = resize_masks_nearest(m.to(torch.uint8), (h, w)) > 0.5
+        m_sm = nearest(m, (h, w))
         iou_sm, acc_sm = iou_acc(p_sm, m_sm)
         for k, v in (("iou", iou), ("acc", acc), ("iou_sm", iou_sm), ("acc_sm", acc_sm),
                      ("area", count_true(m.flatten(1)) / m[0].numel())):
@@ -163,7 +127,7 @@ def _hist_pr(maps: np.ndarray, masks: np.ndarray, bins: int = 1000, chunk: int =
     pos = torch.zeros(bins, dtype=torch.float64)
     neg = torch.zeros(bins, dtype=torch.float64)
     for sl in _chunks(len(maps), chunk):
-        p = resize_maps(maps[sl], (H, W)).clamp(0, 1).flatten()
+        p = bicubic(maps[sl], (H, W)).clamp(0, 1).flatten()
         m = torch.as_tensor(np.asarray(masks[sl])).bool().flatten()
         idx = (p * (bins - 1)).round().long()
         pos += torch.bincount(idx[m], minlength=bins).double()
@@ -201,7 +165,7 @@ def per_image_pixel_metrics(maps: np.ndarray, masks: np.ndarray, chunk: int = 64
     h, w = maps.shape[-2:]
     ap_out, auc_out = [], []
     for sl in _chunks(len(maps), chunk):
-        y = (resize_masks_nearest(np.asarray(masks[sl]), (h, w)) > 0.5).flatten(1)
+        y = (torch.as_tensor(nearest(np.asarray(masks[sl]), (h, w))) > 0).flatten(1)
         m = np.asarray(maps[sl]).reshape(len(y), -1)
         if m.dtype == np.float16:
             ap, auc = _hist_ap_auc(m, y.numpy())
@@ -271,7 +235,7 @@ def oracle_threshold_iou(maps: np.ndarray, masks: np.ndarray,
     sums = np.zeros(len(thresholds))
     for sl in _chunks(len(maps), chunk):
         m = torch.as_tensor(np.asarray(masks[sl])).bool()
-        p = resize_maps(maps[sl], (H, W))
+        p = bicubic(maps[sl], (H, W))
         for j, t in enumerate(thresholds):
             sums[j] += float(iou_acc(p > t, m)[0].sum())
     means = sums / len(maps)

@@ -251,7 +251,7 @@ def _run(args) -> int:
     from .config import get_paths, get_profile, resolve_device, ConfigError
     from .experiments import EXPERIMENTS, PAPER_GROUPS
     from .train import is_trained
-    from .predict import predictions_current, predictions_path
+    from .predictions import predictions_current, predictions_path
 
     t_start = time.time()
     overrides = cli_overrides(args)

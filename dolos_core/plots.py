@@ -22,16 +22,6 @@ def save_figure(fig, figures_dir: str | Path, stem: str) -> list[Path]:
     return out
 
 
-def overlay(img: np.ndarray, mask: np.ndarray | None, colour=(1.0, 0.1, 0.1), alpha: float = 0.45):
-    """RGB uint8 image with the fake region (mask == 1) tinted and outlined."""
-    out = img.astype(np.float32) / 255
-    if mask is None:
-        return out
-    m = mask.astype(bool)
-    out[m] = (1 - alpha) * out[m] + alpha * np.array(colour)
-    return np.clip(out, 0, 1)
-
-
 def loss_curves(history: list[dict], title: str = ""):
     df = pd.DataFrame(history)
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -47,23 +37,137 @@ def loss_curves(history: list[dict], title: str = ""):
     return fig
 
 
-def map_grid(images, masks, maps, titles=None, threshold: float | None = None, ncols: int = 3):
-    """Rows of (input with mask outline, ground truth, predicted map)."""
-    n = len(images)
-    fig, axes = plt.subplots(n, ncols, figsize=(2.2 * ncols, 2.2 * n), squeeze=False)
-    for i in range(n):
-        axes[i, 0].imshow(images[i])
-        axes[i, 1].imshow(masks[i] if masks[i] is not None else np.zeros(images[i].shape[:2]),
-                          cmap="gray", vmin=0, vmax=1)
-        mp = maps[i] if threshold is None else (maps[i] > threshold)
-        axes[i, 2].imshow(mp, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
-        if titles:
-            axes[i, 0].set_ylabel(titles[i], fontsize=8)
-    for ax, t in zip(axes[0], ["input", "ground truth (1 = fake)", "fake probability"]):
-        ax.set_title(t, fontsize=9)
+def map_grid(masks: np.ndarray | None, maps: dict[str, np.ndarray], images=None,
+             threshold: float | None = None, row_labels=None, title: str | None = None):
+    """The one map grid of the study: one row per image; columns: the input (when ``images``),
+    the ground truth (when ``masks``, with its fake area), then one column per entry of
+    ``maps`` (name -> (R, h, w) fake probabilities). Maps are shown upsampled to the mask the
+    authors' way (bicubic) on one fixed scale, 0 to 1, with one colour bar (no per-image
+    rescaling, so a flat, uncertain map looks flat); with ``threshold`` they are shown binary
+    (> threshold). Each map cell is labelled with its image's IoU-lg at the threshold (0.5
+    when None)."""
+    from . import metrics, resize
+
+    names = list(maps)
+    n_rows = len(next(iter(maps.values()))) if maps else len(masks)
+    lead = (images is not None) + (masks is not None)
+    ncols = lead + len(names)
+    fig, axes = plt.subplots(n_rows, ncols, figsize=(1.75 * ncols + 0.6, 1.85 * n_rows),
+                             squeeze=False)
+    thr = metrics.THRESHOLD if threshold is None else threshold
+    im = None
+    for r in range(n_rows):
+        c = 0
+        if images is not None:
+            axes[r, c].imshow(images[r])
+            c += 1
+        if masks is not None:
+            axes[r, c].imshow(masks[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axes[r, c].set_xlabel(f"fake {100 * masks[r].mean():.0f}%", fontsize=9)
+            c += 1
+        for j, name in enumerate(names):
+            m = maps[name][r:r + 1].astype(np.float32)
+            ax = axes[r, c + j]
+            shown = resize.bicubic(m, masks.shape[-2:])[0].numpy() if masks is not None else m[0]
+            shown = (shown > thr).astype(np.float32) if threshold is not None else np.clip(shown, 0, 1)
+            im = ax.imshow(shown, cmap="gray" if threshold is not None else "magma", vmin=0, vmax=1,
+                           interpolation="nearest")
+            if masks is not None:
+                iou = 100 * metrics.localization(m, masks[r:r + 1], thr).iou[0]
+                ax.set_xlabel(f"IoU {iou:.0f}", fontsize=9)
+    heads = (["input"] if images is not None else []) + (["ground truth"] if masks is not None else []) + names
+    for ax, t in zip(axes[0], heads):
+        ax.set_title(t, fontsize=10)
+    if row_labels is not None:
+        for r, lab in enumerate(row_labels):
+            axes[r, 0].set_ylabel(lab, fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.93 if threshold is None else 1, 1))
+    if threshold is None and im is not None:
+        cax = fig.add_axes((0.945, 0.15, 0.012, 0.7))
+        fig.colorbar(im, cax=cax, label="fake probability")
+    return fig
+
+
+def sample_grid(samples: dict[str, list[tuple]], title: str = ""):
+    """Rows of sample images per dataset (``analysis.data_samples``), the fake region outlined
+    in red (its content stays visible); reals have no outline."""
+    rows = list(samples)
+    n = max(len(v) for v in samples.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n, 1.8 * len(rows)), squeeze=False)
+    for r, key in enumerate(rows):
+        for c, (img, mask) in enumerate(samples[key]):
+            ax = axes[r, c]
+            ax.imshow(img)
+            if mask is not None and mask.any():
+                ax.contour(mask.astype(float), levels=[0.5], colors="red", linewidths=1.0)
+        axes[r, 0].set_ylabel(key.split("/")[1], fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def mask_area_boxes(areas: pd.DataFrame):
+    """Box plot of the fake area (% of the image) per generator (``analysis.mask_areas``),
+    with the number of masks under each box."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sns.boxplot(data=areas, x="generator", y="area", ax=ax)
+    counts = areas.groupby("generator", sort=False).size()
+    ax.set_xticks(range(len(counts)), [f"{g}\n(n={n})" for g, n in counts.items()])
+    ax.set_xlabel("")
+    ax.set_ylabel("fake pixels (% of image)")
+    fig.tight_layout()
+    return fig
+
+
+def postprocess_gains(pp: pd.DataFrame):
+    """IoU gain over Table 2's scoring (``none``) of each post-processing, per experiment;
+    HDBSCAN settings each their own bar (nothing averaged)."""
+    import seaborn as sns
+
+    d = pp[pp.steps != "none"]
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    sns.barplot(data=d, x="experiment", y="gain", hue="postprocess", ax=ax, errorbar=None)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel("IoU-lg gain over no post-processing\n(points; threshold 0.5, bicubic)")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def robustness(rob: pd.DataFrame):
+    """IoU-lg of each Table 2 model against each perturbation, one panel per method, one line
+    per setup; the first point of every line is the unperturbed test set."""
+    import seaborn as sns
+
+    d = rob.copy()
+    d["condition"] = np.where(d.perturbation == "none", "clean",
+                              d["perturbation"] + " " + d["strength"].astype(str))
+    order = list(dict.fromkeys(d["condition"]))
+    methods = [m for m in ("gradcam", "patches", "attention") if m in set(d.method)]
+    fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.6 * max(1, len(methods)), 4),
+                             sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        sns.lineplot(data=d[d.method == m], x="condition", y="iou", hue="setup", marker="o",
+                     ax=ax, sort=False, hue_order=sorted(set(d[d.method == m].setup)))
+        ax.set_xticks(range(len(order)), order, rotation=70, fontsize=8)
+        ax.set_title(m)
+        ax.set_xlabel("perturbation (JPEG quality, blur sigma px, resize factor, noise sigma /255)",
+                      fontsize=7)
+        ax.set_ylabel("IoU-lg (%)")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -106,8 +106,8 @@ def _to(batch: dict, device: torch.device, channels_last: bool) -> dict:
 def make_model(exp: Experiment, init: InitChoice | None = None,
                patches_weak_init: str = "authors") -> DolosModel:
     start = init.path if init is not None and init.kind == "file" else "random"
-    return build_model(exp.method, exp.supervision, init=start, loss_cfg=exp.loss,
-                       patches_weak_init=patches_weak_init)
+    options = {"weak_init": patches_weak_init} if exp.method == "patches" else {}
+    return build_model(exp.method, exp.supervision, init=start, loss_cfg=exp.loss, **options)
 
 
 @torch.no_grad()

@@ -26,11 +26,26 @@ def test_hdbscan_recovers_a_known_blob():
     out = hdbscan_map(m, min_cluster_size=300)
     iou = iou_acc(torch.tensor(out[None] > 0.5), torch.tensor(truth[None]))[0].item()
     assert iou > 0.9, iou
-    # from a coarse map upsampled with nearest neighbour, as FOCAL does
+    # from a coarse map upsampled to the image (bicubic, as Table 2 scores maps); the blob is
+    # 480 pixels, so a min_cluster_size of 500 cannot find it and calls the whole map real
     coarse = m[::4, ::4]
-    out = hdbscan_map(coarse, size=64)  # the default min_cluster_size=500
+    out = hdbscan_map(coarse, size=64, min_cluster_size=300)
     iou = iou_acc(torch.tensor(out[None] > 0.5), torch.tensor(truth[None]))[0].item()
     assert iou > 0.8, iou
+    assert hdbscan_map(coarse, size=64, min_cluster_size=500).sum() == 0
+
+
+def test_no_postprocessing_scores_exactly_as_table2():
+    """The ``none`` chain upsamples the authors' way, so its IoU at the mask's size equals the
+    IoU Table 2 computes from the coarse map (``metrics.localization`` resizes bicubic)."""
+    from dolos_core import metrics
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((6, 19, 19)).astype(np.float32)
+    masks = (rng.random((6, 96, 96)) < 0.3).astype(np.uint8)
+    out, _ = Pipeline(("none",)).apply(maps, 96)
+    np.testing.assert_array_equal(metrics.localization(out, masks).iou,
+                                  metrics.localization(maps, masks).iou)
 
 
 def test_hdbscan_leaves_an_all_real_map_real():

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from dolos_core import metrics
+import torch
+
+from dolos_core import metrics, resize
 
 
 def reference_iou(maps, masks, tau=0.5):
@@ -153,7 +155,7 @@ def test_per_image_metrics_equal_sklearn_with_ties_in_any_chunking(dtype):
     maps = (np.round(rng.random((9, 19, 19)) * 8) / 8).astype(dtype)
     masks = (rng.random((9, 38, 38)) < 0.4).astype(np.uint8)
     masks[2] = 0
-    small = (metrics.resize_masks_nearest(masks, (19, 19)) > 0.5).numpy().reshape(9, -1)
+    small = (resize.nearest(masks, (19, 19)) > 0).reshape(9, -1)
     for chunk in (1, 4, 64):
         per = metrics.per_image_pixel_metrics(maps, masks, chunk=chunk)
         for i in range(9):
@@ -163,3 +165,29 @@ def test_per_image_metrics_equal_sklearn_with_ties_in_any_chunking(dtype):
             s = maps[i].ravel().astype(np.float64)
             assert per["pixel_ap_img"][i] == pytest.approx(average_precision_score(small[i], s), abs=1e-12)
             assert per["pixel_auc_img"][i] == pytest.approx(roc_auc_score(small[i], s), abs=1e-12)
+
+
+@pytest.mark.parametrize("src,dst", [(37, 299), (299, 37), (19, 96), (96, 19), (12, 12), (5, 7)])
+def test_nearest_is_pixel_centred_everywhere(src, dst):
+    """``resize.nearest`` is the one nearest resize: equal to Pillow's NEAREST and torch's
+    ``nearest-exact`` (what masks, losses and metrics all used), on NumPy and tensors, and
+    not OpenCV's INTER_NEAREST, which samples half a pixel off."""
+    import cv2
+
+    rng = np.random.default_rng(src * dst)
+    m = (rng.random((src, src)) < 0.5).astype(np.uint8)
+    out = resize.nearest(m, (dst, dst))
+    assert out.dtype == np.uint8 and out.shape == (dst, dst)
+    assert np.array_equal(out, np.asarray(Image.fromarray(m).resize((dst, dst), Image.NEAREST)))
+    t = torch.from_numpy(m).float()[None]
+    exact = torch.nn.functional.interpolate(t[None], size=(dst, dst), mode="nearest-exact")[0]
+    assert torch.equal(resize.nearest(t, (dst, dst)), exact)
+    if src == 37 and dst == 299:   # where OpenCV differs
+        assert not np.array_equal(out, cv2.resize(m, (dst, dst), interpolation=cv2.INTER_NEAREST))
+
+
+def test_bicubic_is_pillows_float_resize():
+    rng = np.random.default_rng(0)
+    m = rng.random((19, 19)).astype(np.float32)
+    ref = np.asarray(Image.fromarray(m).resize((96, 96), Image.BICUBIC))
+    np.testing.assert_allclose(resize.bicubic(m, (96, 96)).numpy(), ref, atol=2e-5)

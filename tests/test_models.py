@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from dolos_core import losses
-from dolos_core.models import (InitError, LossConfig, build_model, map_patch_forensics_names)
+from dolos_core.models import (MODELS, InitError, LossConfig, build_model, list_models,
+                               map_patch_forensics_names, register_model)
 
-CASES = [(m, s) for m in ("patches", "gradcam", "attention") for s in ("weak", "full")]
+CASES = list_models()          # every registered method x supervision
 # map side at 128 px (mini) and 299 px (paper); Grad-CAM weak maps come at the input size
 MAP_SIDE = {("patches", 128): 16, ("patches", 299): 37, ("gradcam-weak", 128): 128,
             ("gradcam-weak", 299): 299, ("xception", 128): 8, ("xception", 299): 19}
@@ -63,7 +64,7 @@ def test_weak_xception_scores_are_the_raw_fake_logit(method):
     assert big.softmax(1)[0, 1] == big.softmax(1)[1, 1] == 1.0  # why a probability would tie
 
 
-@pytest.mark.parametrize("method", ["patches", "gradcam", "attention"])
+@pytest.mark.parametrize("method", list(MODELS))
 def test_full_supervision_scores_are_the_mean_of_the_map(method):
     torch.manual_seed(0)
     model = build_model(method, "full").eval()
@@ -108,19 +109,19 @@ def test_authors_weak_init_starts_with_silent_separable_convolutions():
     torch.manual_seed(0)
     authors = rep_std(build_model("patches", "weak"))
     torch.manual_seed(0)
-    pytorch = rep_std(build_model("patches", "weak", patches_weak_init="pytorch"))
+    pytorch = rep_std(build_model("patches", "weak", weak_init="pytorch"))
     assert authors["features.6.rep.4"] < 0.01 and authors["features.6.skipbn"] > 0.5
     assert pytorch["features.6.rep.4"] > 0.5
 
 
 def test_weak_patches_pytorch_init_option():
     torch.manual_seed(0)
-    model = build_model("patches", "weak", patches_weak_init="pytorch")
+    model = build_model("patches", "weak", weak_init="pytorch")
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
             assert m.weight.abs().max() <= 1 / math.sqrt(m.weight[0].numel()) + 1e-6
     with pytest.raises(ValueError, match="weak_init"):
-        build_model("patches", "weak", patches_weak_init="xavier")
+        build_model("patches", "weak", weak_init="xavier")
 
 
 def test_full_patches_keep_pytorchs_default_init():
@@ -228,16 +229,33 @@ def test_losses_by_hand():
     assert losses.score_bce(torch.tensor([0.9]), torch.tensor([1])).item() == pytest.approx(-math.log(0.9), rel=1e-5)
 
 
-def test_combined_loss_weights():
+@pytest.mark.parametrize("method", list(MODELS))
+@pytest.mark.parametrize("localize", ["paper", "l1"])
+def test_full_loss_honours_rho_class_and_rho_localize_for_every_method(method, localize):
+    """L = rho_localize * L_localize + rho_class * L_class, the same rule for all three methods
+    (Patches and Grad-CAM: BCE on the mean-map score; Attention: CE on its logits)."""
     torch.manual_seed(0)
     batch = _batch(64)
-    base = build_model("patches", "full", loss_cfg=LossConfig(localize="l1")).eval()
-    both = build_model("patches", "full", loss_cfg=LossConfig(localize="l1", rho_class=2.0, rho_localize=0.5)).eval()
+    base = build_model(method, "full", loss_cfg=LossConfig(localize=localize)).eval()
+    both = build_model(method, "full", loss_cfg=LossConfig(localize=localize, rho_class=2.0,
+                                                           rho_localize=0.5)).eval()
     both.load_state_dict(base.state_dict())
     out = base(batch["image"])
     l_loc = base.loss(out, batch)
-    l_cls = losses.score_bce(out["score"], batch["label"])
+    l_cls = (losses.image_ce(out["logits"], batch["label"]) if method == "attention"
+             else losses.score_bce(out["score"], batch["label"]))
+    assert l_cls.item() > 0.01
     assert both.loss(out, batch).item() == pytest.approx(0.5 * l_loc.item() + 2.0 * l_cls.item(), rel=1e-5)
+
+
+def test_registry_builds_by_name_and_rejects_strangers():
+    assert CASES[:2] == [("gradcam", "weak"), ("gradcam", "full")] and len(CASES) == 6
+    with pytest.raises(TypeError, match="takes no option"):
+        build_model("gradcam", "weak", weak_init="pytorch")
+    with pytest.raises(TypeError, match="not a DolosModel"):
+        register_model(dict)
+    with pytest.raises(ValueError, match="supervision"):
+        MODELS["patches"]("semi")
 
 
 def test_patch_forensics_weight_names(tmp_path):

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .. import resize
 from .layout import DatasetError, DatasetKey, list_images
 
 # A perturbation takes an HxWx3 uint8 image and a seed, returns an HxWx3 uint8 image.
@@ -60,7 +61,7 @@ class Transform:
         if mask.shape == (m, m):
             return mask
         if self.mask_resize == "nearest":
-            return np.asarray(Image.fromarray(mask).resize((m, m), Image.NEAREST))
+            return resize.nearest(mask, (m, m))
         # The authors' file convention (255 = real), bilinear, then "< 0.5" of [0, 1] = fake.
         real = Image.fromarray(((1 - mask) * 255).astype(np.uint8)).resize((m, m), Image.BILINEAR)
         return (np.asarray(real, dtype=np.float32) / 255 < 0.5).astype(np.uint8)

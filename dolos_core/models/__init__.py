@@ -1,6 +1,8 @@
-"""Models of the study, built by name: ``build_model("patches", "full")``.
+"""Models of the study, in a registry as timm's: ``build_model("patches", "full")``,
+``list_models()``, ``@register_model`` on a ``DolosModel`` subclass.
 
-Every model returns a fake-probability map and an image score (see ``base.DolosModel``).
+Every model is built the same way, ``Class(supervision, loss_cfg=None, **options)``, and
+``model.predict(x)`` returns a fake-probability map and an image score (``base.DolosModel``).
 """
 
 from __future__ import annotations
@@ -9,14 +11,39 @@ from pathlib import Path
 
 import torch
 
+import inspect
+
+from ..losses import LossConfig
 from .attention import AttentionNet
 from .backbone import ORDER, InitError, load_state
-from .base import DolosModel, LossConfig
+from .base import SUPERVISIONS, DolosModel
 from .gradcam import GradCAMNet
 from .patches import PatchesNet
 
-MODELS = {"patches": PatchesNet, "gradcam": GradCAMNet, "attention": AttentionNet}
-SUPERVISIONS = ("weak", "full")
+MODELS: dict[str, type[DolosModel]] = {}
+
+
+def register_model(cls: type[DolosModel]) -> type[DolosModel]:
+    """Add a ``DolosModel`` subclass to the registry under its ``method`` name."""
+    if not (isinstance(cls, type) and issubclass(cls, DolosModel) and cls.method):
+        raise TypeError(f"{cls!r} is not a DolosModel subclass with a method name")
+    MODELS[cls.method] = cls
+    return cls
+
+
+for _cls in (GradCAMNet, PatchesNet, AttentionNet):   # the paper's order
+    register_model(_cls)
+
+
+def list_models() -> list[tuple[str, str]]:
+    """Every (method, supervision) the registry can build."""
+    return [(m, s) for m in MODELS for s in SUPERVISIONS]
+
+
+def model_options(method: str) -> list[str]:
+    """The keyword options of a method's constructor beyond supervision and loss_cfg."""
+    params = inspect.signature(MODELS[method].__init__).parameters
+    return [p for p in params if p not in ("self", "supervision", "loss_cfg")]
 
 # The authors' released Patches weights follow Patch-Forensics' CustomXceptionNet names.
 _PATCH_FORENSICS_NAMES = {
@@ -33,21 +60,22 @@ _FFD_NAMES = (
 
 
 def build_model(method: str, supervision: str, init: str | Path = "random",
-                loss_cfg: LossConfig | None = None, patches_weak_init: str = "authors") -> DolosModel:
-    """A model by method name (``gradcam``, ``patches``, ``attention``) and supervision
-    (``weak``, ``full``). ``init``: ``random`` (each method's own random init) or a checkpoint
-    path (ours, the authors' Patches release, the FFD checkpoint, timm's or Cadene's ImageNet
-    Xception); ``dolos_core.weights.resolve_init`` picks the paper's file.
-    ``patches_weak_init``: the random init of weak Patches, ``authors`` (Patch-Forensics' Xavier
-    0.02) or ``pytorch`` (PyTorch's default, as full Patches)."""
+                loss_cfg: LossConfig | None = None, **options) -> DolosModel:
+    """A model by method name (``list_models()``) and supervision (``weak``, ``full``).
+    ``init``: ``random`` (each method's own random init) or a checkpoint path (ours, the
+    authors' Patches release, the FFD checkpoint, timm's or Cadene's ImageNet Xception);
+    ``dolos_core.weights.resolve_init`` picks the paper's file. ``options``: the method's own
+    constructor options (``model_options``), e.g. Patches' ``weak_init`` (``authors``:
+    Patch-Forensics' Xavier 0.02; ``pytorch``: PyTorch's default, as full Patches)."""
     if method not in MODELS:
         raise KeyError(f"unknown method {method!r}; choose one of {', '.join(MODELS)}")
     if supervision not in SUPERVISIONS:
         raise KeyError(f"unknown supervision {supervision!r}; choose weak or full")
-    if method == "patches":
-        model = PatchesNet(supervision, loss_cfg=loss_cfg, weak_init=patches_weak_init)
-    else:
-        model = MODELS[method](supervision, loss_cfg=loss_cfg)
+    unknown = sorted(set(options) - set(model_options(method)))
+    if unknown:
+        raise TypeError(f"{method} takes no option(s) {', '.join(unknown)}; its options: "
+                        f"{', '.join(model_options(method)) or 'none'}")
+    model = MODELS[method](supervision, loss_cfg=loss_cfg, **options)
     if str(init) != "random":
         load_pretrained(model, init)
     return model
@@ -135,5 +163,6 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["build_model", "DolosModel", "LossConfig", "InitError", "MODELS",
+__all__ = ["build_model", "register_model", "list_models", "model_options", "DolosModel",
+           "LossConfig", "InitError", "MODELS", "SUPERVISIONS",
            "map_patch_forensics_names", "map_ffd_names", "load_pretrained", "count_parameters"]

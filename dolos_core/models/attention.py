@@ -16,15 +16,15 @@ from torch import nn
 
 from .. import losses
 from .backbone import create_xception, stage
-from .base import DolosModel, LossConfig, resize_mask
+from ..losses import LossConfig
+from .base import DolosModel
 
 
 class AttentionNet(DolosModel):
     method = "attention"
 
     def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
-        super().__init__(loss_cfg)
-        self.supervision = supervision
+        super().__init__(supervision, loss_cfg)
         net = create_xception()
         self.body = stage(net, None, "block7")                       # -> (B, 728, 19, 19)
         self.attention = nn.Sequential(
@@ -43,14 +43,11 @@ class AttentionNet(DolosModel):
         score = logits.float()[:, 1] if self.supervision == "weak" else amap.mean((1, 2))
         return {"logits": logits, "map": amap, "score": score}
 
-    def loss(self, out: dict, batch: dict) -> torch.Tensor:
-        cfg = self.loss_cfg
-        if self.supervision == "weak":
-            return losses.attention_weak(out["logits"].float(), out["map"], batch["label"], cfg.lam)
-        mask = resize_mask(batch["mask"], tuple(out["map"].shape[-2:]))
-        loc = (losses.map_bce(out["map"], mask) if cfg.localize == "paper"
-               else losses.regression(out["map"], mask, cfg.localize))
-        total = cfg.rho_localize * loc
-        if cfg.rho_class:
-            total = total + cfg.rho_class * losses.image_ce(out["logits"].float(), batch["label"])
-        return total
+    def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:
+        return losses.attention_weak(out["logits"].float(), out["map"], batch["label"], self.loss_cfg.lam)
+
+    def paper_map_loss(self, out: dict, mask: torch.Tensor) -> torch.Tensor:
+        return losses.map_bce(out["map"], mask)
+
+    def class_loss(self, out: dict, batch: dict) -> torch.Tensor:
+        return losses.image_ce(out["logits"].float(), batch["label"])

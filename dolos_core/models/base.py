@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .. import losses
+from ..losses import LossConfig
 
-@dataclass(frozen=True)
-class LossConfig:
-    """Which loss a model trains with (docs/STUDY.md and the FakeLocator extension).
-
-    ``localize``: the map loss of full supervision: ``paper`` (cross-entropy / BCE as the paper),
-    ``l1`` or ``l2`` (regression between fake-probability map and mask). ``rho_class`` and
-    ``rho_localize`` weigh L = rho_class * L_class + rho_localize * L_localize under full
-    supervision (the paper: rho_class = 0, rho_localize = 1). ``lam``: the attention weak
-    loss weight (lambda = 1).
-    """
-
-    localize: str = "paper"
-    rho_class: float = 0.0
-    rho_localize: float = 1.0
-    lam: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.localize not in ("paper", "l1", "l2"):
-            raise ValueError(f"localize loss must be paper, l1 or l2, got {self.localize!r}")
-
-
-def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, H, W) binary mask -> (B, h, w) with nearest neighbour, pixel-centre aligned as PIL's
-    and OpenCV's nearest (``nearest-exact``), so it stays binary."""
-    if tuple(mask.shape[-2:]) == tuple(size):
-        return mask.float()
-    return F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")[:, 0]
+SUPERVISIONS = ("weak", "full")
 
 
 class DolosModel(nn.Module):
@@ -46,10 +19,12 @@ class DolosModel(nn.Module):
     (map, score) for evaluation; ``loss(out, batch)`` the training loss."""
 
     method: str = ""
-    supervision: str = ""
 
-    def __init__(self, loss_cfg: LossConfig | None = None):
+    def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
         super().__init__()
+        if supervision not in SUPERVISIONS:
+            raise ValueError(f"unknown supervision {supervision!r}; choose weak or full")
+        self.supervision = supervision
         self.loss_cfg = loss_cfg or LossConfig()
 
     @torch.no_grad()
@@ -57,7 +32,22 @@ class DolosModel(nn.Module):
         out = self.forward(x)
         return out["map"], out["score"]
 
-    def loss(self, out: dict, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
+    def loss(self, out: dict, batch: dict) -> torch.Tensor:
+        """The training loss: the method's image loss under weak supervision; under full
+        supervision the shared ``losses.full_supervision`` (rho_class and rho_localize
+        honoured by every method) over the method's own map and class losses."""
+        if self.supervision == "weak":
+            return self.weak_loss(out, batch)
+        return losses.full_supervision(out, batch, self.loss_cfg, self.paper_map_loss, self.class_loss)
+
+    # What each method defines (see the subclasses' docstrings).
+    def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def paper_map_loss(self, out: dict, mask: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def class_loss(self, out: dict, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def map_size(self, input_size: int) -> int:

@@ -24,7 +24,8 @@ from torch import nn
 
 from .. import losses
 from .backbone import create_xception, stage
-from .base import DolosModel, LossConfig, resize_mask
+from ..losses import LossConfig
+from .base import DolosModel
 
 _EPS = 1e-7  # pytorch-grad-cam's scale_cam_image
 
@@ -39,8 +40,7 @@ class GradCAMNet(DolosModel):
     method = "gradcam"
 
     def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
-        super().__init__(loss_cfg)
-        self.supervision = supervision
+        super().__init__(supervision, loss_cfg)
         net = create_xception()
         self.body = stage(net, None, "block11")          # -> (B, 728, 19, 19)
         if supervision == "weak":
@@ -87,12 +87,11 @@ class GradCAMNet(DolosModel):
             out = self.forward(x)
         return out["map"], out["score"]
 
-    def loss(self, out: dict, batch: dict) -> torch.Tensor:
-        if self.supervision == "weak":
-            return losses.image_ce(out["logits"].float(), batch["label"])
-        seg = out["map_logits"].float()
-        mask = resize_mask(batch["mask"], tuple(seg.shape[-2:]))
-        cfg = self.loss_cfg
-        if cfg.localize == "paper":
-            return losses.patch_ce(seg, mask.long())
-        return losses.regression(out["map"], mask, cfg.localize)
+    def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:
+        return losses.image_ce(out["logits"].float(), batch["label"])
+
+    def paper_map_loss(self, out: dict, mask: torch.Tensor) -> torch.Tensor:
+        return losses.patch_ce(out["map_logits"].float(), mask.long())
+
+    def class_loss(self, out: dict, batch: dict) -> torch.Tensor:
+        return losses.score_bce(out["score"], batch["label"])

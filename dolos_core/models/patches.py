@@ -18,7 +18,8 @@ from torch import nn
 
 from .. import losses
 from .backbone import create_xception, stage
-from .base import DolosModel, LossConfig, resize_mask
+from ..losses import LossConfig
+from .base import DolosModel
 
 WEAK_INITS = ("authors", "pytorch")
 
@@ -50,10 +51,9 @@ class PatchesNet(DolosModel):
 
     def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None,
                  weak_init: str = "authors"):
-        super().__init__(loss_cfg)
+        super().__init__(supervision, loss_cfg)
         if weak_init not in WEAK_INITS:
             raise ValueError(f"weak_init must be one of {WEAK_INITS}, got {weak_init!r}")
-        self.supervision = supervision
         self.features = stage(create_xception(), None, "block2")  # -> (B, 256, h, w)
         self.convout = nn.Conv2d(256, 2, kernel_size=1)
         if supervision == "weak" and weak_init == "authors":
@@ -66,17 +66,14 @@ class PatchesNet(DolosModel):
         prob = logits.float().softmax(1)[:, 1]           # (B, 37, 37)
         return {"map_logits": logits, "map": prob, "score": prob.mean((1, 2))}
 
-    def loss(self, out: dict, batch: dict) -> torch.Tensor:
+    def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:
+        """Every cell takes the image label (per-cell cross-entropy)."""
         logits = out["map_logits"].float()
-        h, w = logits.shape[-2:]
-        cfg = self.loss_cfg
-        if self.supervision == "weak":
-            target = batch["label"].view(-1, 1, 1).expand(-1, h, w)
-            return losses.patch_ce(logits, target)
-        mask = resize_mask(batch["mask"], (h, w))
-        loc = (losses.patch_ce(logits, mask.long()) if cfg.localize == "paper"
-               else losses.regression(out["map"], mask, cfg.localize))
-        total = cfg.rho_localize * loc
-        if cfg.rho_class:
-            total = total + cfg.rho_class * losses.score_bce(out["score"], batch["label"])
-        return total
+        target = batch["label"].view(-1, 1, 1).expand(-1, *logits.shape[-2:])
+        return losses.patch_ce(logits, target)
+
+    def paper_map_loss(self, out: dict, mask: torch.Tensor) -> torch.Tensor:
+        return losses.patch_ce(out["map_logits"].float(), mask.long())
+
+    def class_loss(self, out: dict, batch: dict) -> torch.Tensor:
+        return losses.score_bce(out["score"], batch["label"])

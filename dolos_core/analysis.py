@@ -1,0 +1,221 @@
+"""The analyses behind the extension notebooks and the example figures, as library functions:
+the post-processing sweep (07), the robustness sweep (08), and the images each map grid shows
+(01, 02, 06, 07). Every row is scored by ``evaluate.score``, the same interface as the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from .config import Paths, Profile
+from .data.layout import DatasetKey, split_exists
+from .evaluate import _load, masks_for, score
+from .experiments import CELEBA_TEST, Experiment, experiments_in
+from .postprocess import Pipeline
+from .predictions import Predictions
+from .runs import resolve_run
+
+
+def _progress(items, desc: str, progress: bool):
+    if not progress:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc)
+
+
+# --- the post-processing sweep (notebook 07) ------------------------------------------------
+
+def postprocess_pipelines(min_cluster_sizes=(300, 500, 1000), min_samples_values=(None, 50),
+                          fit_pixels: int = 2000) -> list[Pipeline]:
+    """The chains notebook 07 compares: ``none`` (Table 2's scoring), morphology, the largest
+    component, HDBSCAN over a grid of ``min_cluster_size`` x ``min_samples``, and HDBSCAN at
+    the default 500 followed by the largest component."""
+    if not all(int(m) > 1 for m in min_cluster_sizes):
+        raise ValueError(f"min_cluster_sizes must be integers > 1, got {list(min_cluster_sizes)}")
+    if not all(s is None or int(s) > 0 for s in min_samples_values):
+        raise ValueError(f"min_samples values must be None or > 0, got {list(min_samples_values)}")
+    out = [Pipeline(("none",)), Pipeline(("morphology",)), Pipeline(("largest-component",))]
+    for mcs in min_cluster_sizes:
+        for ms in min_samples_values:
+            p = {"min_cluster_size": int(mcs), "fit_pixels": int(fit_pixels)}
+            if ms is not None:
+                p["min_samples"] = int(ms)
+            out.append(Pipeline(("hdbscan",), {"hdbscan": p}))
+    out.append(Pipeline(("hdbscan", "largest-component"),
+                        {"hdbscan": {"min_cluster_size": 500, "fit_pixels": int(fit_pixels)}}))
+    return out
+
+
+def default_hdbscan(pipelines: list[Pipeline]) -> str:
+    """Name of the plain HDBSCAN chain at FOCAL-like defaults (``min_cluster_size`` 500,
+    hdbscan's own ``min_samples``), else of the first plain HDBSCAN chain."""
+    plain = [p for p in pipelines if p.steps == ("hdbscan",)]
+    if not plain:
+        raise ValueError("no plain hdbscan chain among the pipelines")
+    for p in plain:
+        hd = p.params.get("hdbscan", {})
+        if hd.get("min_cluster_size") == 500 and "min_samples" not in hd:
+            return p.name
+    return plain[0].name
+
+
+def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
+                      n_images: int, group: str = "table2", key: str = CELEBA_TEST[0],
+                      n_examples: int = 3, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Every pipeline on the first ``n_images`` fake test images of every experiment of
+    ``group``. Returns one row per (experiment, pipeline), with ``gain`` = IoU minus the
+    ``none`` row's (Table 2's scoring on the same images), and the examples: experiment ->
+    {"masks", pipeline name -> maps} of the first ``n_examples`` images."""
+    rows, examples = [], {}
+    for e in _progress(experiments_in(group), "experiments", progress):
+        pred = _load(resolve_run(e, profile, paths), key, profile)
+        if pred is None:
+            continue
+        masks = masks_for(pred)[:n_images]
+        maps = pred.maps[:n_images].astype(np.float32)
+        examples[e.name] = {"masks": masks[:n_examples]}
+        for pipe in pipelines:
+            out, sec = pipe.apply(maps, masks.shape[-1])
+            sub = dataclasses.replace(pred, maps=out, names=pred.names[:n_images],
+                                      scores=pred.scores[:n_images])
+            row = score(sub, None, profile, extras=False, masks=masks)
+            hd = pipe.params.get("hdbscan", {})
+            rows.append({"experiment": e.name, "method": e.method, "setup": e.setup,
+                         "postprocess": pipe.name, "steps": "+".join(pipe.steps),
+                         "min_cluster_size": hd.get("min_cluster_size"),
+                         "min_samples": hd.get("min_samples"), "iou": row["iou"],
+                         "acc": row["acc"], "sec_per_image": sec, "n_images": len(maps)})
+            examples[e.name][pipe.name] = out[:n_examples]
+    pp = pd.DataFrame(rows)
+    if len(pp):
+        base = pp[pp.steps == "none"].set_index("experiment")["iou"]
+        pp["gain"] = pp["iou"] - pp["experiment"].map(base)
+    return pp, examples
+
+
+def postprocess_summary(pp: pd.DataFrame) -> pd.DataFrame:
+    """Per pipeline: mean IoU, mean gain over ``none`` and its range over experiments, ms per
+    image; sorted by mean gain."""
+    return (pp.groupby("postprocess")
+            .agg(mean_iou=("iou", "mean"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
+                 max_gain=("gain", "max"), ms_per_image=("sec_per_image", lambda s: 1000 * s.mean()))
+            .sort_values("mean_gain", ascending=False))
+
+
+# --- the robustness sweep (notebook 08) ------------------------------------------------------
+
+def robustness_sweep(paths: Paths, profile: Profile, conditions: list[tuple[str, object]],
+                     n_images: int, seed: int = 0, device: str = "auto", group: str = "table2",
+                     keys: tuple[str, str] = CELEBA_TEST, progress: bool = True) -> pd.DataFrame:
+    """Every trained experiment of ``group`` on perturbed copies of the fake and real test sets
+    (``perturb.make``; ``("none", 0)`` = unperturbed), ``n_images`` each. One row per
+    (experiment, condition), scored by ``evaluate.score``, with the unperturbed IoU and AP
+    beside it (``iou_clean``, ``ap_clean``)."""
+    from .perturb import make
+    from .predict import predict_perturbed
+    from .train import is_trained, load_trained
+
+    conditions = [("none", 0)] + [c for c in conditions if c[0] != "none"]
+    fake_key, real_key = keys
+    rows = []
+    for e in _progress(experiments_in(group), "experiments", progress):
+        if not is_trained(paths, e, profile):
+            continue
+        model = load_trained(e, profile, paths, device)
+        for name, strength in conditions:
+            pert = None if name == "none" else make(name, strength)
+            fake = predict_perturbed(e, profile, paths, fake_key, pert, seed, device, limit=n_images, model=model)
+            real = predict_perturbed(e, profile, paths, real_key, pert, seed + 1, device, limit=n_images, model=model)
+            row = score(fake, real if e.supervision == "weak" else None, profile, extras=False)
+            rows.append({"experiment": e.name, "method": e.method, "setup": e.setup,
+                         "perturbation": name, "strength": strength, "iou": row["iou"],
+                         "iou_sm": row["iou_sm"], "ap_mean": row.get("ap_mean", np.nan),
+                         "n_images": len(fake.names)})
+    rob = pd.DataFrame(rows)
+    if len(rob):
+        clean = rob[rob.perturbation == "none"].set_index("experiment")
+        rob["iou_clean"] = rob["experiment"].map(clean["iou"])
+        rob["ap_clean"] = rob["experiment"].map(clean["ap_mean"])
+    return rob
+
+
+# --- what the map grids show ----------------------------------------------------------------
+
+def pick_by_area(masks: np.ndarray, n: int) -> np.ndarray:
+    """Indices of ``n`` images spread evenly over the range of mask areas, smallest first."""
+    area = masks.reshape(len(masks), -1).mean(1)
+    order = np.argsort(area, kind="stable")
+    return order[np.linspace(0, len(order) - 1, min(n, len(order))).astype(int)]
+
+
+def test_images(paths: Paths, profile: Profile, pred: Predictions, idx) -> list[np.ndarray]:
+    """The stored test images (uint8 HxWx3) of ``pred`` at indices ``idx``, by name."""
+    from .data.datasets import DolosDataset
+
+    ds = DolosDataset(paths.data_root, DatasetKey.parse(pred.meta["test_set"]), "test",
+                      profile.image_size)
+    pos = {n: i for i, n in enumerate(ds.names)}
+    return [ds.load_raw(pos[str(pred.names[i])])[0] for i in idx]
+
+
+def qualitative(paths: Paths, profile: Profile, n_images: int,
+                experiments: list[Experiment] | None = None, key: str = CELEBA_TEST[0]) -> dict:
+    """Inputs of the qualitative figure: ``n_images`` test images of ``key`` spread over mask
+    area, with ``images``, ``masks``, ``names`` and ``maps`` (experiment -> (n, h, w)) for every
+    experiment (default: Table 2's) that has predictions. Empty ``maps`` when none has."""
+    experiments = experiments_in("table2") if experiments is None else experiments
+    preds = {}
+    for e in experiments:
+        p = _load(resolve_run(e, profile, paths), key, profile)
+        if p is not None:
+            preds[e.name] = p
+    if not preds:
+        return {"maps": {}}
+    first = next(iter(preds.values()))
+    for name, p in preds.items():
+        if list(p.names) != list(first.names):
+            raise ValueError(f"{name}'s predictions on {key} list other images than "
+                             f"{next(iter(preds))}'s: rerun the predictions")
+    masks = masks_for(first)
+    idx = pick_by_area(masks, n_images)
+    return {"images": test_images(paths, profile, first, idx), "masks": masks[idx],
+            "names": [str(first.names[i]) for i in idx],
+            "maps": {n: p.maps[idx].astype(np.float32) for n, p in preds.items()}}
+
+
+def data_samples(root, keys: list[DatasetKey], split: str, n: int,
+                 image_size: int | None = None) -> dict[str, list[tuple]]:
+    """Up to ``n`` (image, mask or None) pairs per key whose ``split`` exists, keyed by the
+    key's text (the data notebook's sample grid)."""
+    from .data.datasets import DolosDataset
+
+    out = {}
+    for key in keys:
+        if not split_exists(root, key, split):
+            continue
+        ds = DolosDataset(root, key, split, image_size)
+        out[str(key)] = [ds.load_raw(i % len(ds)) for i in range(n)]
+    return out
+
+
+def mask_areas(root, keys: list[DatasetKey], split: str, limit: int = 300) -> pd.DataFrame:
+    """Fake area (% of the image) of the first ``limit`` masks of each key with masks."""
+    from .data.datasets import DolosDataset, read_mask
+
+    rows = []
+    for key in keys:
+        if not key.has_masks or not split_exists(root, key, split):
+            continue
+        ds = DolosDataset(root, key, split)
+        for name in ds.names[:limit]:
+            rows.append({"generator": key.generator, "area": 100 * read_mask(ds.masks_dir / name).mean()})
+    return pd.DataFrame(rows, columns=["generator", "area"])
+
+
+__all__ = ["postprocess_pipelines", "default_hdbscan", "postprocess_sweep", "postprocess_summary",
+           "robustness_sweep", "pick_by_area", "test_images", "qualitative", "data_samples",
+           "mask_areas"]
