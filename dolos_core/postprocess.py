@@ -4,15 +4,16 @@ Every chain starts from the map upsampled to the image size the authors' way (bi
 to [0, 1]; ``dolos_core.resize.bicubic``), the upsampling behind Table 2's IoU: ``none`` then
 scores exactly as Table 2, and every gain is measured against that baseline.
 
-- ``hdbscan`` (after FOCAL, Wu et al., CVPR 2023): the upsampled map's pixels are clustered with the hdbscan library, the largest cluster is
-  called real and every other cluster fake. Features: the fake probability alone (default) or,
-  with ``position=True``, the probability plus the pixel's (y, x) scaled to [0, 1] and weighted
-  by ``position_weight``. Noise points (label -1) are assigned to the cluster of their nearest
-  clustered neighbour in feature space (so every pixel gets a decision). To run over a whole
-  test set, ``fit_pixels`` pixels are drawn (seeded) for fitting and ``min_cluster_size`` is
-  scaled by the same fraction, then every pixel takes the label of its nearest fitted pixel.
-  ``allow_single_cluster=True`` (hdbscan's option) lets a map with no fake region come out as
-  one cluster, i.e. all real; without it HDBSCAN must split even a unimodal map.
+- ``hdbscan`` (after FOCAL, Wu et al., CVPR 2023): the upsampled map's pixels are clustered with
+  the hdbscan library, the largest cluster is called real and every other cluster fake.
+  Features: the fake probability alone (default) or, with ``position=True``, the probability
+  plus the pixel's (y, x) scaled to [0, 1] and weighted by ``position_weight``. Noise points
+  (label -1) are assigned to the cluster of their nearest clustered neighbour in feature space
+  (so every pixel gets a decision). To run over a whole test set, ``fit_pixels`` pixels are
+  drawn (seeded) for fitting and ``min_cluster_size`` is scaled by the same fraction, then
+  every pixel takes the label of its nearest fitted pixel. ``allow_single_cluster=True``
+  (hdbscan's option) lets a map with no fake region come out as one cluster, i.e. all real;
+  without it HDBSCAN must split even a unimodal map.
 - ``morphology``: binary opening then closing with a disk of ``radius`` pixels.
 - ``largest-component``: keep only the largest connected fake region.
 
