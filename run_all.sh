@@ -3,48 +3,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-usage() {
-  cat <<'USAGE'
-usage: ./run_all.sh [options]
-
-Runs the study: data -> train -> evaluate -> extensions -> report (DOLOS-mini by default).
-
-  --profile smoke|mini|paper  profile (default: mini)
-  --data-root DIR             a DOLOS dataset in the real layout (default: DOLOS-mini, built
-                              at data/dolos-mini-<profile>/)
-  --device auto|cpu|cuda|mps  device (default: auto = CUDA, then MPS, then CPU)
-  --only A[,B...]             only these stages (data, train, evaluate, extensions, report;
-                              and scaling, run only when named) and/or experiments (--list)
-  --init paper|auto|random    starting weights (paper profile: paper = ImageNet for Grad-CAM, the
-                              FFD checkpoint for Attention, read from --weights; mini and smoke:
-                              auto = those files when present, random otherwise)
-  --weights DIR               folder of weight files (default: weights/; see README, "Weights")
-  --set FIELD=VALUE           override a profile field (repeatable), e.g. --set max_iters=2
-                              --set max_test_images=12 --set schedules.patches-weak.lr=1e-4
-  --tag NAME                  a variant's name: its tables and figures go to
-                              results/<profile>-NAME/ and figures/<profile>-NAME/ (runs are
-                              kept per configuration either way)
-  --force                     redo finished work of the chosen stages
-  --yes                       do not ask before a long run (paper profile on a CPU)
-  --list                      print the experiments, one per line, and exit
-  --tests                     set up the environment, then run the test suite
-  -h, --help                  this help
-USAGE
-}
-
-args=("$@")
+# The command line is defined once, in dolos_core/cli.py (standard library only): it is checked
+# here, before any environment is set up, so a mistyped option fails at once with the usage.
+_py="$(command -v python3 || command -v python)" || { echo "error: no python3 found on PATH" >&2; exit 1; }
+"$_py" -m dolos_core.cli "$@" || exit $?
 tests=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --profile|--data-root|--device|--only|--repo|--init|--weights|--set|--tag)
-      if [ $# -lt 2 ] || [[ "$2" == --* ]]; then
-        echo "error: $1 needs a value" >&2; usage >&2; exit 2
-      fi
-      shift 2 ;;
-    --profile=*|--data-root=*|--device=*|--only=*|--repo=*|--init=*|--weights=*|--set=*|--tag=*|--force|--list|--yes) shift ;;
-    --tests) tests=1; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "error: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+for a in "$@"; do
+  case "$a" in
+    -h|--help) exit 0 ;;
+    --tests) tests=1 ;;
   esac
 done
 
@@ -54,4 +21,4 @@ if [ "$tests" = 1 ]; then
   # Extra arguments after --tests are not accepted: the suite is one command.
   exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider tests
 fi
-exec "$DOLOS_PYTHON" -m dolos_core.pipeline "${args[@]}"
+exec "$DOLOS_PYTHON" -m dolos_core.pipeline "$@"

@@ -188,7 +188,7 @@ def qualitative(paths: Paths, profile: Profile, n_images: int,
 
 
 def data_samples(root, keys: list[DatasetKey], split: str, n: int,
-                 image_size: int | None = None) -> dict[str, list[tuple]]:
+                 image_size: int) -> dict[str, list[tuple]]:
     """Up to ``n`` (image, mask or None) pairs per key whose ``split`` exists, keyed by the
     key's text (the data notebook's sample grid)."""
     from .data.datasets import DolosDataset
@@ -202,7 +202,8 @@ def data_samples(root, keys: list[DatasetKey], split: str, n: int,
     return out
 
 
-def mask_areas(root, keys: list[DatasetKey], split: str, limit: int = 300) -> pd.DataFrame:
+def mask_areas(root, keys: list[DatasetKey], split: str, image_size: int,
+               limit: int = 300) -> pd.DataFrame:
     """Fake area (% of the image) of the first ``limit`` masks of each key with masks."""
     from .data.datasets import DolosDataset, read_mask
 
@@ -210,7 +211,7 @@ def mask_areas(root, keys: list[DatasetKey], split: str, limit: int = 300) -> pd
     for key in keys:
         if not key.has_masks or not split_exists(root, key, split):
             continue
-        ds = DolosDataset(root, key, split)
+        ds = DolosDataset(root, key, split, image_size)
         for name in ds.names[:limit]:
             rows.append({"generator": key.generator, "area": 100 * read_mask(ds.masks_dir / name).mean()})
     return pd.DataFrame(rows, columns=["generator", "area"])

@@ -1,8 +1,7 @@
 """``./run_all.sh``: the study as stages of papermill notebooks, resumable, with a summary.
 
-Stages, in order: ``data`` (01), ``train`` (02 once per experiment of the paper), ``evaluate``
-(03-06), ``extensions`` (02 for the loss variants, 07-09), ``report`` (REPORT.md); and, only when
-named in ``--only``, ``scaling`` (02 for the budget-scaling runs, then 10). A finished
+The stages are a table (``dolos_core.stages``): each trains its experiments (notebook 02 once
+per experiment) and then runs its notebooks; the command line is ``dolos_core.cli``. A finished
 experiment (checkpoint and predictions on disk) is skipped unless ``--force``; an interrupted
 training resumes from its last epoch. Errors the user can fix (a missing data root, a broken
 file, an unknown name) end with one message and exit status 1 (2 for bad arguments), never a
@@ -11,7 +10,6 @@ Python traceback.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import os
@@ -19,14 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("data", "train", "evaluate", "extensions", "scaling", "report")
-OPT_IN_STAGES = ("scaling",)          # run only when named in --only
-NOTEBOOKS = {
-    "data": ["01_data"],
-    "evaluate": ["03_main_table", "04_cross_dataset", "05_cross_generator", "06_qualitative"],
-    "extensions": ["07_postprocessing", "08_robustness", "09_loss_variants"],
-    "scaling": ["10_budget_scaling"],
-}
+from .cli import parse_args
+from .stages import BY_NAME, DEFAULT_STAGES, STAGES
+
 # Rough seconds per training iteration on one modern GPU at 299 px (for the plan of --profile
 # paper); measured numbers belong in benchmarks/, these only size the estimate.
 _GPU_SEC_PER_ITER = {"patches": 0.05, "gradcam": 0.12, "attention": 0.1}
@@ -39,23 +32,6 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 class UserError(Exception):
     """An error with a message for the user; no traceback is printed."""
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="./run_all.sh", description="Run the DOLOS study.")
-    p.add_argument("--profile", default="mini", choices=["smoke", "mini", "paper"])
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--only", default=None)
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--yes", action="store_true")
-    p.add_argument("--list", action="store_true")
-    p.add_argument("--init", default=None)
-    p.add_argument("--weights", default=None)
-    p.add_argument("--set", dest="sets", action="append", default=[])
-    p.add_argument("--tag", default="")
-    p.add_argument("--repo", default=None, help=argparse.SUPPRESS)  # tests: another output root
-    return p.parse_args(argv)
 
 
 def log(msg: str) -> None:
@@ -86,7 +62,7 @@ def resolve_only(only: str | None):
     from .experiments import EXPERIMENTS
 
     if not only:
-        return [s for s in STAGES if s not in OPT_IN_STAGES], None
+        return list(DEFAULT_STAGES), None
     stages, exps = [], []
     for tok in [t.strip() for t in only.split(",") if t.strip()]:
         if tok in STAGES:
@@ -101,6 +77,25 @@ def resolve_only(only: str | None):
     if exps and not stages:
         stages = ["train"]
     return [s for s in STAGES if s in stages], exps or None
+
+
+def stage_experiments(stages: list[str], only_exps: list[str] | None) -> dict[str, list]:
+    """The experiments each stage trains (``Stage.trains``), filtered by the experiment names
+    of ``--only``. A named experiment whose own stage is not chosen trains in ``train``."""
+    from .experiments import EXPERIMENTS, PAPER_GROUPS, SCALING_RUNS
+
+    pools = {"paper": [e for e in EXPERIMENTS.values() if e.group in PAPER_GROUPS],
+             "loss-variants": [e for e in EXPERIMENTS.values() if e.group == "loss-variants"],
+             "scaling": [EXPERIMENTS[n] for n in SCALING_RUNS]}
+    out = {s: list(pools[BY_NAME[s].trains]) if BY_NAME[s].trains else [] for s in STAGES}
+    if only_exps:
+        for s in out:
+            picked = [e for e in out[s] if e.name in only_exps]
+            out[s] = picked or (out[s] if s == "scaling" else [])
+        moved = [e for s in ("extensions", "scaling") if s not in stages for e in out[s]
+                 if e.name in only_exps and e.group != "table2"]
+        out["train"] = out["train"] + [e for e in moved if e not in out["train"]]
+    return out
 
 
 def check_notebook_params(src: Path, params: dict) -> None:
@@ -249,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from .config import get_paths, get_profile, resolve_device, ConfigError
-    from .experiments import EXPERIMENTS, PAPER_GROUPS
     from .train import is_trained
     from .predictions import predictions_current, predictions_path
 
@@ -276,20 +270,8 @@ def _run(args) -> int:
     if not default_root and not paths.data_root.is_dir():
         raise UserError(f"data root {paths.data_root} does not exist (--data-root)")
 
-    paper_exps = [e for e in EXPERIMENTS.values() if e.group in PAPER_GROUPS]
-    ext_exps = [e for e in EXPERIMENTS.values() if e.group == "loss-variants"]
-    from .experiments import SCALING_RUNS
-    scaling_exps = [EXPERIMENTS[n] for n in SCALING_RUNS]
-    if only_exps:
-        paper_exps = [e for e in paper_exps if e.name in only_exps]
-        ext_exps = [e for e in ext_exps if e.name in only_exps]
-        named_scaling = [e for e in scaling_exps if e.name in only_exps and e.group == "scaling"]
-        if ext_exps and "extensions" not in stages:
-            paper_exps = paper_exps + ext_exps  # a named variant trains in the train stage
-            ext_exps = []
-        if named_scaling and "scaling" not in stages:
-            paper_exps = paper_exps + named_scaling
-        scaling_exps = [e for e in scaling_exps if e.name in only_exps] or scaling_exps
+    trains = stage_experiments(stages, only_exps)
+    paper_exps, ext_exps, scaling_exps = trains["train"], trains["extensions"], trains["scaling"]
 
     log(f"DOLOS study · profile {profile.name} · data {paths.data_root} · device {device} · "
         f"stages {', '.join(stages)}")
@@ -342,27 +324,17 @@ def _run(args) -> int:
     for stage in stages:
         t0 = time.time()
         log(f"== stage {stage}")
-        if stage == "data":
-            sec = run_notebook("01_data", "01_data",
-                               {**common, "build": default_root, "force": bool(args.force)}, paths)
-            log(f"  01_data finished in {_fmt(sec)}")
-        elif stage == "train":
+        st = BY_NAME[stage]
+        if st.trains is not None:
             if not paths.data_root.is_dir():
                 raise UserError(f"data root {paths.data_root} does not exist: run the data stage "
                                 "first (./run_all.sh --only data)")
-            train_many(paper_exps, "train")
-        elif stage in ("evaluate", "extensions"):
-            if stage == "extensions" and ext_exps:
-                train_many(ext_exps, "train")
-            for nb in NOTEBOOKS[stage]:
-                sec = run_notebook(nb, nb, common, paths)
-                log(f"  {nb} finished in {_fmt(sec)}")
-        elif stage == "scaling":
-            train_many(scaling_exps, "scaling")
-            for nb in NOTEBOOKS[stage]:
-                sec = run_notebook(nb, nb, common, paths)
-                log(f"  {nb} finished in {_fmt(sec)}")
-        elif stage == "report":
+            train_many(trains[stage], "scaling" if stage == "scaling" else "train")
+        for nb in st.notebooks:
+            extra = {"build": default_root, "force": bool(args.force)} if stage == "data" else {}
+            sec = run_notebook(nb, nb, {**common, **extra}, paths)
+            log(f"  {nb} finished in {_fmt(sec)}")
+        if stage == "report":
             from .report import write_report
 
             timings_now = {**_load_timings(paths), **timings}

@@ -13,7 +13,8 @@ from dolos_core.data.mini import build_mini
 from dolos_core.experiments import EXPERIMENTS, get_experiment, plan_for
 from dolos_core.experiments import test_set_name as stem_of
 from dolos_core.io import load_torch
-from dolos_core.predict import load_predictions, predict_experiment
+from dolos_core.predict import predict_experiment
+from dolos_core.predictions import load_predictions
 from dolos_core.train import load_trained, run_dir, train_experiment
 
 
