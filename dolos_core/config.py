@@ -219,16 +219,27 @@ def get_profile(name: str, **overrides: Any) -> Profile:
     return replace_profile(profile, overrides) if overrides else profile
 
 
+def _is_checkout(d: Path) -> bool:
+    return (d / "pyproject.toml").exists() and (d / "dolos_core").is_dir()
+
+
 def repo_root() -> Path:
-    """The repository root (the folder holding ``pyproject.toml`` above this package)."""
+    """The checkout a run reads and writes, passed explicitly, never taken from where an
+    installed package lives: ``DOLOS_REPO`` (set by ``./run_all.sh`` for every notebook
+    kernel), else the checkout around the working directory (a notebook opened from a
+    checkout's ``notebooks/``), else the one holding this package."""
     env = os.environ.get("DOLOS_REPO")
     if env:
         return Path(env).resolve()
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if _is_checkout(candidate):
+            return candidate
     here = Path(__file__).resolve().parent
     for candidate in (here.parent, *here.parents):
-        if (candidate / "pyproject.toml").exists() and (candidate / "dolos_core").is_dir():
+        if _is_checkout(candidate):
             return candidate
-    return Path.cwd()
+    return cwd
 
 
 @dataclass(frozen=True)
@@ -344,7 +355,14 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def check_params(profile: str, device: str = "auto", **extra: Any) -> Profile:
-    """Validate the common notebook parameters; return the resolved profile."""
+    """Validate the common notebook parameters; return the resolved profile. Also checks that
+    the kernel runs the code of the checkout it writes into (``locks.check_checkout``)."""
+    from .locks import WrongCheckout, check_checkout
+
+    try:
+        check_checkout(repo_root())
+    except WrongCheckout as exc:
+        raise ConfigError(str(exc)) from None
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {PROFILES}, got {profile!r}")
     resolve_device(device)

@@ -232,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         for e in EXPERIMENTS.values():
             log(f"{e.name}\t{e.description}")
         return 0
+    from contextlib import ExitStack
+
     try:
-        return _run(args)
+        with ExitStack() as held:
+            return _run(args, held)
     except UserError as exc:
         log(f"error: {exc}")
         return 1
@@ -242,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(args) -> int:
+def _run(args, held) -> int:
     from .config import get_paths, get_profile, resolve_device, ConfigError
     from .train import is_trained
     from .predictions import predictions_current, predictions_path
@@ -257,8 +260,22 @@ def _run(args) -> int:
         paths = get_paths(args.profile, args.data_root, root=args.repo, tag=args.tag)
     except ConfigError as exc:
         raise UserError(str(exc))
-    if args.repo:
-        os.environ["DOLOS_REPO"] = str(Path(args.repo).resolve())
+    # Every notebook kernel writes into this root and runs this checkout's code, whatever
+    # checkout the environment's dolos_core was installed from (both passed explicitly).
+    from .locks import Locked, WrongCheckout, check_checkout, code_root, hold
+
+    try:
+        check_checkout(paths.root)
+    except WrongCheckout as exc:
+        raise UserError(str(exc))
+    os.environ["DOLOS_REPO"] = str(paths.root)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(code_root())] + [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    try:   # one writer per profile, tag and checkout; released when this process ends
+        held.enter_context(hold(paths.runs / f"run_all-{paths.output_name}.lock",
+                                f"{paths.output_name} of {paths.root}", log=log))
+    except Locked as exc:
+        raise UserError(str(exc))
     try:
         device = resolve_device(args.device)
     except ConfigError as exc:

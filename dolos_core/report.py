@@ -52,6 +52,24 @@ def _git(root: Path) -> str:
         return "unknown"
 
 
+def _shown(path: Path, root: Path) -> str:
+    """``path`` relative to the checkout when inside it (no machine paths in a report)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _code_line(paths: Paths) -> str:
+    """Which code made this report: the checkout of the imported ``dolos_core`` and its git
+    commit; ``this checkout`` when that is where the report is written."""
+    from .locks import code_root
+
+    code = code_root()
+    where = "this checkout" if code == Path(paths.root).resolve() else f"the checkout at {code}"
+    return f"{where}, git commit {_git(code)}"
+
+
 def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
     """One row per experiment trained under this configuration, from its ``train.json``."""
     from .evaluate import training_runs
@@ -75,10 +93,10 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "methods' behaviour; they are not comparable with the paper's.", ""]
     lines += ["## Environment", "",
               f"- generated: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              f"- git commit: {_git(paths.root)}",
+              f"- code: {_code_line(paths)}",
               f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}",
               f"- device (auto): {resolve_device('auto')}",
-              f"- data root: `{paths.data_root}`",
+              f"- data root: `{_shown(paths.data_root, paths.root)}`",
               "- packages: " + ", ".join(f"{k} {v}" for k, v in _versions().items()), ""]
     summary = res / "data_summary.csv"
     if summary.exists():

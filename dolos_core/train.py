@@ -137,6 +137,22 @@ def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> tup
 def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
                      init: str | None = None, force: bool = False, progress: bool = True,
                      max_epochs: int | None = None) -> TrainResult:
+    """Train ``exp`` (see ``_train``) holding its run's lock: two processes never write one
+    run; a second one stops at once with a message naming the first."""
+    from .locks import Locked, hold
+    from .runs import resolve_run
+
+    run = resolve_run(exp, profile.replace(init=init) if init else profile, paths)
+    try:
+        with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}"):
+            return _train(exp, profile, paths, device, init, force, progress, max_epochs)
+    except Locked as exc:
+        raise RuntimeError(str(exc)) from None
+
+
+def _train(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
+           init: str | None = None, force: bool = False, progress: bool = True,
+           max_epochs: int | None = None) -> TrainResult:
     """Train ``exp`` under ``profile``; resume from ``last.pt`` if a previous run stopped.
 
     ``init``: a policy (``paper``, ``auto``, ``random``) or a checkpoint path; None = the
