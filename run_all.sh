@@ -18,7 +18,13 @@ done
 source scripts/bootstrap.sh
 
 if [ "$tests" = 1 ]; then
-  # Extra arguments after --tests are not accepted: the suite is one command.
-  exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider tests
+  # The suite is one command: two pytest-xdist workers (the smoke study, the paper dry run and
+  # the training tests each stay on one worker, as groups), one torch thread each.
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  if ! "$DOLOS_PYTHON" -c 'import xdist' 2>/dev/null; then
+    echo "[setup] pytest-xdist is missing from this environment: installing it" >&2
+    "$DOLOS_PYTHON" -m pip install -q "pytest-xdist>=3.5" >&2
+  fi
+  exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider -n auto --maxprocesses 2 --dist loadgroup tests
 fi
 exec "$DOLOS_PYTHON" -m dolos_core.pipeline "$@"

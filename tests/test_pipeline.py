@@ -91,6 +91,7 @@ def smoke_study(tmp_path_factory):
     return root, r.stdout, first
 
 
+@pytest.mark.xdist_group("smoke-study")
 def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
     root, out, _ = smoke_study
     res, figs = root / "results" / "smoke", root / "figures" / "smoke"
@@ -118,6 +119,7 @@ def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
     assert "02_train-patches-C.ipynb" in nbs
 
 
+@pytest.mark.xdist_group("smoke-study")
 def test_table2_iou_equals_an_independent_implementation(smoke_study):
     root, _, _ = smoke_study
     t2 = pd.read_csv(root / "results" / "smoke" / "table2.csv").set_index("experiment")
@@ -133,6 +135,7 @@ def test_table2_iou_equals_an_independent_implementation(smoke_study):
         assert t2.loc[exp, "acc"] == pytest.approx(ref["acc"], abs=1e-2), exp
 
 
+@pytest.mark.xdist_group("smoke-study")
 def test_second_run_is_fast_and_changes_nothing(smoke_study):
     root, _, first = smoke_study
     t2_before = (root / "results" / "smoke" / "table2.csv").read_text()
@@ -145,6 +148,7 @@ def test_second_run_is_fast_and_changes_nothing(smoke_study):
     assert (root / "results" / "smoke" / "table2.csv").read_text() == t2_before
 
 
+@pytest.mark.xdist_group("smoke-study")
 def test_scaling_stage_is_opt_in_and_tables_steps_per_budget(smoke_study):
     """The default run leaves the budget-scaling stage out; ``--only scaling`` reuses Table 2's
     patches-B and patches-C as the 1x points (two more runs are trained here, to keep the test
@@ -166,6 +170,7 @@ def test_scaling_stage_is_opt_in_and_tables_steps_per_budget(smoke_study):
     assert (root / "figures" / "smoke" / "budget_scaling.png").exists()
 
 
+@pytest.mark.xdist_group("smoke-study")
 def test_killed_run_resumes_to_the_same_predictions(smoke_study, tmp_path):
     """Kill a smoke run during training (SIGKILL, no clean-up), start it again: every
     prediction (maps, scores, names) equals the uninterrupted run's bit for bit, so every
@@ -229,6 +234,7 @@ def paper_dry_run(tmp_path_factory):
     return tmp, root, r
 
 
+@pytest.mark.xdist_group("paper-dry-run")
 def test_paper_dry_run_has_the_papers_shapes(paper_dry_run):
     """A paper-shaped dry run on data in the real layout at 256 px: 299 px inputs, maps of
     37x37 (Patches), 19x19 (Grad-CAM full, Attention) and 299x299 (weak Grad-CAM), every
