@@ -36,9 +36,10 @@ def _holder_text(info: dict) -> str:
 
 
 @contextmanager
-def hold(path: str | os.PathLike, what: str, log=print):
-    """Hold the lock at ``path`` while the block runs; raise :class:`Locked` at once when a
-    live process holds it (no waiting: a second run should know, not hang)."""
+def hold(path: str | os.PathLike, what: str, log=print, wait: float = 0):
+    """Hold the lock at ``path`` while the block runs; raise :class:`Locked` when a live
+    process still holds it after ``wait`` seconds (default: at once; a second run should know,
+    not hang; a run's own kernels wait a few seconds for an interrupted kernel to exit)."""
     from filelock import FileLock, Timeout
 
     path = Path(path)
@@ -46,7 +47,7 @@ def hold(path: str | os.PathLike, what: str, log=print):
     info_path = path.with_name(path.name + ".json")
     lock = FileLock(str(path))
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait)
     except Timeout:
         try:
             info = json.loads(info_path.read_text())

@@ -144,7 +144,8 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
 
     run = resolve_run(exp, profile.replace(init=init) if init else profile, paths)
     try:
-        with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}"):
+        # an interrupted run's kernel exits within a second or two of its parent: wait for it
+        with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=20):
             return _train(exp, profile, paths, device, init, force, progress, max_epochs)
     except Locked as exc:
         raise RuntimeError(str(exc)) from None
