@@ -134,6 +134,11 @@ def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> tup
     return total / max(n, 1), ap
 
 
+# Seconds a training waits for another process's lock on its run: an interrupted run's kernel
+# exits within a second or two of its parent.
+RUN_LOCK_WAIT = 20.0
+
+
 def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
                      init: str | None = None, force: bool = False, progress: bool = True,
                      max_epochs: int | None = None) -> TrainResult:
@@ -144,8 +149,7 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
 
     run = resolve_run(exp, profile.replace(init=init) if init else profile, paths)
     try:
-        # an interrupted run's kernel exits within a second or two of its parent: wait for it
-        with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=20):
+        with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=RUN_LOCK_WAIT):
             return _train(exp, profile, paths, device, init, force, progress, max_epochs)
     except Locked as exc:
         raise RuntimeError(str(exc)) from None

@@ -148,3 +148,22 @@ def test_table3_setup_b_trains_on_the_whole_ffhq_repaint_split(tmp_path):
     make_layout(root, size=16, n=5, datasets=("ffhq/repaint-p2",), splits=("train",), seed=1)
     ds = build_split(get_experiment("patches-B-ffhq"), root, "train", 16)
     assert len(ds) == 2 + 5 and ds.labels.sum() == 5
+
+
+def test_a_run_being_trained_by_another_process_is_refused(smoke, monkeypatch):
+    """Two processes never write one run: the second meets its lock and is told who holds it."""
+    from dolos_core import train
+    from dolos_core.runs import resolve_run
+
+    from .test_checkouts import _holder
+
+    prof, paths = smoke
+    exp = get_experiment("patches-C")
+    holder = _holder(resolve_run(exp, prof, paths).checkpoint_dir / ".lock")
+    monkeypatch.setattr(train, "RUN_LOCK_WAIT", 0)
+    try:
+        with pytest.raises(RuntimeError, match=f"patches-C/.* being written by another run .pid {holder.pid}"):
+            train_experiment(exp, prof, paths)
+    finally:
+        holder.kill()
+        holder.wait()
