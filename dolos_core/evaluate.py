@@ -113,21 +113,21 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[dict]:
     """Rows of the trivial baselines (``dolos_core.baselines``; ours), scored exactly as the
-    experiments: ``baseline-everything-fake`` and ``baseline-pixel-lr``. Empty when the data
+    experiments: ``baseline-<name>`` for each of ``baselines.BASELINES``. Empty when the data
     root lacks setup C's training split or the test sets."""
-    from .baselines import BASELINES, TRAIN_KEY, baseline_maps, fit_pixel_lr
+    from .baselines import BASELINES, TRAIN_KEY, baseline_maps, fit_baselines
     from .data.layout import split_exists
 
     fake_key, real_key = CELEBA_TEST
     need = [(TRAIN_KEY, "train"), (fake_key, "test"), (real_key, "test")]
     if not all(split_exists(paths.data_root, DatasetKey.parse(k), s) for k, s in need):
         return []
-    model = fit_pixel_lr(paths.data_root, seed=profile.seed)
+    fitted = fit_baselines(paths.data_root, seed=profile.seed)
     rows = []
     for name in BASELINES:
         preds = {}
         for key in (fake_key, real_key):
-            maps, scores, names = baseline_maps(name, paths.data_root, key, profile.max_test_images, model)
+            maps, scores, names = baseline_maps(name, paths.data_root, key, profile.max_test_images, fitted)
             k = DatasetKey.parse(key)
             mdir = k.masks_dir(paths.data_root, "test")
             preds[key] = Predictions(maps, scores, names, {"label": k.label,
@@ -212,10 +212,9 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
-    """Figure 6 (paper 5.3): IoU-lg of each Patches-full training on each generator's test
-    set. Columns: train, test, iou, panel (``single`` or ``all-but``), experiment."""
-    rows = []
+def _cross_generator_cells(paths: Paths, profile: Profile) -> list[tuple[dict, np.ndarray | None]]:
+    """Every (training, test generator) cell of Figure 6: its row and per-image IoU-lg."""
+    cells = []
     for e in experiments_in("fig6-single", "fig6-allbut"):
         panel = "single" if e.group == "fig6-single" else "all-but"
         train = e.name.replace("patches-full-allbut-", "").replace("patches-full-", "")
@@ -224,12 +223,51 @@ def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
         for key in FIG6_TEST:
             gen = key.split("/")[1]
             pred = _load(run, key, profile)
-            iou = metrics.localization(pred.maps, masks_for(pred)).summary()["iou"] \
-                if pred is not None else np.nan
-            rows.append({"train": train_label, "test": gen, "iou": iou, "panel": panel,
-                         "experiment": e.name, "run": pred.meta.get("run_id") if pred is not None else None,
-                         "in_domain": (gen == train) if panel == "single" else (gen != train)})
+            ious = metrics.localization(pred.maps, masks_for(pred)).iou if pred is not None else None
+            cells.append(({"train": train_label, "test": gen, "panel": panel, "experiment": e.name,
+                           "run": pred.meta.get("run_id") if pred is not None else None,
+                           "in_domain": (gen == train) if panel == "single" else (gen != train)},
+                          ious))
+    return cells
+
+
+def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
+    """Figure 6 (paper 5.3): IoU-lg of each Patches-full training on each generator's test
+    set, with its 95% bootstrap interval (ours). Columns: train, test, iou, iou_ci_low,
+    iou_ci_high, panel (``single`` or ``all-but``), experiment, run, in_domain."""
+    rows = []
+    for row, ious in _cross_generator_cells(paths, profile):
+        iou = 100 * float(np.mean(ious)) if ious is not None else np.nan
+        lo, hi = (metrics.bootstrap_mean_ci(ious, profile.bootstrap, profile.seed)
+                  if ious is not None else (np.nan, np.nan))
+        rows.append({"train": row["train"], "test": row["test"], "iou": iou, "iou_ci_low": lo,
+                     "iou_ci_high": hi, **{k: row[k] for k in ("panel", "experiment", "run", "in_domain")}})
     return pd.DataFrame(rows)
+
+
+def domain_summary(paths: Paths, profile: Profile) -> pd.DataFrame:
+    """The text of paper 5.3 with uncertainty (ours): per panel, the mean IoU-lg over its
+    in-domain and its out-of-domain cells, and the in-minus-out drop, each with a 95%
+    bootstrap interval (images resampled within every cell, the cells then averaged)."""
+    cells = [(r, v) for r, v in _cross_generator_cells(paths, profile) if v is not None]
+    rows = []
+    for panel in ("single", "all-but"):
+        reps = {}
+        for dom in (True, False):
+            group = [v for r, v in cells if r["panel"] == panel and r["in_domain"] == dom]
+            if group:
+                reps[dom] = np.mean([metrics.bootstrap_means(v, profile.bootstrap, profile.seed + i)
+                                     for i, v in enumerate(group)], axis=0)
+                rows.append({"panel": panel, "quantity": "in_domain" if dom else "out_of_domain",
+                             "iou": 100 * float(np.mean([np.mean(v) for v in group])),
+                             **dict(zip(("ci_low", "ci_high"), metrics.percentile_ci(reps[dom]))),
+                             "cells": len(group)})
+        if len(reps) == 2:
+            ind = [r["iou"] for r in rows if r["panel"] == panel]
+            lo, hi = metrics.percentile_ci(reps[True] - reps[False])
+            rows.append({"panel": panel, "quantity": "drop", "iou": ind[0] - ind[1], "ci_low": lo,
+                         "ci_high": hi, "cells": None})
+    return pd.DataFrame(rows, columns=["panel", "quantity", "iou", "ci_low", "ci_high", "cells"])
 
 
 def domain_averages(cg: pd.DataFrame) -> pd.DataFrame:

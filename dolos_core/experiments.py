@@ -21,6 +21,9 @@ from .losses import LossConfig
 CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
 FIG6_GENERATORS = ("repaint-p2-9k", "ldm", "lama", "pluralistic")
 FIG6_TEST = tuple(f"celebahq/{g}" for g in FIG6_GENERATORS)
+# The paper's names of the generators (the layout's folder names are the keys)
+GENERATOR_NAMES = {"repaint-p2-9k": "Repaint-P2", "repaint-p2": "Repaint-P2", "ldm": "Repaint-LDM",
+                   "lama": "LaMa", "pluralistic": "Pluralistic", "p2": "P2"}
 
 
 @dataclass(frozen=True)

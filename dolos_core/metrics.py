@@ -243,18 +243,28 @@ def oracle_threshold_iou(maps: np.ndarray, masks: np.ndarray,
     return float(thresholds[j]), 100 * float(means[j])
 
 
-def bootstrap_mean_ci(values: np.ndarray, n: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> tuple[float, float]:
-    """Ours: percentile bootstrap interval (%) of the mean of per-image values in [0, 1]."""
+def bootstrap_means(values: np.ndarray, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """``n`` bootstrap replicates of the mean of per-image values (NaNs dropped)."""
     values = np.asarray(values, dtype=np.float64)
     values = values[~np.isnan(values)]
     if len(values) == 0:
-        return float("nan"), float("nan")
+        return np.full(n, np.nan)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), (n, len(values)))
-    means = values[idx].mean(1)
+    return values[rng.integers(0, len(values), (n, len(values)))].mean(1)
+
+
+def percentile_ci(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval (%) of bootstrap replicates of a value in [0, 1]."""
+    if np.isnan(replicates).all():
+        return float("nan"), float("nan")
     a = (1 - level) / 2
-    return 100 * float(np.quantile(means, a)), 100 * float(np.quantile(means, 1 - a))
+    return 100 * float(np.nanquantile(replicates, a)), 100 * float(np.nanquantile(replicates, 1 - a))
+
+
+def bootstrap_mean_ci(values: np.ndarray, n: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float]:
+    """Ours: percentile bootstrap interval (%) of the mean of per-image values in [0, 1]."""
+    return percentile_ci(bootstrap_means(values, n, seed), level)
 
 
 def bootstrap_ap_ci(real_scores: np.ndarray, fake_scores: np.ndarray, n: int = 200,

@@ -130,6 +130,121 @@ def mask_area_boxes(areas: pd.DataFrame):
     return fig
 
 
+METHOD_ORDER = ("gradcam", "patches", "attention")
+METHOD_COLOURS = {"gradcam": "tab:blue", "patches": "tab:orange", "attention": "tab:green"}
+
+
+def _bars_with_ci(ax, df: pd.DataFrame, col: str, ci: str | None, setups, methods=METHOD_ORDER):
+    """Grouped bars (setup groups, one bar per method) with 95% intervals; a missing value is
+    written "missing" instead of drawn as a zero-height bar."""
+    w = 0.8 / len(methods)
+    idx = df.set_index("experiment")
+    for k, m in enumerate(methods):
+        for i, s in enumerate(setups):
+            x = i - 0.4 + w * (k + 0.5)
+            name = f"{m}-{s}"
+            v = idx[col].get(name, np.nan) if col in idx else np.nan
+            if v is None or np.isnan(v):
+                ax.text(x, 2, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="grey")
+                continue
+            err = None
+            if ci is not None and f"{ci}_ci_low" in idx and not np.isnan(idx[f"{ci}_ci_low"].get(name, np.nan)):
+                err = [[v - idx[f"{ci}_ci_low"][name]], [idx[f"{ci}_ci_high"][name] - v]]
+            ax.bar(x, v, w, color=METHOD_COLOURS[m], yerr=err, capsize=2,
+                   label=m if i == 0 else None)
+    ax.set_xticks(range(len(setups)), [f"setup {s}" for s in setups])
+
+
+def table2_figure(t2: pd.DataFrame, title: str = ""):
+    """Table 2 at a glance: IoU-lg at the paper's 0.5 threshold, pixel AUC (threshold-free) and
+    detection AP, per method and setup, with 95% bootstrap intervals where they exist; the
+    trivial baselines as horizontal lines (everything fake, the mask prior; chance for AUC and
+    AP). Missing experiments are labelled, never drawn as zero."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    base = t2.set_index("experiment")
+    specs = (("iou", "iou", "IoU-lg at threshold 0.5 (%)", "ABC"),
+             ("pixel_auc", None, "pixel AUC, threshold-free (%)", "ABC"),
+             ("ap_mean", "ap", "detection AP, weak setups (%)", "AB"))
+    for ax, (col, ci, label, setups) in zip(axes, specs):
+        _bars_with_ci(ax, t2, col, ci, setups)
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 105)
+        ax.grid(axis="y", alpha=0.3)
+    for name, ls in (("baseline-everything-fake", ":"), ("baseline-mask-prior", "--")):
+        if name in base.index and not np.isnan(base.loc[name, "iou"]):
+            axes[0].axhline(base.loc[name, "iou"], color="black", ls=ls, lw=1,
+                            label=name.removeprefix("baseline-").replace("-", " ") + " baseline")
+    if "baseline-mask-prior" in base.index and not np.isnan(base.loc["baseline-mask-prior", "pixel_auc"]):
+        axes[1].axhline(base.loc["baseline-mask-prior", "pixel_auc"], color="black", ls="--", lw=1,
+                        label="mask prior baseline")
+    for ax in axes[1:]:
+        ax.axhline(50, color="grey", ls="-.", lw=1, label="chance")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def iou_by_area_figure(by_area: pd.DataFrame):
+    """IoU-lg against mask area (``evaluate.iou_by_area_table``), one panel per setup, one line
+    per method; bins named in % of the image with their image counts; the everything-fake
+    baseline (IoU = area) would rise along the bins too."""
+    d = by_area.copy()
+
+    def label(b: str) -> str:
+        lo, hi = (float(x) for x in b.strip("([]").split(","))
+        return f"{100 * max(lo, 0):.0f}-{100 * hi:.0f}%"
+
+    d["bin"] = d["area_bin"].map(label)
+    order = list(dict.fromkeys(d["bin"]))
+    counts = d.groupby("bin", sort=False)["count"].first()
+    setups = sorted(set(d["setup"]))
+    fig, axes = plt.subplots(1, len(setups), figsize=(4.2 * len(setups), 3.4), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], setups):
+        for m in METHOD_ORDER:
+            g = d[(d.setup == s) & (d.method == m)].set_index("bin").reindex(order)
+            ax.plot(range(len(order)), g["mean"], "o-", color=METHOD_COLOURS[m], label=m)
+        ax.set_xticks(range(len(order)), [f"{b}\nn={counts[b]}" for b in order], fontsize=8)
+        ax.set_title(f"setup {s}")
+        ax.set_xlabel("fake area (% of image), images per bin")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("mean IoU-lg (%)")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def loss_variants_figure(lv: pd.DataFrame):
+    """IoU-lg with 95% intervals of each localization loss (setup C), one panel per method;
+    the paper's loss (Patches: cross-entropy; Attention: BCE) is one colour in both panels,
+    and a variant that adds the class loss says that it also trains on real images."""
+    d = lv.copy()
+    d["variant"] = d.apply(lambda r: "paper (CE / BCE)" if r["loss"] in ("ce", "bce") else
+                           r["loss"].upper() + (" + class loss\n(adds real images)" if r["rho_class"] else ""),
+                           axis=1)
+    variants = list(dict.fromkeys(d["variant"]))
+    colours = dict(zip(variants, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    methods = [m for m in ("patches", "attention") if m in set(d.method)]
+    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 3.6), sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        g = d[d.method == m].set_index("variant").reindex(variants)
+        for i, v in enumerate(variants):
+            val = g.loc[v, "iou"]
+            if np.isnan(val):
+                ax.text(i, 2, "missing", rotation=90, ha="center", fontsize=7, color="grey")
+                continue
+            err = [[val - g.loc[v, "iou_ci_low"]], [g.loc[v, "iou_ci_high"] - val]]
+            ax.bar(i, val, 0.7, color=colours[v], yerr=err, capsize=3)
+        ax.set_xticks(range(len(variants)), variants, fontsize=8)
+        ax.set_title(m)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("IoU-lg, setup C (%)")
+    fig.tight_layout()
+    return fig
+
+
 def postprocess_gains(pp: pd.DataFrame):
     """IoU gain over Table 2's scoring (``none``) of each post-processing, per experiment;
     HDBSCAN settings each their own bar (nothing averaged)."""
@@ -172,28 +287,52 @@ def robustness(rob: pd.DataFrame):
     return fig
 
 
-def iou_heatmap(cg: pd.DataFrame, panel: str, ax=None, order=None):
-    """Annotated train x test IoU heatmap (Figure 6 of the paper); missing cells stay blank."""
-    import seaborn as sns
+def cross_generator_figure(cg: pd.DataFrame, order, title: str = ""):
+    """Figure 6: two train x test IoU-lg heatmaps (one generator; all but one) on one colour
+    scale with one colour bar, the paper's generator names, each cell's value over its 95%
+    interval. In-domain cells are outlined (solid); in the all-but panel the held-out cell of
+    each row is outlined dashed. Missing cells stay blank and say so."""
+    from matplotlib.patches import Rectangle
 
-    d = cg[cg["panel"] == panel].pivot(index="train", columns="test", values="iou")
-    if order is not None:
-        cols = [c for c in order if c in d.columns]
-        rank = {g: i for i, g in enumerate(order)}
-        rows = sorted(d.index, key=lambda r: rank.get(r.removeprefix("all but "), len(rank)))
-        d = d.loc[rows, cols]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.8))
-    if d.isna().all().all():
-        ax.text(0.5, 0.5, "no predictions yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return ax
-    sns.heatmap(d, annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, ax=ax,
-                cbar_kws={"label": "IoU (%)"})
-    ax.set_xlabel("tested on")
-    ax.set_ylabel("trained on")
-    return ax
+    from .experiments import GENERATOR_NAMES
+
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
+    im = None
+    for ax, panel, name in zip(axes, ("single", "all-but"), ("trained on one generator",
+                                                             "trained on the other three")):
+        d = cg[cg["panel"] == panel]
+        cols = [g for g in order if g in set(d["test"])]
+        rows = [r for g in order for r in dict.fromkeys(d["train"]) if r.removeprefix("all but ") == g]
+        grid = np.full((len(rows), len(cols)), np.nan)
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                cell = d[(d.train == r) & (d.test == c)]
+                if len(cell) and not np.isnan(cell["iou"].iloc[0]):
+                    grid[i, j] = cell["iou"].iloc[0]
+                    nan = pd.Series([np.nan])
+                    lo, hi = cell.get("iou_ci_low", nan).iloc[0], cell.get("iou_ci_high", nan).iloc[0]
+                    txt = f"{grid[i, j]:.1f}" + (f"\n[{lo:.0f}, {hi:.0f}]" if not np.isnan(lo) else "")
+                    ax.text(j, i, txt, ha="center", va="center", fontsize=9,
+                            color="white" if grid[i, j] < 55 else "black")
+                else:
+                    ax.text(j, i, "missing", ha="center", va="center", fontsize=8, color="grey")
+                held = r.removeprefix("all but ") == c
+                if held:
+                    ax.add_patch(Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, lw=2,
+                                           ls="-" if panel == "single" else "--", ec="white"))
+        im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100)
+        ax.set_xticks(range(len(cols)), [GENERATOR_NAMES.get(c, c) for c in cols], rotation=20, ha="right")
+        ax.set_yticks(range(len(rows)), [("all but " if r.startswith("all but ") else "")
+                                         + GENERATOR_NAMES.get(r.removeprefix("all but "), r) for r in rows])
+        ax.set_xlabel("tested on")
+        ax.set_ylabel("trained on")
+        ax.set_title(name + ("\n(solid box: in-domain)" if panel == "single" else "\n(dashed box: the held-out generator)"),
+                     fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    cax = fig.add_axes((0.93, 0.2, 0.012, 0.6))
+    fig.colorbar(im, cax=cax, label="IoU-lg (%)")
+    return fig
 
 
 def training_curves(runs: dict[str, dict], ncols: int = 5):

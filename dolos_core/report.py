@@ -1,6 +1,9 @@
-"""``results/<profile>/REPORT.md``: every table and figure of a run, with the environment it
-came from (package versions, device, git commit, data root and its counts, timings). It is what
-a user attaches to a bug report or a paper appendix."""
+"""``results/<profile>/REPORT.md``: a run's report. A one-screen summary in prose (every number
+from this run's tables, with its interval), the paper's claims against the evidence
+(``dolos_core.claims``), a glossary, the figures embedded with captions saying what to look
+at, the short tables (long ones linked as CSVs), and where the numbers came from: code checkout
+and commit (a loud warning for a dirty tree), machine, device, packages, data, the run and
+training time of every experiment."""
 
 from __future__ import annotations
 
@@ -24,6 +27,55 @@ TABLES = [
     ("scaling", "Budget scaling · Patches B and C against training steps (opt-in stage)"),
 ]
 PAPER_COLS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]
+SHORT_TABLES = ("table2", "table3", "loss_variants")     # shown; the others are linked
+GLOSSARY = [
+    ("IoU-lg (`iou`)", "the authors' localization metric: the fake-probability map upsampled to "
+     "the mask (bicubic), thresholded at 0.5, intersection over union with the mask, per image "
+     "(an empty prediction of an empty mask counts 1), averaged over fake test images, in %"),
+    ("IoU-sm (`iou_sm`)", "the same with the mask downsampled to the map (nearest) instead"),
+    ("`acc`, `acc_sm`", "pixel accuracy, the same two ways"),
+    ("AP (`ap_mean`)", "detection: average precision of image scores, real vs fake test images, "
+     "on balanced subsets (as many reals as fakes), mean of 5; weak setups only"),
+    ("`ap_2std`", "twice the standard deviation of those 5 APs. With as many reals as fakes "
+     "(DOLOS-mini) every subset is the whole set and it is 0 by construction; read `ap_ci`"),
+    ("95% interval (`*_ci_low`, `*_ci_high`)", "ours: percentile bootstrap over test images "
+     "(1000 resamples for IoU; 200, reals and fakes resampled separately, for AP)"),
+    ("pixel AP / AUC", "ours, threshold-free: every pixel of every fake test image ranked by its "
+     "map value (pooled; `_img`: per image, then averaged). Chance is the fake share (AP) or 50 (AUC)"),
+    ("oracle IoU", "ours: IoU at the single threshold that is best on the test set itself (an "
+     "optimistic bound, not a result)"),
+    ("setups A / B / C", "A: real vs fully generated images, image labels; B: real vs partially "
+     "inpainted images, image labels; C: inpainted images with their masks (full supervision)"),
+    ("baselines", "`everything-fake` (IoU = mean mask area), `everything-real`, `mask-prior` (the "
+     "training masks' per-pixel fake share), `pixel-lr` (per-pixel colour/noise logistic "
+     "regression): what a map scores without learning generators"),
+    ("verdict", "holds / does not hold when the 95% intervals separate, inconclusive when they "
+     "overlap, cannot be checked when an experiment is missing"),
+    ("run", "the hash of an experiment's configuration (`runs/<profile>/checkpoints/<experiment>/<run>/`)"),
+]
+CAPTIONS = {
+    "table2_iou": "Table 2 at a glance. Look at whether each bar clears the everything-fake "
+                  "and mask-prior lines (IoU) and chance (AUC, AP), and at setup B against C.",
+    "cross_generator": "Figure 6. Look at each row's boxed in-domain cell against the rest of the "
+                       "row (left), and at the dashed held-out cells (right).",
+    "table3_iou": "Table 3. Patches trained on FFHQ data, tested on CelebA-HQ data, beside the "
+                  "CelebA-HQ-trained runs.",
+    "qualitative_raw": "Maps of every Table 2 model on the same test images, on one fixed 0-1 "
+                       "scale (a flat map is an unsure model); under each, that image's IoU.",
+    "qualitative_binary": "The same maps at the 0.5 threshold: what IoU-lg counts.",
+    "iou_by_area": "IoU against mask size. The everything-fake baseline also rises with area, so "
+                   "a rising line is only informative above it.",
+    "training_curves": "Training and validation loss (and validation AP for weak runs) of every "
+                       "experiment; a loss flat at 0.693 has learnt nothing.",
+    "data_samples": "Sample test images per generator, fake regions outlined.",
+    "mask_area": "Fake area per generator.",
+    "loss_variants": "Extension: localization loss variants (setup C), 95% intervals.",
+    "postprocess": "Extension: IoU gain of each post-processing over none (Table 2's scoring).",
+    "postprocess_examples": "Extension: the 0.5 threshold against HDBSCAN on the best model's maps.",
+    "robustness": "Extension: IoU under test-time perturbations; the first point of each line is "
+                  "the clean test set.",
+    "budget_scaling": "Budget scaling: IoU, pixel AUC and AP of Patches B and C against steps.",
+}
 
 
 def _versions() -> dict[str, str]:
@@ -84,17 +136,145 @@ def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    out = f"{platform.platform()}; CPU {cpu} ({os.cpu_count()} cores)"
+    import torch
+
+    if torch.cuda.is_available():
+        out += f"; GPU {torch.cuda.get_device_name(0)}"
+    return out
+
+
+def _ci(row, col: str, ci: str) -> str:
+    v = row.get(col)
+    if v is None or pd.isna(v):
+        return "missing"
+    lo, hi = row.get(f"{ci}_ci_low"), row.get(f"{ci}_ci_high")
+    return f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if lo is not None and not pd.isna(lo) else f"{v:.1f}"
+
+
+def compact_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 / 3 as the report shows them: the paper's numbers with our intervals beside
+    them and pixel AUC; every other column is in the CSV."""
+    out = []
+    for _, r in df.iterrows():
+        out.append({"experiment": r["experiment"], "IoU-lg [95% CI]": _ci(r, "iou", "iou"),
+                    "IoU-sm": "missing" if pd.isna(r.get("iou_sm")) else f"{r['iou_sm']:.1f}",
+                    "AP [95% CI]": _ci(r, "ap_mean", "ap") if not pd.isna(r.get("ap_mean")) else "",
+                    "ap_2std": "" if pd.isna(r.get("ap_2std")) else f"{r['ap_2std']:.1f}",
+                    "pixel AUC": "missing" if pd.isna(r.get("pixel_auc")) else f"{r['pixel_auc']:.1f}",
+                    "run": r.get("run") if isinstance(r.get("run"), str) else ""})
+    return pd.DataFrame(out)
+
+
+def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
+    """The one-screen summary: sentences built from this run's tables only."""
+    f = res / "table2.csv"
+    if not f.exists():
+        return ["No Table 2 yet: run the train and evaluate stages."]
+    t2 = pd.read_csv(f).set_index("experiment")
+    out = []
+
+    def val(name, col="iou", ci="iou"):
+        return _ci(t2.loc[name], col, ci) if name in t2.index else "missing"
+
+    best = []
+    for s in "ABC":
+        names = [f"{m}-{s}" for m in ("gradcam", "patches", "attention") if f"{m}-{s}" in t2.index]
+        d = t2.loc[names, "iou"].dropna() if names else pd.Series(dtype=float)
+        if len(d):
+            best.append(f"setup {s}: {d.idxmax()} {val(d.idxmax())}")
+    if best:
+        out.append("Best IoU-lg per setup (Table 2, %, 95% interval): " + "; ".join(best) + ".")
+    if "baseline-everything-fake" in t2.index:
+        out.append(f"Marking every pixel fake scores {val('baseline-everything-fake')} and the "
+                   f"mask prior {val('baseline-mask-prior')}: a localizer means something only above "
+                   "these.")
+    if "patches-B" in t2.index and "patches-C" in t2.index:
+        out.append(f"Patches with image labels only (setup B) reaches {val('patches-B')} against "
+                   f"{val('patches-C')} with masks (C); its pixel AUC is {t2.loc['patches-B', 'pixel_auc']:.1f} "
+                   f"against {t2.loc['patches-C', 'pixel_auc']:.1f}.")
+    weak = [n for n in t2.index if n.endswith(("-A", "-B")) and not pd.isna(t2.loc[n, "ap_mean"])]
+    if weak:
+        lo = min(weak, key=lambda n: t2.loc[n, "ap_mean"])
+        hi = max(weak, key=lambda n: t2.loc[n, "ap_mean"])
+        out.append(f"Detection AP of the weak models ranges from {lo} {val(lo, 'ap_mean', 'ap')} to "
+                   f"{hi} {val(hi, 'ap_mean', 'ap')} (chance 50).")
+    if claims is not None and len(claims):
+        real = claims[claims.verdict != "context"]
+        counts = real["verdict"].value_counts()
+        out.append(f"Of the {len(real)} claims checked below, " + ", ".join(
+            f"{counts.get(v, 0)} {v}" for v in ("holds", "does not hold", "inconclusive", "cannot be checked")
+            if counts.get(v, 0)) + ".")
+    return [" ".join(out)]
+
+
+def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims table as shown: the paper-profile column only when it has something."""
+    return claims.drop(columns=["paper profile"]) if (claims["paper profile"] == "").all() else claims
+
+
+def _figure_order(png: Path):
+    order = list(CAPTIONS)
+    return (png.stem not in order, order.index(png.stem) if png.stem in order else 0, png.stem)
+
+
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None) -> Path:
+    from .claims import claims_table
+
     res, figs = paths.results, paths.figures
-    lines = [f"# DOLOS reproduction · {profile.name} profile", ""]
+    code = _code_line(paths)
+    lines = [f"# DOLOS reproduction · {profile.name} profile" + (f" · {paths.tag}" if paths.tag else ""), ""]
+    if "uncommitted" in code or "unknown" in code:
+        lines += [f"> **WARNING: these results come from code with uncommitted changes or of unknown "
+                  f"version ({code}). They cannot be traced to a commit.**", ""]
     if profile.name != "paper":
         lines += ["> Data: **DOLOS-mini**, a synthetic stand-in in the DOLOS layout built by this "
-                  "repository (see README, 'DOLOS-mini'). Its numbers check the pipeline and the "
-                  "methods' behaviour; they are not comparable with the paper's.", ""]
-    lines += ["## Environment", "",
+                  "repository (README, 'DOLOS-mini'). Its numbers check the pipeline and the "
+                  "methods' behaviour on a world built to have the paper's structure; they are not "
+                  "comparable with the paper's numbers, and agreement with the paper here is not "
+                  "evidence about DOLOS.", ""]
+    claims = claims_table(res, paths.root / "results" / "paper") if (res / "table2.csv").exists() else None
+    lines += ["## Summary", ""] + summary_lines(res, claims) + [""]
+    if claims is not None and len(claims):
+        lines += ["## The paper's claims against this run", "",
+                  "Verdicts come from the 95% intervals (glossary). [claims.csv](claims.csv)", "",
+                  _claims_view(claims).to_markdown(index=False), ""]
+    lines += ["## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
+    lines += ["## Figures", ""]
+    if figs.exists():
+        for png in sorted(figs.glob("*.png"), key=_figure_order):
+            rel = Path("..") / ".." / "figures" / paths.output_name / png.name
+            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {CAPTIONS.get(png.stem, '')}", "",
+                      f"![{png.stem}]({rel})", ""]
+    lines += ["## Tables", ""]
+    for stem, title in TABLES:
+        f = res / f"{stem}.csv"
+        if not f.exists():
+            continue
+        links = f"[{stem}.csv]({stem}.csv) · [{stem}.md]({stem}.md) · [{stem}.tex]({stem}.tex)"
+        df = pd.read_csv(f)
+        if stem in ("table2", "table3"):
+            lines += [f"### {title}", "", links, "", compact_table(df).to_markdown(index=False), ""]
+        elif stem in SHORT_TABLES:
+            lines += [f"### {title}", "", links, "",
+                      df.to_markdown(index=False, floatfmt=".1f", missingval="missing"), ""]
+        else:
+            lines += [f"### {title}", "", f"{len(df)} rows: {links}", ""]
+    lines += ["## Where these numbers come from", "",
               f"- generated: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              f"- code: {_code_line(paths)}",
-              f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}",
+              f"- code: {code}",
+              f"- machine: {_machine()}",
               f"- device (auto): {resolve_device('auto')}",
               f"- data root: `{_shown(paths.data_root, paths.root)}`",
               "- packages: " + ", ".join(f"{k} {v}" for k, v in _versions().items()), ""]
@@ -108,32 +288,16 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
     runs = _training_runs(paths, profile)
     if runs is not None:
+        inits = ", ".join(f"{k} ({v})" for k, v in runs["init"].value_counts().items())
         lines += ["### Training runs", "",
                   "The run of each experiment every table here reads (`run`: the hash of its "
                   "configuration, `runs/<profile>/checkpoints/<experiment>/<run>/`), what it "
-                  "started from (`init`; see README, 'Running on DOLOS'), its schedule as run, "
-                  "and its training time.", "",
+                  f"started from (`init`; here: {inits}; README, 'Running on DOLOS'), its schedule "
+                  "as run, and its training time in seconds.", "",
                   runs.to_markdown(index=False, floatfmt=".0f"), ""]
     if skipped:
         lines += ["### Skipped experiments (data missing)", ""]
         lines += [f"- `{k}`: {v[0]}" for k, v in skipped.items()] + [""]
-    lines += ["## Tables", ""]
-    for stem, title in TABLES:
-        f = res / f"{stem}.csv"
-        if not f.exists():
-            continue
-        df = pd.read_csv(f)
-        if stem in ("table2", "table3"):
-            df = df[[c for c in PAPER_COLS if c in df]]
-        lines += [f"### {title}", "", f"[{stem}.csv]({stem}.csv) · [{stem}.md]({stem}.md) · "
-                  f"[{stem}.tex]({stem}.tex)", "",
-                  df.to_markdown(index=False, floatfmt=".1f", missingval="missing"), ""]
-    lines += ["## Figures", ""]
-    if figs.exists():
-        for png in sorted(figs.glob("*.png")):
-            rel = Path("..") / ".." / "figures" / paths.output_name / png.name
-            lines += [f"- [{png.stem}]({rel}) ([pdf]({rel.with_suffix('.pdf')}))"]
-    lines += [""]
     out = res / "REPORT.md"
     res.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

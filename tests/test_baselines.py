@@ -46,5 +46,9 @@ def test_everything_fake_scores_the_mask_area_and_pixel_lr_finds_a_trivial_cue(t
     assert fake["iou"] == pytest.approx(100 * np.mean(areas), abs=1e-6)
     assert fake["ap_mean"] == pytest.approx(50.0)
     assert rows["baseline-pixel-lr"]["pixel_auc"] > 95 and rows["baseline-pixel-lr"]["iou"] > 50
-    maps, scores, names = baseline_maps("pixel-lr", root, "celebahq/real", model=fit_pixel_lr(root))
+    assert rows["baseline-everything-real"]["iou"] == 0 and rows["baseline-everything-real"]["ap_mean"] == 50
+    # mask prior: the 4 training squares start at row 4 and end at rows 8, 12, 16, 20, so the
+    # share of fake masks is > 0.5 on rows 4-11; per image IoU 48/96, 96/96, 96/144, 96/192
+    assert rows["baseline-mask-prior"]["iou"] == pytest.approx(100 * (0.5 + 1 + 2 / 3 + 0.5) / 4, abs=1e-4)
+    maps, scores, names = baseline_maps("pixel-lr", root, "celebahq/real", fitted={"pixel-lr": fit_pixel_lr(root)})
     assert maps.shape == (4, 32, 32) and list(names) == sorted(names)

@@ -96,12 +96,13 @@ def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
     root, out, _ = smoke_study
     res, figs = root / "results" / "smoke", root / "figures" / "smoke"
     t2 = pd.read_csv(res / "table2.csv")
-    assert len(t2) == 9 + 2 and list(t2.experiment[-2:]) == ["baseline-everything-fake", "baseline-pixel-lr"]
+    baselines = ["baseline-everything-fake", "baseline-everything-real", "baseline-mask-prior", "baseline-pixel-lr"]
+    assert len(t2) == 9 + 4 and list(t2.experiment[-4:]) == baselines
     for col in ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]:
         assert col in t2
     assert t2["iou"].notna().all() and t2.loc[t2.setup != "C", "ap_mean"].notna().all()
     runs = t2.set_index("experiment")["run"]
-    assert runs.drop(["baseline-everything-fake", "baseline-pixel-lr"]).str.fullmatch("[0-9a-f]{10}").all()
+    assert runs.drop(baselines).str.fullmatch("[0-9a-f]{10}").all()
     assert len(pd.read_csv(res / "table3.csv")) == 3
     cg = pd.read_csv(res / "cross_generator.csv")
     assert len(cg) == 32 and {"train", "test", "iou"} <= set(cg.columns) and cg["iou"].notna().all()
