@@ -162,6 +162,16 @@ def plan_for(exp: Experiment, profile) -> tuple[int, int]:
     return profile.plan(exp.method, exp.supervision, factor)
 
 
+def prediction_sets(exp: "Experiment") -> list[tuple[str, str]]:
+    """Every (dataset key, split) an experiment predicts: its test sets, plus the validation
+    split of the Repaint-P2 fakes for the experiments tested on Table 2's test sets (ours: the
+    0.5 threshold's alternative is chosen there, never on the test set)."""
+    out = [(k, "test") for k in exp.test]
+    if exp.test[:1] == (CELEBA_TEST[0],):
+        out.append((CELEBA_TEST[0], "valid"))
+    return out
+
+
 def test_set_name(key: str) -> str:
     """File stem of a test set's predictions: ``celebahq/repaint-p2`` -> ``celebahq_repaint-p2``."""
     return key.replace("/", "_")

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, held) -> int:
     from .config import get_paths, get_profile, resolve_device, ConfigError
     from .train import is_trained
-    from .predictions import predictions_current, predictions_path
+    from .predictions import missing_predictions
 
     t_start = time.time()
     overrides = cli_overrides(args)
@@ -324,8 +324,7 @@ def _run(args, held) -> int:
                             f"for example {first[0]} is missing")
         done_t = []
         for i, e in enumerate(runnable, 1):
-            finished = is_trained(paths, e, profile) and all(
-                predictions_current(predictions_path(paths, e, k, profile), profile) for k in e.test)
+            finished = is_trained(paths, e, profile) and not missing_predictions(paths, e, profile)
             if finished and not args.force:
                 log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
                 continue

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from .config import Paths, Profile, resolve_device
 from .data.datasets import DolosDataset, Perturbation, collate, transform_for
-from .data.layout import DatasetKey
+from .data.layout import DatasetKey, split_exists
 from .experiments import Experiment
 from .models import DolosModel
 from .predictions import Predictions, predictions_current, save_predictions
@@ -48,29 +48,34 @@ def predict_dataset(model: DolosModel, dataset, device: torch.device, batch_size
 
 def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
                        force: bool = False, progress: bool = True) -> list[Path]:
-    """Predict every test set of ``exp`` with its best checkpoint; return the .npz paths."""
+    """Predict every test set of ``exp`` (and the validation split that calibrates its
+    threshold, ``experiments.prediction_sets``) with its best checkpoint; return the .npz
+    paths, test sets first."""
+    from .experiments import prediction_sets
     from .runs import resolve_run
 
     dev = resolve_device(device)
     model = None
     written = []
     run = resolve_run(exp, profile, paths)      # one data scan for every test set
-    for key_text in exp.test:
-        out = run.predictions_file(key_text)
+    for key_text, split in prediction_sets(exp):
+        key = DatasetKey.parse(key_text)
+        if split != "test" and not split_exists(paths.data_root, key, split):
+            continue                            # a root without that split: nothing to calibrate on
+        out = run.predictions_file(key_text, split)
         if predictions_current(out, profile) and not force:
             written.append(out)
             continue
         if model is None:
             model = load_trained(exp, profile, paths, device)
-        key = DatasetKey.parse(key_text)
-        ds = DolosDataset(paths.data_root, key, "test", profile.input_size,
+        ds = DolosDataset(paths.data_root, key, split, profile.input_size,
                           limit=profile.max_test_images, transform=test_transform(exp, profile))
         maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size,
-                                              progress, desc=f"{exp.name} on {key_text}")
-        masks_dir = key.masks_dir(paths.data_root, "test")
+                                              progress, desc=f"{exp.name} on {key_text} {split}")
+        masks_dir = key.masks_dir(paths.data_root, split)
         meta = {
-            "experiment": exp.name, "test_set": key_text, "label": key.label,
-            "images_dir": str(key.images_dir(paths.data_root, "test")),
+            "experiment": exp.name, "test_set": key_text, "split": split, "label": key.label,
+            "images_dir": str(key.images_dir(paths.data_root, split)),
             "masks_dir": str(masks_dir) if masks_dir is not None else None,
             "input_size": profile.input_size, "map_size": list(maps.shape[1:]),
             "n": len(names), "profile": profile.name, "run_id": out.parent.name,

@@ -45,13 +45,14 @@ class Predictions:
         return np.stack([read_mask(mdir / n) for n in self.names])
 
 
-def predictions_path(paths: Paths, exp: Experiment | str, test_key: str, profile: Profile) -> Path:
+def predictions_path(paths: Paths, exp: Experiment | str, test_key: str, profile: Profile,
+                     split: str = "test") -> Path:
     """The predictions file of ``exp``'s run under this configuration on one test set."""
     from .experiments import get_experiment
     from .runs import resolve_run
 
     exp = get_experiment(exp) if isinstance(exp, str) else exp
-    return resolve_run(exp, profile, paths).predictions_file(test_key)
+    return resolve_run(exp, profile, paths).predictions_file(test_key, split)
 
 
 def predictions_current(path: Path, profile: Profile) -> bool:
@@ -74,3 +75,21 @@ def save_predictions(path: Path, maps: np.ndarray, scores: np.ndarray, names, me
     prediction) last."""
     write_json(path.with_suffix(".json"), meta)
     save_npz(path, maps=maps, scores=scores, names=np.array(names))
+
+
+def missing_predictions(paths: Paths, exp: Experiment, profile: Profile) -> list[Path]:
+    """The prediction files ``exp`` should have under this configuration and does not (a
+    validation split the data root lacks is not expected)."""
+    from .data.layout import DatasetKey, split_exists
+    from .experiments import prediction_sets
+    from .runs import resolve_run
+
+    run = resolve_run(exp, profile, paths)
+    out = []
+    for key, split in prediction_sets(exp):
+        if split != "test" and not split_exists(paths.data_root, DatasetKey.parse(key), split):
+            continue
+        f = run.predictions_file(key, split)
+        if not predictions_current(f, profile):
+            out.append(f)
+    return out

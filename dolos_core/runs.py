@@ -45,9 +45,11 @@ class RunRef:
     def label(self) -> str:
         return f"{self.experiment}@{self.run_id}"
 
-    def predictions_file(self, test_key: str) -> Path:
-        """This run's predictions on one test set (``celebahq/repaint-p2`` -> ``...npz``)."""
-        return self.predictions_dir / f"{test_set_name(test_key)}.npz"
+    def predictions_file(self, test_key: str, split: str = "test") -> Path:
+        """This run's predictions on one test set (``celebahq/repaint-p2`` -> ``...npz``), or on
+        its validation split (``split="valid"``: ``celebahq_repaint-p2@valid.npz``)."""
+        suffix = "" if split == "test" else f"@{split}"
+        return self.predictions_dir / f"{test_set_name(test_key)}{suffix}.npz"
 
 
 def _folder_summary(folder: Path | None) -> list:
