@@ -78,13 +78,13 @@ def fit_baselines(data_root: Path, seed: int = 0) -> dict:
 
 
 def baseline_maps(name: str, data_root: Path, key: str, limit: int | None = None,
-                  fitted: dict | None = None):
+                  fitted: dict | None = None, split: str = "test"):
     """Maps (N, H, W) float16 fake probabilities at the stored resolution, image scores (N,)
-    and file names of baseline ``name`` on the test split of ``key``; ``fitted``: from
+    and file names of baseline ``name`` on ``split`` of ``key``; ``fitted``: from
     :func:`fit_baselines` (needed by ``pixel-lr`` and ``mask-prior``)."""
     from . import resize
 
-    ds = DolosDataset(data_root, DatasetKey.parse(key), "test", input_size=1, limit=limit)
+    ds = DolosDataset(data_root, DatasetKey.parse(key), split, input_size=1, limit=limit)
     maps = []
     for i in range(len(ds)):
         img, _ = ds.load_raw(i)

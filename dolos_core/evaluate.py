@@ -140,17 +140,22 @@ def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[d
         return []
     fitted = fit_baselines(paths.data_root, seed=profile.seed)
     rows = []
+    has_valid = split_exists(paths.data_root, DatasetKey.parse(fake_key), "valid")
+    sets = [(fake_key, "test"), (real_key, "test")] + ([(fake_key, "valid")] if extras and has_valid else [])
     for name in BASELINES:
         preds = {}
-        for key in (fake_key, real_key):
-            maps, scores, names = baseline_maps(name, paths.data_root, key, profile.max_test_images, fitted)
+        for key, split in sets:
+            maps, scores, names = baseline_maps(name, paths.data_root, key, profile.max_test_images,
+                                                fitted, split)
             k = DatasetKey.parse(key)
-            mdir = k.masks_dir(paths.data_root, "test")
-            preds[key] = Predictions(maps, scores, names, {"label": k.label,
-                                                           "masks_dir": str(mdir) if mdir else None})
+            mdir = k.masks_dir(paths.data_root, split)
+            preds[key, split] = Predictions(maps, scores, names, {"label": k.label,
+                                                                  "masks_dir": str(mdir) if mdir else None})
         row = {"experiment": f"baseline-{name}", "method": "baseline", "setup": None,
                "supervision": "none"}
-        row.update(score(preds[fake_key], preds[real_key], profile, extras))
+        row.update(score(preds[fake_key, "test"], preds[real_key, "test"], profile, extras))
+        if (fake_key, "valid") in preds:
+            row.update(calibrated_iou(preds[fake_key, "valid"], preds[fake_key, "test"], profile))
         row["status"] = "ok"
         rows.append(row)
     return rows
