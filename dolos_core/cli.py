@@ -9,6 +9,16 @@ import sys
 from .stages import STAGE_TABLE
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     stages = "; ".join(f"{s.name}: {s.help}" for s in STAGE_TABLE)
     p = argparse.ArgumentParser(
@@ -26,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, metavar="A[,B...]",
                    help="only these stages and/or experiments (names: --list); opt-in stages "
                         "run only when named here")
+    p.add_argument("--seeds", type=_positive, default=1, metavar="N",
+                   help="train Table 2's experiments with N seeds (the profile's seed, +1, ...); "
+                        "the report shows their spread (default 1)")
     p.add_argument("--force", action="store_true", help="redo finished work of the chosen stages")
     p.add_argument("--yes", action="store_true",
                    help="do not ask before a long run (paper profile on a CPU)")

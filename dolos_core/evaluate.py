@@ -167,6 +167,27 @@ def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool 
     return _frame(rows + (baseline_rows(paths, profile, extras) if baselines else []))
 
 
+def seed_table(paths: Paths, profile: Profile, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``--seeds N``: Table 2's experiments trained with seeds ``profile.seed`` ... ``+ N - 1``
+    (each its own run). Returns the per-seed rows (experiment, seed, iou, ap_mean, pixel_auc,
+    run) and per experiment the mean, standard deviation (ddof 1), min and max over the seeds
+    that exist."""
+    rows = []
+    for k in range(seeds):
+        prof = profile.replace(seed=profile.seed + k)
+        for e in experiments_in("table2"):
+            r = experiment_row(e, paths, prof, extras=False)
+            if r.get("status") == "ok":
+                rows.append({"experiment": e.name, "seed": prof.seed, "iou": r["iou"],
+                             "ap_mean": r.get("ap_mean", np.nan), "run": r["run"]})
+    per_seed = pd.DataFrame(rows, columns=["experiment", "seed", "iou", "ap_mean", "run"])
+    spread = (per_seed.groupby("experiment", sort=False)
+              .agg(seeds=("seed", "count"), iou_mean=("iou", "mean"), iou_std=("iou", "std"),
+                   iou_min=("iou", "min"), iou_max=("iou", "max"), ap_mean=("ap_mean", "mean"),
+                   ap_std=("ap_mean", "std")).reset_index())
+    return per_seed, spread
+
+
 def iou_by_area_table(paths: Paths, profile: Profile, group: str = "table2",
                       key: str = CELEBA_TEST[0]) -> pd.DataFrame:
     """Ours: mean IoU-lg (%) and image count per bin of mask area, per experiment of ``group``

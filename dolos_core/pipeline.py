@@ -312,8 +312,13 @@ def _run(args, held) -> int:
     timings: dict[str, float] = {}
     skipped: dict[str, list[str]] = {}
 
-    def train_many(exps, label: str) -> None:
+    def train_many(exps, label: str, seed_offset: int = 0) -> None:
+        """Train ``exps`` (notebook 02 each) under the profile, its seed moved by
+        ``seed_offset`` (``--seeds``: each seed is its own configuration, so its own run)."""
         nonlocal skipped
+        prof = profile.replace(seed=profile.seed + seed_offset) if seed_offset else profile
+        params = {**common, "overrides": {**overrides, "seed": prof.seed}} if seed_offset else common
+        label = f"{label}, seed {prof.seed}" if seed_offset else label
         runnable, skip = check_data(paths, exps)
         skipped.update(skip)
         for name, missing in skip.items():
@@ -324,7 +329,7 @@ def _run(args, held) -> int:
                             f"for example {first[0]} is missing")
         done_t = []
         for i, e in enumerate(runnable, 1):
-            finished = is_trained(paths, e, profile) and not missing_predictions(paths, e, profile)
+            finished = is_trained(paths, e, prof) and not missing_predictions(paths, e, prof)
             if finished and not args.force:
                 log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
                 continue
@@ -332,8 +337,9 @@ def _run(args, held) -> int:
             if done_t:
                 left = f", ~{_fmt(sum(done_t) / len(done_t) * (len(runnable) - i + 1))} left"
             log(f"  [{label} {i}/{len(runnable)}] {e.name}: training{left}")
-            sec = run_notebook("02_train", f"02_train-{e.name}",
-                               {**common, "experiment": e.name, "force": bool(args.force)}, paths)
+            out_name = f"02_train-{e.name}" + (f"-seed{prof.seed}" if seed_offset else "")
+            sec = run_notebook("02_train", out_name,
+                               {**params, "experiment": e.name, "force": bool(args.force)}, paths)
             done_t.append(sec)
             log(f"  [{label} {i}/{len(runnable)}] {e.name}: finished in {_fmt(sec)}")
 
@@ -346,8 +352,13 @@ def _run(args, held) -> int:
                 raise UserError(f"data root {paths.data_root} does not exist: run the data stage "
                                 "first (./run_all.sh --only data)")
             train_many(trains[stage], "scaling" if stage == "scaling" else "train")
+            if stage == "train":
+                for k in range(1, args.seeds):
+                    train_many([e for e in trains[stage] if e.group == "table2"], "train", k)
         for nb in st.notebooks:
             extra = {"build": default_root, "force": bool(args.force)} if stage == "data" else {}
+            if nb == "03_main_table":
+                extra = {"seeds": args.seeds}
             sec = run_notebook(nb, nb, {**common, **extra}, paths)
             log(f"  {nb} finished in {_fmt(sec)}")
         if stage == "report":

@@ -25,9 +25,10 @@ TABLES = [
     ("postprocess", "Extension (FOCAL) · map post-processing"),
     ("robustness", "Extension (FakeLocator) · robustness to perturbations"),
     ("scaling", "Budget scaling · Patches B and C against training steps (opt-in stage)"),
+    ("seed_spread", "Spread over training seeds (--seeds N)"),
 ]
 PAPER_COLS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]
-SHORT_TABLES = ("table2", "table3", "loss_variants")     # shown; the others are linked
+SHORT_TABLES = ("table2", "table3", "loss_variants", "seed_spread")     # shown; the others are linked
 GLOSSARY = [
     ("IoU-lg (`iou`)", "the authors' localization metric: the fake-probability map upsampled to "
      "the mask (bicubic), thresholded at 0.5, intersection over union with the mask, per image "
