@@ -229,8 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     from .experiments import EXPERIMENTS
 
     if args.list:
+        hours = {}
+        if args.profile == "paper":       # the GPU hours of each experiment, as the plan counts them
+            from .config import get_profile, repo_root
+
+            measured = gpu_throughput(repo_root())
+            hours = estimate_hours(list(EXPERIMENTS.values()), get_profile("paper"), True, measured)
+            basis = "from results/paper/gpu_check.json" if measured else "rough estimate: no GPU check yet"
+            log(f"# experiment\tdescription\tGPU hours ({basis})")
         for e in EXPERIMENTS.values():
-            log(f"{e.name}\t{e.description}")
+            log(f"{e.name}\t{e.description}" + (f"\t{hours[e.name]:.1f}" if hours else ""))
         return 0
     from contextlib import ExitStack
 
