@@ -140,7 +140,21 @@ def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+    _stamp(out)
     return time.time() - t0
+
+
+def _stamp(path: Path) -> None:
+    """Record in an executed notebook which commit of which checkout ran it (read when the
+    notebook is published)."""
+    import nbformat
+
+    from .locks import code_root
+    from .report import _git
+
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["dolos"] = {"commit": _git(code_root())}
+    nbformat.write(nb, str(path))
 
 
 def cli_overrides(args) -> dict:
@@ -375,6 +389,14 @@ def _run(args, held) -> int:
             timings_now = {**_load_timings(paths), **timings}
             path = write_report(paths, profile, timings_now, skipped)
             log(f"  wrote {path}")
+        if stage == "publish":
+            from .locks import code_root
+            from .publish import publish
+            from .report import _git
+
+            done = publish(paths, profile.name, _git(code_root()), overrides)
+            log(f"  published {len(done)} notebooks to {paths.results / 'notebooks'}; "
+                f"open {paths.results / 'html' / 'index.html'}")
         timings[stage] = time.time() - t0
         _save_timings(paths, timings)
 

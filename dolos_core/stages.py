@@ -35,6 +35,9 @@ STAGE_TABLE = (
     Stage("scaling", "budget scaling of weak labels (opt-in: only when named)",
           ("10_budget_scaling",), trains="scaling", opt_in=True, after=("train",)),
     Stage("report", "REPORT.md from the tables"),
+    Stage("publish", "the executed notebooks and their HTML, for readers "
+                     "(results/<profile>/notebooks/, results/<profile>/html/index.html)",
+          after=("report",)),
 )
 STAGES = tuple(s.name for s in STAGE_TABLE)
 BY_NAME = {s.name: s for s in STAGE_TABLE}
