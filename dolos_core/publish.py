@@ -131,8 +131,8 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def _header(stem: str, commit: str, profile: str, overrides: dict) -> str:
     clean = stem.split("-", 1)[0] if stem.startswith("02_train") else stem
     conf = ", ".join(f"`{k}={v}`" for k, v in sorted(overrides.items())) or "the profile's defaults"
-    return (f"> **Executed copy, for reading.** Produced by `./run_all.sh --profile {profile}` at "
-            f"commit `{commit}`, configuration: {conf}. Outputs are as that run left them (images "
+    return (f"> **Executed copy, for reading.** Produced by `./run_all.sh --profile {profile}`, "
+            f"executed at commit `{commit}`, configuration: {conf}. Outputs are as that run left them (images "
             f"compressed, machine paths made relative). The clean notebook to run and edit is "
             f"[`notebooks/{clean}.ipynb`](../../../notebooks/{clean}.ipynb).")
 
@@ -140,16 +140,16 @@ def _header(stem: str, commit: str, profile: str, overrides: dict) -> str:
 def publish(paths, profile_name: str, commit: str, overrides: dict | None = None) -> list[Path]:
     """Publish every executed notebook of ``paths.notebooks_out`` into
     ``paths.results/notebooks/`` and its HTML into ``paths.results/html/`` (with ``index.html``
-    in reading order, and the report). Each header names the commit that executed that notebook
-    (``commit``, the current one, for copies older than that record). Returns the published
-    notebooks in reading order."""
+    in reading order, and the report at ``commit``). Each header names the commit that executed
+    that notebook, as the pipeline recorded it. Returns the published notebooks in reading
+    order."""
     src = paths.notebooks_out
     stems = reading_order([p.stem for p in src.glob("*.ipynb")])
     out_dir, html_dir = paths.results / "notebooks", paths.results / "html"
     published = []
     for stem in stems:
         nb = nbformat.read(src / f"{stem}.ipynb", as_version=4)
-        ran_at = nb.metadata.get("dolos", {}).get("commit", commit)   # the commit that executed it
+        ran_at = nb.metadata.get("dolos", {}).get("commit", "not recorded (an earlier run)")
         nb = clean_notebook(nb, paths.root, _header(stem, ran_at, profile_name, overrides or {}))
         text = nbformat.writes(nb) + "\n"
         _write_if_changed(out_dir / f"{stem}.ipynb", text)
