@@ -123,6 +123,37 @@ def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
 
 
 @pytest.mark.xdist_group("smoke-study")
+def test_published_notebooks_are_readable_offline_and_stable(smoke_study):
+    """The publish stage: every executed notebook, with its outputs, without the machine's
+    paths, in reading order in the HTML index; publishing again changes no byte."""
+    from dolos_core.config import get_paths
+    from dolos_core.publish import publish, published_outputs, reading_order
+
+    root, _, _ = smoke_study
+    res = root / "results" / "smoke"
+    executed = sorted(p.stem for p in (root / "runs" / "smoke" / "notebooks").glob("*.ipynb"))
+    published = sorted(p.stem for p in (res / "notebooks").glob("*.ipynb"))
+    assert published == executed and len(published) >= 30
+    for stem in published:
+        text = (res / "notebooks" / f"{stem}.ipynb").read_text()
+        assert published_outputs(res / "notebooks" / f"{stem}.ipynb") > 0, stem
+        assert str(root) not in text and "Executed copy, for reading" in text, stem
+        assert str(root) not in (res / "html" / f"{stem}.html").read_text(), stem
+    index = (res / "html" / "index.html").read_text()
+    links = re.findall(r'<li><a href="([^"]+)\.html"', index)
+    assert links == reading_order(published) and links[0] == "01_data"
+    assert "The paper's claims against this run" in index
+    def files():
+        return {p: p.read_bytes() for d in ("notebooks", "html") for p in (res / d).iterdir()}
+
+    before = files()
+    publish(get_paths("smoke", root=root), "smoke", "test")
+    after = files()
+    changed = [p.name for p in before if before[p] != after.get(p)]
+    assert changed == ["index.html"] and set(after) == set(before)    # only the commit line of the index
+
+
+@pytest.mark.xdist_group("smoke-study")
 def test_table2_iou_equals_an_independent_implementation(smoke_study):
     root, _, _ = smoke_study
     t2 = pd.read_csv(root / "results" / "smoke" / "table2.csv").set_index("experiment")
