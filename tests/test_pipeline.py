@@ -204,19 +204,22 @@ def test_scaling_stage_is_opt_in_and_tables_steps_per_budget(smoke_study):
     assert (root / "figures" / "smoke" / "budget_scaling.png").exists()
 
 
-@pytest.mark.xdist_group("smoke-study")
-def test_killed_run_resumes_to_the_same_predictions(smoke_study, tmp_path):
+def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     """Kill a smoke run during training (SIGKILL, no clean-up), start it again: every
-    prediction (maps, scores, names) equals the uninterrupted run's bit for bit, so every
-    table computed from them is the same (which also shows that the same seed and profile give
-    the same results). A subset of the experiments keeps the test short."""
-    root, _, _ = smoke_study
+    prediction (maps, scores, names) equals an uninterrupted run's bit for bit, so every table
+    computed from them is the same (which also shows that the same seed and profile give the
+    same results). A subset of the experiments keeps the test short; it runs on its own roots
+    (not the smoke study's), so it can run beside the smoke study on another worker."""
     subset = ["gradcam-A", "patches-B", "patches-C"]
-    args = [RUN, "--profile", "smoke", "--only", ",".join(["data", "train"] + subset),
-            "--repo", str(tmp_path)]
+    only = ",".join(["data", "train"] + subset)
+    whole = tmp_path / "whole"
+    r = run("--profile", "smoke", "--only", only, "--repo", str(whole))
+    assert r.returncode == 0, r.stdout[-2000:]
+    root = tmp_path / "killed"
+    args = [RUN, "--profile", "smoke", "--only", only, "--repo", str(root)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=ENV, start_new_session=True)
-    pred = tmp_path / "runs" / "smoke" / "predictions"
+    pred = root / "runs" / "smoke" / "predictions"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         if pred.exists() and len(list(pred.glob("*/*/*.npz"))) >= 2:
@@ -230,7 +233,7 @@ def test_killed_run_resumes_to_the_same_predictions(smoke_study, tmp_path):
     assert "done, skipped" in r.stdout
     assert sorted(p.name for p in pred.iterdir()) == sorted(subset)
     for exp in subset:
-        files = sorted(only_run(root / "runs" / "smoke" / "predictions" / exp).glob("*.npz"))
+        files = sorted(only_run(whole / "runs" / "smoke" / "predictions" / exp).glob("*.npz"))
         assert files, exp
         for f in files:
             with np.load(f) as za, np.load(only_run(pred / exp) / f.name) as zb:
