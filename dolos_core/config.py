@@ -107,8 +107,11 @@ class Profile:
 
     def plan(self, method: str, supervision: str, epoch_factor: float = 1.0) -> tuple[int, int]:
         """(epochs, iterations per epoch) of one training: the method's schedule, times
-        ``epoch_factor`` (the "all but X" trainings), capped at ``max_iters`` in total."""
+        ``epoch_factor`` (the "all but X" trainings), capped at ``max_iters`` in total;
+        ``max_iters=0``: no training at all (the starting weights are evaluated as loaded)."""
         s = self.schedule(method, supervision)
+        if self.max_iters == 0:          # evaluate the starting weights as they are
+            return 0, s.iters_per_epoch
         epochs = max(1, int(round(s.epochs * epoch_factor)))
         iters = s.iters_per_epoch
         if self.max_iters is not None and epochs * iters > self.max_iters:

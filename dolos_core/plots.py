@@ -378,7 +378,7 @@ def training_curves(runs: dict[str, dict], ncols: int = 5):
     """One small panel per experiment: train and validation loss against training steps (left
     axis), validation AP of the image scores for weak runs (right axis, % with chance at 50),
     the kept (lowest validation loss) epoch marked. ``runs``: experiment -> its ``train.json``."""
-    names = list(runs)
+    names = [n for n in runs if runs[n].get("history")]      # a run evaluated as loaded has none
     nrows = max(1, -(-len(names) // ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.3 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, names):

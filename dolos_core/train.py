@@ -268,6 +268,9 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto"
                                "done": False})
     if bar is not None:
         bar.close()
+    if epochs == 0:     # max_iters=0: the starting weights are the result (e.g. a released model)
+        save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})
+        config["evaluated_as_loaded"] = True
     done = stop == epochs
     write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
                            "best_valid_loss": best_loss, "seconds": round(seconds, 2),

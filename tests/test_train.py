@@ -168,3 +168,22 @@ def test_a_run_being_trained_by_another_process_is_refused(smoke, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_max_iters_zero_evaluates_the_starting_weights(smoke, tmp_path):
+    """``--set max_iters=0 --init FILE``: no training step; the run's best checkpoint is the
+    file's weights as loaded (how the authors' released Patches models are evaluated)."""
+    from dolos_core.io import save_torch
+    from dolos_core.models import build_model
+
+    prof, paths = smoke
+    torch.manual_seed(3)
+    released = build_model("patches", "full").state_dict()
+    f = tmp_path / "released.pt"
+    save_torch(f, released)
+    res = train_experiment(get_experiment("patches-C"), prof.replace(max_iters=0), paths,
+                           device="cpu", init=str(f), progress=False)
+    assert res.history == [] and not res.skipped
+    best = load_torch(res.checkpoint)
+    for k, v in released.items():
+        torch.testing.assert_close(best[k], v, rtol=0, atol=0)
