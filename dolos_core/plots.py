@@ -98,11 +98,11 @@ def sample_grid(samples: dict[str, list[tuple]], title: str = ""):
     in red (its content stays visible); reals have no outline."""
     rows = list(samples)
     n = max(len(v) for v in samples.values())
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n, 1.8 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.5 * len(rows)), squeeze=False)
     for r, key in enumerate(rows):
         for c, (img, mask) in enumerate(samples[key]):
             ax = axes[r, c]
-            ax.imshow(img)
+            ax.imshow(img, interpolation="nearest")   # the stored pixels (and a small PNG)
             if mask is not None and mask.any():
                 ax.contour(mask.astype(float), levels=[0.5], colors="red", linewidths=1.0)
         axes[r, 0].set_ylabel(key.split("/")[1], fontsize=9)
