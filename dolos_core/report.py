@@ -202,9 +202,14 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
     if best:
         out.append("Best IoU-lg per setup (Table 2, %, 95% interval): " + "; ".join(best) + ".")
     if "baseline-everything-fake" in t2.index:
-        out.append(f"Marking every pixel fake scores {val('baseline-everything-fake')} and the "
-                   f"mask prior {val('baseline-mask-prior')}: a localizer means something only above "
-                   "these.")
+        prior = ""
+        if "baseline-mask-prior" in t2.index:
+            prior = f" and the mask prior {val('baseline-mask-prior')} at 0.5"
+            if not pd.isna(t2.loc["baseline-mask-prior"].get("iou_val_thr", float("nan"))):
+                prior += (f", {val('baseline-mask-prior', 'iou_val_thr', 'iou_val_thr')} at its "
+                          "validation-chosen threshold")
+        out.append(f"Marking every pixel fake scores {val('baseline-everything-fake')}{prior}: a "
+                   "localizer means something only above these.")
     if "patches-B" in t2.index and "patches-C" in t2.index:
         out.append(f"Patches with image labels only (setup B) reaches {val('patches-B')} against "
                    f"{val('patches-C')} with masks (C); its pixel AUC is {t2.loc['patches-B', 'pixel_auc']:.1f} "
@@ -218,9 +223,10 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
     if claims is not None and len(claims):
         real = claims[claims.verdict != "context"]
         counts = real["verdict"].value_counts()
+        words = {"holds": "hold", "does not hold": "do not hold", "inconclusive": "are inconclusive",
+                 "cannot be checked": "cannot be checked"}
         out.append(f"Of the {len(real)} claims checked below, " + ", ".join(
-            f"{counts.get(v, 0)} {v}" for v in ("holds", "does not hold", "inconclusive", "cannot be checked")
-            if counts.get(v, 0)) + ".")
+            f"{counts.get(v, 0)} {w}" for v, w in words.items() if counts.get(v, 0)) + ".")
     return [" ".join(out)]
 
 
