@@ -49,6 +49,19 @@ def test_claims_hold_where_the_intervals_separate():
     assert v["T3-A"] == v["T3-B"] == v["T3-C"] == HOLDS
     assert v["F6-generators"] == HOLDS and v["F6-more-generators"] == HOLDS
     assert v["context-DeCLIP"] == "context"
+    assert v["T2-weak-above-prior"] == MISSING          # no calibrated IoU in these tables
+
+
+def test_weak_patches_against_the_mask_prior_at_calibrated_thresholds():
+    t2 = _t2(patches_B=20)
+    extra = pd.DataFrame([{"experiment": "baseline-mask-prior", "iou": 0.0, "iou_ci_low": 0.0, "iou_ci_high": 0.0}])
+    t2 = pd.concat([t2, extra], ignore_index=True)
+    t2["iou_val_thr"] = t2["experiment"].map({"patches-B": 31.0, "baseline-mask-prior": 24.0})
+    t2["iou_val_thr_ci_low"], t2["iou_val_thr_ci_high"] = t2["iou_val_thr"] - 2, t2["iou_val_thr"] + 2
+    row = next(r for r in claims(t2) if r["id"] == "T2-weak-above-prior")
+    assert row["verdict"] == HOLDS and "B 31.0 [29.0, 33.0], mask prior 24.0 [22.0, 26.0]" == row["evidence"]
+    t2.loc[t2.experiment == "patches-B", "iou_val_thr_ci_low"] = 25.0
+    assert next(r for r in claims(t2) if r["id"] == "T2-weak-above-prior")["verdict"] == OPEN
 
 
 def test_claims_fail_or_stay_open_where_the_numbers_say_so():
