@@ -295,7 +295,9 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         d = d[d["images"] > 0]
         lines += ["### Data", "", d[["source", "generator", "split", "images", "size"]].to_markdown(index=False), ""]
     if timings:
-        lines += ["### Timings", "", "| stage | time (s) |", "|---|---|"]
+        lines += ["### Timings", "", "Wall-clock seconds of the last run of each stage (a stage that "
+                  "found its work finished only checked it); each experiment's own training time is "
+                  "in the next table.", "", "| stage | time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
     runs = _training_runs(paths, profile)
     if runs is not None:
