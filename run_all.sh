@@ -25,6 +25,6 @@ if [ "$tests" = 1 ]; then
     echo "[setup] pytest-xdist is missing from this environment: installing it" >&2
     "$DOLOS_PYTHON" -m pip install -q "pytest-xdist>=3.5" >&2
   fi
-  exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider -n auto --maxprocesses 2 --dist loadgroup tests
+  exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider -n auto --maxprocesses 2 --dist loadgroup --durations=12 tests
 fi
 exec "$DOLOS_PYTHON" -m dolos_core.pipeline "$@"
