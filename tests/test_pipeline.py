@@ -81,7 +81,7 @@ def test_partial_real_root_runs_what_it_can(tmp_path):
     assert list((tmp_path / "runs" / "smoke" / "predictions" / "patches-C").glob("*/celebahq_repaint-p2.npz"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke_study")
     t0 = time.time()
@@ -257,7 +257,7 @@ def test_root_that_serves_no_experiment_is_one_message(tmp_path):
 DRY_SUBSET = ["gradcam-A", "patches-C", "attention-C", "patches-B-ffhq"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def paper_dry_run(tmp_path_factory):
     from .conftest import make_real_layout
 

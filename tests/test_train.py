@@ -18,11 +18,11 @@ from dolos_core.predictions import load_predictions
 from dolos_core.train import load_trained, run_dir, train_experiment
 
 
-# one worker runs this module (its fixture trains once), when the suite runs with pytest-xdist
+# one worker runs this module (its session fixture builds data once), when the suite runs with pytest-xdist
 pytestmark = pytest.mark.xdist_group("train")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     prof = get_profile("smoke", schedules={"gradcam-full": {"epochs": 3, "iters_per_epoch": 2}})
