@@ -254,8 +254,9 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cross_generator_cells(paths: Paths, profile: Profile) -> list[tuple[dict, np.ndarray | None]]:
-    """Every (training, test generator) cell of Figure 6: its row and per-image IoU-lg."""
+def cross_generator_cells(paths: Paths, profile: Profile) -> list[tuple[dict, np.ndarray | None]]:
+    """Every (training, test generator) cell of Figure 6: its row and per-image IoU-lg (None
+    when missing). Read once and pass to ``cross_generator`` and ``domain_summary``."""
     cells = []
     for e in experiments_in("fig6-single", "fig6-allbut"):
         panel = "single" if e.group == "fig6-single" else "all-but"
@@ -273,12 +274,12 @@ def _cross_generator_cells(paths: Paths, profile: Profile) -> list[tuple[dict, n
     return cells
 
 
-def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
+def cross_generator(paths: Paths, profile: Profile, cells: list | None = None) -> pd.DataFrame:
     """Figure 6 (paper 5.3): IoU-lg of each Patches-full training on each generator's test
     set, with its 95% bootstrap interval (ours). Columns: train, test, iou, iou_ci_low,
     iou_ci_high, panel (``single`` or ``all-but``), experiment, run, in_domain."""
     rows = []
-    for row, ious in _cross_generator_cells(paths, profile):
+    for row, ious in cells if cells is not None else cross_generator_cells(paths, profile):
         iou = 100 * float(np.mean(ious)) if ious is not None else np.nan
         lo, hi = (metrics.bootstrap_mean_ci(ious, profile.bootstrap, profile.seed)
                   if ious is not None else (np.nan, np.nan))
@@ -287,11 +288,12 @@ def cross_generator(paths: Paths, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def domain_summary(paths: Paths, profile: Profile) -> pd.DataFrame:
+def domain_summary(paths: Paths, profile: Profile, cells: list | None = None) -> pd.DataFrame:
     """The text of paper 5.3 with uncertainty (ours): per panel, the mean IoU-lg over its
     in-domain and its out-of-domain cells, and the in-minus-out drop, each with a 95%
     bootstrap interval (images resampled within every cell, the cells then averaged)."""
-    cells = [(r, v) for r, v in _cross_generator_cells(paths, profile) if v is not None]
+    cells = cells if cells is not None else cross_generator_cells(paths, profile)
+    cells = [(r, v) for r, v in cells if v is not None]
     rows = []
     for panel in ("single", "all-but"):
         reps = {}

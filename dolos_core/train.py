@@ -147,33 +147,27 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     from .locks import Locked, hold
     from .runs import resolve_run
 
-    run = resolve_run(exp, profile.replace(init=init) if init else profile, paths)
+    if init:
+        profile = profile.replace(init=init)
+    run = resolve_run(exp, profile, paths)       # resolved once: it scans the data folders
     try:
         with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=RUN_LOCK_WAIT):
-            return _train(exp, profile, paths, device, init, force, progress, max_epochs)
+            return _train(exp, profile, paths, run, device, force, progress, max_epochs)
     except Locked as exc:
         raise RuntimeError(str(exc)) from None
 
 
-def _train(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
-           init: str | None = None, force: bool = False, progress: bool = True,
+def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "auto",
+           force: bool = False, progress: bool = True,
            max_epochs: int | None = None) -> TrainResult:
-    """Train ``exp`` under ``profile``; resume from ``last.pt`` if a previous run stopped.
-
-    ``init``: a policy (``paper``, ``auto``, ``random``) or a checkpoint path; None = the
-    profile's ``init`` (a given ``init`` is part of the run's configuration, as ``--init``).
-    ``max_epochs`` stops early (after that many epochs in total) without marking the run done:
-    it simulates an interruption for tests.
+    """Train ``exp`` under ``profile`` (its ``init`` already set) into ``run``; resume from
+    ``last.pt`` if a previous run stopped. ``max_epochs`` stops early (after that many epochs
+    in total) without marking the run done: it simulates an interruption for tests.
 
     The run trains into the folder of its configuration (``runs.resolve_run``): a changed
     configuration never overwrites, or returns, another configuration's run.
     """
-    from .runs import resolve_run
-
-    if init:
-        profile = profile.replace(init=init)
     dev = resolve_device(device)
-    run = resolve_run(exp, profile, paths)
     out_dir = run.checkpoint_dir
     best_path, last_path, meta_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "train.json"
     if not force and _finished(out_dir):
