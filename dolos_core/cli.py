@@ -19,6 +19,28 @@ def _positive(text: str) -> int:
     return n
 
 
+def _minutes(text: str) -> int:
+    """Slurm's time formats: MINUTES, HH:MM:SS, D-HH[:MM[:SS]]; returned in minutes."""
+    try:
+        days, _, rest = text.rpartition("-")
+        parts = [int(x) for x in rest.split(":")]
+        if days:
+            parts += [0] * (3 - len(parts))
+            minutes = int(days) * 1440 + parts[0] * 60 + parts[1] + (parts[2] > 0)
+        elif len(parts) == 1:
+            minutes = parts[0]
+        elif len(parts) in (2, 3):
+            h, m, sec = ([0] + parts)[-3:] if len(parts) == 2 else parts
+            minutes = h * 60 + m + (sec > 0)
+        else:
+            raise ValueError
+    except ValueError:
+        minutes = 0
+    if minutes < 1:
+        raise argparse.ArgumentTypeError(f"expected a Slurm time (MINUTES, HH:MM:SS or D-HH:MM), got {text!r}")
+    return minutes
+
+
 def build_parser() -> argparse.ArgumentParser:
     stages = "; ".join(f"{s.name}: {s.help}" for s in STAGE_TABLE)
     p = argparse.ArgumentParser(
@@ -55,6 +77,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", default="", metavar="NAME",
                    help="a variant's name: its tables and figures go to results/<profile>-NAME/ "
                         "and figures/<profile>-NAME/ (runs are kept per configuration either way)")
+    par = p.add_argument_group("many GPUs and Slurm (README, 'Many GPUs and Slurm')")
+    par.add_argument("--jobs", type=_positive, default=1, metavar="N",
+                     help="train up to N experiments at once: each on its own GPU(s) "
+                          "(CUDA_VISIBLE_DEVICES), or with its share of the CPU cores; with "
+                          "--executor slurm, at most N jobs run at a time (default 1: one after another)")
+    par.add_argument("--executor", default="pool", choices=["pool", "local", "slurm"],
+                     help="pool (default): --jobs processes on this machine; slurm: one Slurm job "
+                          "per experiment through submitit, evaluation here once they finish; "
+                          "local: submitit's local executor (every training at once, the Slurm "
+                          "code path on one machine)")
+    par.add_argument("--gpus-per-experiment", type=_positive, default=1, metavar="K",
+                     help="train each experiment with DistributedDataParallel on K GPUs under "
+                          "torchrun (same global batch and learning rate; K must divide the batch)")
+    par.add_argument("--slurm-partition", default=None, metavar="NAME", help="Slurm partition")
+    par.add_argument("--slurm-gpus-per-job", type=_positive, default=None, metavar="G",
+                     help="GPUs per Slurm job (default: --gpus-per-experiment)")
+    par.add_argument("--slurm-cpus-per-job", type=_positive, default=None, metavar="C",
+                     help="CPUs per Slurm job (default: the cluster's)")
+    par.add_argument("--slurm-time", type=_minutes, default=24 * 60, metavar="TIME",
+                     help="time limit per job: MINUTES, HH:MM:SS or D-HH:MM (default 24:00:00); "
+                          "a job stopped at its limit resumes from its last epoch on the next run")
+    par.add_argument("--slurm-opt", dest="slurm_opts", action="append", default=[], metavar="KEY=VALUE",
+                     help="any other sbatch option, repeatable, e.g. --slurm-opt account=mylab "
+                          "--slurm-opt qos=high --slurm-opt constraint=a100")
     p.add_argument("--tests", action="store_true",
                    help="set up the environment, then run the test suite (nothing else)")
     p.add_argument("--repo", default=None, help=argparse.SUPPRESS)  # tests: another output root

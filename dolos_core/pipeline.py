@@ -157,6 +157,20 @@ def _stamp(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
+def slurm_options(args):
+    """``--slurm-*`` flags as ``jobs.SlurmOptions``."""
+    from .jobs import SlurmOptions
+
+    extra = {}
+    for item in args.slurm_opts:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--slurm-opt {item!r}: expected KEY=VALUE, e.g. --slurm-opt account=mylab")
+        extra[key.strip().lstrip("-").replace("-", "_")] = value
+    return SlurmOptions(partition=args.slurm_partition, gpus_per_job=args.slurm_gpus_per_job,
+                        time_min=args.slurm_time, cpus_per_job=args.slurm_cpus_per_job, extra=extra)
+
+
 def cli_overrides(args) -> dict:
     """Profile overrides from ``--set``, ``--init`` and ``--weights`` (the two flags are
     shorthands for ``--set init=...`` and ``--set weights_dir=...``)."""
@@ -333,13 +347,27 @@ def _run(args, held) -> int:
               "overrides": overrides, "tag": paths.tag}
     timings: dict[str, float] = {}
     skipped: dict[str, list[str]] = {}
+    from .jobs import TrainJob, completed, make_executor
+    from .locks import code_root as _code_root
 
-    def train_many(exps, label: str, seed_offset: int = 0) -> None:
-        """Train ``exps`` (notebook 02 each) under the profile, its seed moved by
-        ``seed_offset`` (``--seeds``: each seed is its own configuration, so its own run)."""
-        nonlocal skipped
+    try:
+        executor = make_executor(args.executor, args.jobs, args.gpus_per_experiment, device.type, paths,
+                                 slurm_options(args))
+    except (ValueError, ImportError, RuntimeError) as exc:
+        raise UserError(str(exc))
+    held.callback(executor.close)     # interrupted or stopped: running trainings are stopped (they resume)
+    if executor.name != "serial":
+        log(f"trainings: {executor.name}, up to {args.jobs} at a time, {args.gpus_per_experiment} "
+            f"{'GPU' if device.type == 'cuda' else 'process'}(es) each; logs in "
+            f"{paths.runs / ('logs' if executor.name == 'pool' else 'submitit')}")
+
+    def training_jobs(stage: str, exps, seed_offset: int = 0) -> list[TrainJob]:
+        """The unfinished trainings of ``exps`` (notebook 02 each) under the profile, its seed
+        moved by ``seed_offset`` (``--seeds``: each seed is its own configuration, so its own
+        run); finished ones are skipped unless ``--force``."""
         prof = profile.replace(seed=profile.seed + seed_offset) if seed_offset else profile
         params = {**common, "overrides": {**overrides, "seed": prof.seed}} if seed_offset else common
+        label = "scaling" if stage == "scaling" else "train"
         label = f"{label}, seed {prof.seed}" if seed_offset else label
         runnable, skip = check_data(paths, exps)
         skipped.update(skip)
@@ -349,34 +377,80 @@ def _run(args, held) -> int:
             first = next(iter(skip.values()))
             raise UserError(f"data root {paths.data_root} serves none of the chosen experiments; "
                             f"for example {first[0]} is missing")
-        done_t = []
+        out = []
         for i, e in enumerate(runnable, 1):
             finished = is_trained(paths, e, prof) and not missing_predictions(paths, e, prof)
             if finished and not args.force:
                 log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
                 continue
-            left = ""
-            if done_t:
-                left = f", ~{_fmt(sum(done_t) / len(done_t) * (len(runnable) - i + 1))} left"
-            log(f"  [{label} {i}/{len(runnable)}] {e.name}: training{left}")
             out_name = f"02_train-{e.name}" + (f"-seed{prof.seed}" if seed_offset else "")
-            sec = run_notebook("02_train", out_name,
-                               {**params, "experiment": e.name, "force": bool(args.force)}, paths)
-            done_t.append(sec)
-            log(f"  [{label} {i}/{len(runnable)}] {e.name}: finished in {_fmt(sec)}")
+            out.append(TrainJob(out_name, e.name, f"{label} {i}/{len(runnable)}",
+                                {**params, "experiment": e.name, "force": bool(args.force),
+                                 "gpus": args.gpus_per_experiment},
+                                str(paths.root), str(_code_root()), profile.name, paths.tag,
+                                str(paths.data_root)))
+        return out
+
+    def stage_jobs(stage: str) -> list[TrainJob]:
+        jobs = training_jobs(stage, trains[stage])
+        if stage == "train":
+            for k in range(1, args.seeds):
+                jobs += training_jobs(stage, [e for e in trains[stage] if e.group == "table2"], k)
+        return jobs
+
+    pending: dict[str, list] = {}     # stage -> handles of its trainings not yet waited for
+    records: list[dict] = []
+
+    def submit(stage: str) -> None:
+        jobs = stage_jobs(stage)
+        if executor.eager and jobs:
+            log(f"  submitted {len(jobs)} training(s) of stage {stage}: {', '.join(j.experiment for j in jobs)}")
+        pending[stage] = executor.submit(jobs)
+        if not executor.eager:
+            for h in pending[stage]:
+                log(f"  [{h.job.stage}] {h.job.experiment}: training")
+                collect([h])
+
+    def collect(handles) -> None:
+        for h in completed(handles):
+            rec = h.result()
+            records.append(rec)
+            if rec["status"] == "done":
+                where = "" if executor.name == "serial" else f" on {rec['host']} ({rec['where']})"
+                log(f"  [{h.job.stage}] {h.job.experiment}: finished in {_fmt(rec['seconds'])}{where}")
+            else:
+                log(f"  [{h.job.stage}] {h.job.experiment}: FAILED after {_fmt(rec['seconds'])}: "
+                    f"{rec['error'].splitlines()[0] if rec['error'] else ''}\n    log: {rec['log'] or rec['notebook']}"
+                    + (f"\n    executed notebook: {rec['notebook']}" if rec["log"] and rec["notebook"] else ""))
+
+    def wait_for(stage: str) -> None:
+        """Wait for the trainings of ``stage`` and of every stage it reads (``Stage.after``)."""
+        todo, seen = [stage], set()
+        while todo:
+            s = todo.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            todo += list(BY_NAME[s].after)
+            if pending.get(s):
+                handles, pending[s] = pending[s], []
+                collect(handles)
 
     for stage in stages:
         t0 = time.time()
         log(f"== stage {stage}")
         st = BY_NAME[stage]
-        if st.trains is not None:
+        if st.trains is not None and stage not in pending:
             if not paths.data_root.is_dir():
                 raise UserError(f"data root {paths.data_root} does not exist: run the data stage "
                                 "first (./run_all.sh --only data)")
-            train_many(trains[stage], "scaling" if stage == "scaling" else "train")
-            if stage == "train":
-                for k in range(1, args.seeds):
-                    train_many([e for e in trains[stage] if e.group == "table2"], "train", k)
+            # A parallel executor gets every chosen stage's trainings at once (they only need
+            # the data); the stages' notebooks then wait for what they read.
+            for s in ([x for x in stages if BY_NAME[x].trains is not None and x not in pending]
+                      if executor.eager else [stage]):
+                submit(s)
+        if st.notebooks or stage in ("report", "publish"):
+            wait_for(stage)
         for nb in st.notebooks:
             extra = {"build": default_root, "force": bool(args.force)} if stage == "data" else {}
             if nb == "03_main_table":
@@ -399,6 +473,12 @@ def _run(args, held) -> int:
                 f"open {paths.results / 'html' / 'index.html'}")
         timings[stage] = time.time() - t0
         _save_timings(paths, timings)
+    for s in list(pending):           # trainings no chosen notebook reads (e.g. --only train)
+        if pending[s]:
+            t0 = time.time()
+            wait_for(s)
+            timings[s] = timings.get(s, 0.0) + time.time() - t0
+    _save_timings(paths, timings)
 
     total = time.time() - t_start
     log("\n== summary")
@@ -407,6 +487,13 @@ def _run(args, held) -> int:
     log(f"  {'total':<11} {_fmt(total)}")
     if skipped:
         log(f"  skipped experiments (data missing): {', '.join(skipped)}")
+    if records and executor.name != "serial":
+        log(f"  trainings ({executor.name}): {sum(r['seconds'] for r in records) / 3600:.2f} h of "
+            f"training in {_fmt(total)} of wall-clock")
+        for r in sorted(records, key=lambda r: r["name"]):
+            log(f"    {r['experiment']:<24} {r['status']:<6} {_fmt(r['seconds']):>7}  {r['host']} ({r['where']})"
+                + (f"  log {r['log']}" if r["status"] != "done" else ""))
+    failed = [r for r in records if r["status"] != "done"]
     log(f"  tables:   {paths.results}")
     log(f"  figures:  {paths.figures}")
     report = paths.results / "REPORT.md"
@@ -414,6 +501,13 @@ def _run(args, held) -> int:
         log(f"  report:   {report}")
     for line in _headline(paths):
         log(f"  {line}")
+    if failed:
+        log(f"\n{len(failed)} training(s) failed; the others finished and are kept:")
+        for r in failed:
+            log(f"  {r['experiment']}: {r['error'].splitlines()[0] if r['error'] else 'failed'}\n"
+                f"    log: {r['log'] or r['notebook']}")
+        log("fix the cause and run the same command again: only what is unfinished runs")
+        return 1
     return 0
 
 

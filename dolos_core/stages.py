@@ -2,8 +2,12 @@
 (``./run_all.sh`` reads it to check its arguments before any environment exists).
 
 A stage trains its experiments (``trains``: ``paper`` = every experiment of Table 2, Table 3 and
-Figure 6; ``loss-variants``; ``scaling``) and then executes its notebooks in order; a stage
-needs the stages before it in the table (``after``). Opt-in stages run only when named in
+Figure 6; ``loss-variants``; ``scaling``) and then executes its notebooks in order. ``after``
+names the stages whose trainings and outputs its notebooks read: one after another
+(``--jobs 1``), the stages simply run in table order; with parallel trainings (``--jobs N``,
+``--executor slurm``) every chosen stage's trainings start once the data is there, and a
+stage's notebooks start as soon as the trainings of the stages it reads are done (the
+evaluation runs while the extensions still train). Opt-in stages run only when named in
 ``--only``.
 """
 
@@ -34,7 +38,7 @@ STAGE_TABLE = (
           after=("train",)),
     Stage("scaling", "budget scaling of weak labels (opt-in: only when named)",
           ("10_budget_scaling",), trains="scaling", opt_in=True, after=("train",)),
-    Stage("report", "REPORT.md from the tables"),
+    Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling")),
     Stage("publish", "the executed notebooks and their HTML, for readers "
                      "(results/<profile>/notebooks/, results/<profile>/html/index.html)",
           after=("report",)),

@@ -111,10 +111,12 @@ def make_model(exp: Experiment, init: InitChoice | None = None,
 
 
 @torch.no_grad()
-def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> tuple[float, float | None]:
+def validate(model: DolosModel, loader: DataLoader, device: torch.device,
+             world: int = 1) -> tuple[float, float | None]:
     """Mean validation loss, and the validation AP (%) of the image scores when the split holds
     both real and fake images (weak supervision; None otherwise). AP is only watched: the
-    checkpoint is chosen by the loss, as the authors do."""
+    checkpoint is chosen by the loss, as the authors do. Under DDP (``world`` > 1) each rank
+    validates its shard and the parts are gathered, so every rank gets the whole split's numbers."""
     from sklearn.metrics import average_precision_score
 
     model.eval()
@@ -128,6 +130,12 @@ def validate(model: DolosModel, loader: DataLoader, device: torch.device) -> tup
         n += len(batch["label"])
         scores.append(out["score"].float().cpu().numpy())
         labels.append(batch["label"].cpu().numpy())
+    if world > 1:
+        from .ddp import gather
+
+        parts = gather((total, n, scores, labels))
+        total, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        scores, labels = [s for p in parts for s in p[2]], [y for p in parts for y in p[3]]
     y = np.concatenate(labels) if labels else np.zeros(0)
     ap = (100 * float(average_precision_score(y, np.concatenate(scores)))
           if len(np.unique(y)) == 2 else None)
@@ -141,9 +149,12 @@ RUN_LOCK_WAIT = 20.0
 
 def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
                      init: str | None = None, force: bool = False, progress: bool = True,
-                     max_epochs: int | None = None) -> TrainResult:
+                     max_epochs: int | None = None, gpus: int = 1) -> TrainResult:
     """Train ``exp`` (see ``_train``) holding its run's lock: two processes never write one
-    run; a second one stops at once with a message naming the first."""
+    run; a second one stops at once with a message naming the first. ``gpus`` > 1 trains it
+    with DistributedDataParallel on that many processes under ``torchrun`` (``dolos_core.ddp``;
+    one per GPU, or CPU processes with the ``gloo`` backend): same global batch, learning rate,
+    checkpoints and resume as one process."""
     from .locks import Locked, hold
     from .runs import resolve_run
 
@@ -152,12 +163,16 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     run = resolve_run(exp, profile, paths)       # resolved once: it scans the data folders
     try:
         with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=RUN_LOCK_WAIT):
+            if gpus > 1:
+                from .ddp import launch
+
+                return launch(exp, profile, paths, run, device, force, gpus, max_epochs)
             return _train(exp, profile, paths, run, device, force, progress, max_epochs)
     except Locked as exc:
         raise RuntimeError(str(exc)) from None
 
 
-def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "auto",
+def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | torch.device = "auto",
            force: bool = False, progress: bool = True,
            max_epochs: int | None = None) -> TrainResult:
     """Train ``exp`` under ``profile`` (its ``init`` already set) into ``run``; resume from
@@ -166,8 +181,16 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "
 
     The run trains into the folder of its configuration (``runs.resolve_run``): a changed
     configuration never overwrites, or returns, another configuration's run.
+
+    Under ``torchrun`` (``dolos_core.ddp``) every rank runs this function: each takes its share
+    of every batch (the global batch is the schedule's), gradients are averaged by DDP, the
+    validation split is sharded and gathered, and only rank 0 writes.
     """
-    dev = resolve_device(device)
+    from .ddp import ShardedBatches, rank_world
+
+    rank, world = rank_world()
+    main = rank == 0
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
     out_dir = run.checkpoint_dir
     best_path, last_path, meta_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "train.json"
     if not force and _finished(out_dir):
@@ -178,6 +201,9 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "
         for f in (best_path, last_path, meta_path):
             f.unlink(missing_ok=True)
     sched = profile.schedule(exp.method, exp.supervision)
+    if sched.batch_size % world:
+        raise ValueError(f"{exp.name}: batch size {sched.batch_size} does not split over {world} "
+                         "processes; choose a number of GPUs per experiment that divides it")
     epochs, iters = plan_for(exp, profile)
     start_from = experiment_init(exp, profile, paths)
     torch.manual_seed(profile.seed)
@@ -185,6 +211,14 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
     tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
     model = model.to(dev).to(memory_format=torch.channels_last)
+    net = model                     # what the training step calls: the model, or its DDP wrapper
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if dev.type == "cuda":      # batch statistics over the global batch, as on one GPU
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                      find_unused_parameters=True)  # e.g. full Attention's tail
     valid_limit = profile.max_valid_images
     if profile.max_iters is not None:  # a capped (dry) run validates on at most what it trains on
         cap = max(1, epochs * iters * sched.batch_size // max(1, len(exp.train)))
@@ -195,7 +229,7 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "
         "seed": profile.seed, "input_size": profile.input_size, "init": start_from.label,
         "init_file": str(start_from.path) if start_from.path else None, "device": str(dev),
         "data_root": str(paths.data_root), "transform": dataclasses.asdict(tf_train),
-        "run_id": run.run_id, "run_config": run.config,
+        "run_id": run.run_id, "run_config": run.config, "processes": world,
     }
     train_ds = build_split(exp, paths.data_root, "train", profile.input_size, transform=tf_train)
     valid_ds = build_split(exp, paths.data_root, "valid", profile.input_size, limit=valid_limit,
@@ -216,11 +250,12 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "
     resumed_from = start
 
     pin = dev.type == "cuda"
-    valid_loader = DataLoader(valid_ds, batch_size=profile.predict_batch_size, shuffle=False,
+    valid_part = valid_ds if world == 1 else torch.utils.data.Subset(valid_ds, range(rank, len(valid_ds), world))
+    valid_loader = DataLoader(valid_part, batch_size=profile.predict_batch_size, shuffle=False,
                               num_workers=profile.num_workers, collate_fn=collate, pin_memory=pin)
     stop = epochs if max_epochs is None else min(epochs, max_epochs)
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=(stop - start) * iters, desc=exp.name, unit="it", leave=True)
@@ -229,14 +264,15 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "
         torch.manual_seed(profile.seed * 1000 + epoch)  # dropout, identical on resume
         sampler = EpochSampler(len(train_ds), sched.batch_size, iters, profile.seed, epoch,
                                flip=tf_train.flip)
-        loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=profile.num_workers,
+        batches = sampler if world == 1 else ShardedBatches(sampler, rank, world)
+        loader = DataLoader(train_ds, batch_sampler=batches, num_workers=profile.num_workers,
                             collate_fn=collate, pin_memory=pin)
         model.train()
         losses = []
         for batch in loader:
             batch = _to(batch, dev, True)
             with _autocast(dev):
-                out = model(batch["image"])
+                out = net(batch["image"])
             loss = model.loss(out, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{exp.name}: loss became {float(loss)} at epoch {epoch}")
@@ -247,25 +283,37 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str = "
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
-        val, val_ap = validate(model, valid_loader, dev)
+        val, val_ap = validate(model, valid_loader, dev, world)
+        train_loss = float(np.mean(losses))
+        if world > 1:                # the mean over ranks: the global batch's mean loss
+            from .ddp import mean_over_ranks
+
+            train_loss = mean_over_ranks(train_loss)
         seconds += time.time() - t0
-        history.append({"epoch": epoch, "step": (epoch + 1) * iters, "train_loss": float(np.mean(losses)),
+        history.append({"epoch": epoch, "step": (epoch + 1) * iters, "train_loss": train_loss,
                         "valid_loss": val, "valid_ap": val_ap, "seconds": round(seconds, 2)})
+        if bar is None and world > 1 and main:
+            print(f"{exp.name} epoch {epoch}: train loss {train_loss:.4f}, valid loss {val:.4f} "
+                  f"({world} processes, {seconds:.0f} s)", flush=True)
         if val < best_loss:
             best_loss, best_epoch = val, epoch
-            save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})
-        save_torch(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch,
-                               "seconds": seconds})
-        write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
-                               "best_valid_loss": best_loss, "seconds": round(seconds, 2),
-                               "done": False})
+            if main:
+                save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})
+        if main:
+            save_torch(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch,
+                                   "seconds": seconds})
+            write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
+                                   "best_valid_loss": best_loss, "seconds": round(seconds, 2),
+                                   "done": False})
     if bar is not None:
         bar.close()
+    done = stop == epochs
+    if not main:
+        return TrainResult(exp.name, best_path, history, best_epoch, seconds, resumed_from)
     if epochs == 0:     # max_iters=0: the starting weights are the result (e.g. a released model)
         save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})
         config["evaluated_as_loaded"] = True
-    done = stop == epochs
     write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
                            "best_valid_loss": best_loss, "seconds": round(seconds, 2),
                            "done": done})

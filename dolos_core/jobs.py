@@ -1,0 +1,312 @@
+"""Where the trainings run: in this process, N at a time on this machine, or one Slurm job
+each through submitit.
+
+A training is a ``TrainJob``: notebook 02 for one experiment, with its parameters. Whatever runs
+it calls ``run_job``, which executes the notebook, catches a failure instead of raising it, and
+writes a record (``runs/<profile>/jobs/<name>.json``: status, host, GPUs or threads, seconds,
+log). The executors only decide where and when:
+
+- ``SerialExecutor`` (``--jobs 1``, the default): in this process, when a stage needs it;
+- ``PoolExecutor`` (``--jobs N``): the standard library's ``ThreadPoolExecutor`` keeps N
+  trainings going, each a process of its own pinned to its GPUs (``CUDA_VISIBLE_DEVICES``) or,
+  on a CPU machine, to its share of the cores (``OMP_NUM_THREADS``); its output goes to
+  ``runs/<profile>/logs/<name>.log``;
+- ``SubmititExecutor`` (``--executor slurm``, or ``local``: submitit's local executor, the
+  same code path on one machine): one job per training, all submitted at once as a job array
+  (``--jobs`` caps how many run at a time on Slurm); logs in ``runs/<profile>/submitit/``.
+
+A failed training is reported with its log and does not stop the others; two jobs never write
+one run (each training holds its run's lock, ``train.train_experiment``); an interrupted study
+started again resubmits only the unfinished trainings, which resume from their last epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+EXECUTORS = ("pool", "local", "slurm")
+
+
+@dataclass
+class TrainJob:
+    """One training: notebook 02 for ``experiment`` with ``params``; its executed copy is
+    ``runs/<profile>/notebooks/<name>.ipynb``."""
+
+    name: str                   # e.g. 02_train-patches-C (unique in a study)
+    experiment: str
+    stage: str
+    params: dict
+    root: str                   # the checkout the study writes into (DOLOS_REPO)
+    code: str                   # the checkout whose dolos_core runs it (PYTHONPATH)
+    profile: str
+    tag: str = ""
+    data_root: str = ""
+
+    def paths(self):
+        from .config import get_paths
+
+        return get_paths(self.profile, self.data_root or None, root=self.root, tag=self.tag)
+
+
+@dataclass
+class JobRecord:
+    """What happened to one training, where and how long."""
+
+    name: str
+    experiment: str
+    stage: str
+    status: str                 # done | failed
+    host: str = ""
+    where: str = ""             # "GPU 0,1", "CPU, 1 thread", ...
+    executor: str = ""
+    seconds: float = 0.0
+    log: str = ""
+    notebook: str = ""
+    error: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def record_path(paths, name: str) -> Path:
+    return paths.runs / "jobs" / f"{name}.json"
+
+
+def _where() -> str:
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpus not in (None, ""):
+        return f"GPU {gpus}"
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return f"CPU, {threads} thread{'s' if threads != '1' else ''}" if threads else "CPU/default device"
+
+
+def run_job(job: TrainJob, executor: str = "serial", log: str = "") -> dict:
+    """Run one training (notebook 02) here and now; never raises for a failed training: the
+    record says what failed and where its log is. Called in this process, in a pool worker's
+    process (``python -m dolos_core.jobs``) or in a submitit job."""
+    from .io import write_json
+    from .pipeline import UserError, run_notebook
+
+    os.environ["DOLOS_REPO"] = job.root
+    if job.code not in sys.path:
+        sys.path.insert(0, job.code)
+    os.environ["PYTHONPATH"] = os.pathsep.join([job.code] + [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != job.code])
+    paths = job.paths()
+    rec = JobRecord(job.name, job.experiment, job.stage, "done", host=socket.gethostname(),
+                    where=_where(), executor=executor, log=log,
+                    notebook=str(paths.notebooks_out / f"{job.name}.ipynb"))
+    if os.environ.get("SLURM_JOB_ID"):
+        rec.extra["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    t0 = time.time()
+    try:
+        run_notebook("02_train", job.name, job.params, paths)
+    except UserError as exc:
+        rec.status, rec.error = "failed", str(exc)
+    except Exception as exc:        # a crash outside the notebook (kernel died, disk full)
+        rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+    rec.seconds = round(time.time() - t0, 1)
+    write_json(record_path(paths, job.name), asdict(rec))
+    return asdict(rec)
+
+
+class Handle:
+    """A submitted training: ``done()`` says whether it has finished (a serial one is always
+    ready: it runs when asked), ``result()`` waits for its record."""
+
+    def __init__(self, job: TrainJob, get, done=lambda: True):
+        self.job, self._get, self._done, self._rec = job, get, done, None
+
+    def done(self) -> bool:
+        return self._rec is not None or self._done()
+
+    def result(self) -> dict:
+        if self._rec is None:
+            self._rec = self._get()
+        return self._rec
+
+
+def completed(handles: list[Handle], poll: float = 1.0):
+    """The handles in the order their trainings finish (serial ones in order)."""
+    left = list(handles)
+    while left:
+        ready = [h for h in left if h.done()]
+        if not ready:
+            time.sleep(poll)
+            continue
+        for h in ready:
+            left.remove(h)
+            h.result()
+            yield h
+
+
+class SerialExecutor:
+    """``--jobs 1``: each training runs in this process when a stage waits for it."""
+
+    name = "serial"
+    eager = False
+
+    def submit(self, jobs: list[TrainJob]) -> list[Handle]:
+        return [Handle(j, lambda j=j: run_job(j, "serial")) for j in jobs]
+
+    def close(self) -> None:
+        pass
+
+
+def _slots(jobs: int, gpus_per_job: int, device_type: str) -> list[dict]:
+    """The environment of each of the ``jobs`` concurrent trainings: its own GPUs
+    (``CUDA_VISIBLE_DEVICES``) on CUDA, its share of the cores otherwise."""
+    if device_type == "cuda":
+        import torch
+
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = ([g.strip() for g in visible.split(",") if g.strip()] if visible
+               else [str(i) for i in range(torch.cuda.device_count())])
+        need = jobs * gpus_per_job
+        if need > len(ids):
+            raise ValueError(f"--jobs {jobs} x --gpus-per-experiment {gpus_per_job} needs {need} GPUs; "
+                             f"this machine shows {len(ids)} ({', '.join(ids) or 'none'})")
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(ids[k * gpus_per_job:(k + 1) * gpus_per_job])}
+                for k in range(jobs)]
+    cores = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    threads = str(max(1, cores // jobs))
+    return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(jobs)]
+
+
+class PoolExecutor:
+    """``--jobs N``: N trainings at a time on this machine (``concurrent.futures``), each in a
+    process of its own with its slot's environment; output to ``runs/<profile>/logs/``."""
+
+    name = "pool"
+    eager = True
+
+    def __init__(self, jobs: int, gpus_per_job: int, device_type: str, log_dir: Path):
+        self.slots: queue.Queue = queue.Queue()
+        for s in _slots(jobs, gpus_per_job, device_type):
+            self.slots.put(s)
+        self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dolos-job")
+        self.log_dir = log_dir
+        self.procs: set[subprocess.Popen] = set()
+
+    def submit(self, jobs: list[TrainJob]) -> list[Handle]:
+        futures = [self.pool.submit(self._run, j) for j in jobs]
+        return [Handle(j, f.result, f.done) for j, f in zip(jobs, futures)]
+
+    def _run(self, job: TrainJob) -> dict:
+        slot = self.slots.get()
+        try:
+            log = self.log_dir / f"{job.name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            spec = log.with_suffix(".job.json")
+            spec.write_text(json.dumps(asdict(job)))
+            with open(log, "w") as fh:
+                proc = subprocess.Popen([sys.executable, "-m", "dolos_core.jobs", str(spec), str(log)],
+                                        stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **slot})
+                self.procs.add(proc)
+                rc = proc.wait()
+                self.procs.discard(proc)
+            spec.unlink(missing_ok=True)
+            f = record_path(job.paths(), job.name)
+            if rc == 0 and f.exists():
+                return json.loads(f.read_text())
+            return asdict(JobRecord(job.name, job.experiment, job.stage, "failed", host=socket.gethostname(),
+                                    where=", ".join(f"{k}={v}" for k, v in slot.items()), executor="pool",
+                                    log=str(log), error=f"the job's process exited with status {rc}"))
+        finally:
+            self.slots.put(slot)
+
+    def close(self) -> None:
+        for p in list(self.procs):      # interrupted: stop the running trainings (they resume)
+            p.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    gpus_per_job: int | None = None     # default: --gpus-per-experiment
+    time_min: int = 24 * 60
+    cpus_per_job: int | None = None
+    extra: dict = field(default_factory=dict)   # more sbatch options, e.g. {"account": "lab"}
+
+
+class SubmititExecutor:
+    """``--executor slurm`` / ``local``: one submitit job per training, all submitted at once;
+    the stages wait on their results."""
+
+    eager = True
+
+    def __init__(self, cluster: str, folder: Path, jobs: int, gpus_per_job: int, device_type: str,
+                 slurm: SlurmOptions):
+        try:
+            import submitit
+        except ImportError:
+            raise ImportError("--executor local|slurm needs submitit: pip install submitit "
+                              "(it is in pyproject.toml and environment.yml)") from None
+        self.name, self.cluster, self.submitit = cluster, cluster, submitit
+        self.ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        gpus = (slurm.gpus_per_job or gpus_per_job) if (device_type == "cuda" or cluster == "slurm") else 0
+        params = {"name": "dolos", "timeout_min": slurm.time_min, "nodes": 1, "tasks_per_node": 1}
+        if cluster == "slurm":
+            params.update(slurm_partition=slurm.partition, slurm_array_parallelism=jobs,
+                          slurm_gpus_per_node=gpus, slurm_additional_parameters=dict(slurm.extra))
+            if slurm.cpus_per_job:
+                params["cpus_per_task"] = slurm.cpus_per_job
+            params = {k: v for k, v in params.items() if v is not None}
+        else:
+            params["gpus_per_node"] = gpus
+        self.ex.update_parameters(**params)
+        self.jobs: list = []
+
+    def submit(self, jobs: list[TrainJob]) -> list[Handle]:
+        if not jobs:
+            return []
+        with self.ex.batch():
+            futures = [self.ex.submit(run_job, j, self.cluster) for j in jobs]
+        self.jobs += futures
+        return [Handle(j, lambda f=f, j=j: self._result(f, j), f.done) for f, j in zip(futures, jobs)]
+
+    def _result(self, fut, job: TrainJob) -> dict:
+        try:
+            rec = fut.result()
+            rec["log"] = rec.get("log") or str(fut.paths.stdout)
+            rec.setdefault("extra", {})["job_id"] = fut.job_id
+            return rec
+        except Exception as exc:        # the job itself died (killed, timed out, node lost)
+            return asdict(JobRecord(job.name, job.experiment, job.stage, "failed", executor=self.cluster,
+                                    log=str(fut.paths.stderr), error=f"{type(exc).__name__}: "
+                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                                    extra={"job_id": fut.job_id}))
+
+    def close(self) -> None:
+        for f in self.jobs:
+            if not f.done():
+                f.cancel(check=False)
+
+
+def make_executor(kind: str, jobs: int, gpus_per_job: int, device_type: str, paths, slurm: SlurmOptions):
+    if kind == "pool":
+        if jobs == 1:
+            return SerialExecutor()
+        return PoolExecutor(jobs, gpus_per_job, device_type, paths.runs / "logs")
+    return SubmititExecutor(kind, paths.runs / "submitit", jobs, gpus_per_job, device_type, slurm)
+
+
+def _main(spec: str, log: str) -> int:
+    """A pool worker's process: run one training, its record on disk."""
+    job = TrainJob(**json.loads(Path(spec).read_text()))
+    rec = run_job(job, "pool", log)
+    print(f"{job.name}: {rec['status']} in {rec['seconds']} s on {rec['host']} ({rec['where']})"
+          + (f"\n{rec['error']}" if rec["error"] else ""), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1], sys.argv[2]))
