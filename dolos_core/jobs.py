@@ -153,6 +153,9 @@ class SerialExecutor:
     name = "serial"
     eager = False
 
+    def describe(self) -> str:
+        return "one after another in this process"
+
     def submit(self, jobs: list[TrainJob]) -> list[Handle]:
         return [Handle(j, lambda j=j: run_job(j, "serial")) for j in jobs]
 
@@ -194,6 +197,13 @@ class PoolExecutor:
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dolos-job")
         self.log_dir = log_dir
         self.procs: set[subprocess.Popen] = set()
+        first = self.slots.queue[0]
+        self._describe = (f"up to {jobs} at a time on this machine, each on "
+                          + (f"GPU {first['CUDA_VISIBLE_DEVICES']}, ..." if "CUDA_VISIBLE_DEVICES" in first
+                             else f"{first['OMP_NUM_THREADS']} CPU thread(s)"))
+
+    def describe(self) -> str:
+        return self._describe
 
     def submit(self, jobs: list[TrainJob]) -> list[Handle]:
         futures = [self.pool.submit(self._run, j) for j in jobs]
@@ -245,6 +255,11 @@ class SubmititExecutor:
 
     def __init__(self, cluster: str, folder: Path, jobs: int, gpus_per_job: int, device_type: str,
                  slurm: SlurmOptions):
+        import shutil
+
+        if cluster == "slurm" and not shutil.which("sbatch"):
+            raise RuntimeError("--executor slurm: no Slurm here (sbatch is not on PATH); run on a "
+                               "cluster's login node, or use --jobs N on one machine")
         try:
             import submitit
         except ImportError:
@@ -264,6 +279,12 @@ class SubmititExecutor:
             params["gpus_per_node"] = gpus
         self.ex.update_parameters(**params)
         self.jobs: list = []
+        self._describe = ("submitit's local executor, every training at once" if cluster == "local" else
+                          f"one Slurm job per training, up to {jobs} at a time, {gpus} GPU(s) each"
+                          + (f", partition {slurm.partition}" if slurm.partition else ""))
+
+    def describe(self) -> str:
+        return self._describe
 
     def submit(self, jobs: list[TrainJob]) -> list[Handle]:
         if not jobs:

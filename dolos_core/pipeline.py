@@ -357,9 +357,7 @@ def _run(args, held) -> int:
         raise UserError(str(exc))
     held.callback(executor.close)     # interrupted or stopped: running trainings are stopped (they resume)
     if executor.name != "serial":
-        log(f"trainings: {executor.name}, up to {args.jobs} at a time, {args.gpus_per_experiment} "
-            f"{'GPU' if device.type == 'cuda' else 'process'}(es) each; logs in "
-            f"{paths.runs / ('logs' if executor.name == 'pool' else 'submitit')}")
+        log(f"trainings: {executor.describe()}; logs in {paths.runs / ('logs' if executor.name == 'pool' else 'submitit')}")
 
     def training_jobs(stage: str, exps, seed_offset: int = 0) -> list[TrainJob]:
         """The unfinished trainings of ``exps`` (notebook 02 each) under the profile, its seed

@@ -215,8 +215,9 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        if dev.type == "cuda":      # batch statistics over the global batch, as on one GPU
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        from .ddp import sync_batchnorm
+
+        model = sync_batchnorm(model, dev)      # statistics over the global batch, as in one process
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
                                       find_unused_parameters=True)  # e.g. full Attention's tail
     valid_limit = profile.max_valid_images
