@@ -252,6 +252,17 @@ def estimate_hours(exps, profile, gpu: bool, throughput: dict | None = None) -> 
     return out
 
 
+def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment: int = 1) -> float:
+    """Hours until the last of ``hours``' trainings ends when ``slots`` run at once, each
+    started as soon as a slot is free, longest first (the greedy LPT schedule a job pool or a
+    Slurm array gives); ``gpus_per_experiment`` > 1 divides each training's hours by that
+    many GPUs (ideal DDP scaling: a lower bound on the time)."""
+    load = [0.0] * max(1, slots)
+    for h in sorted(hours.values(), reverse=True):
+        load[load.index(min(load))] += h / gpus_per_experiment
+    return max(load)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from .experiments import EXPERIMENTS
@@ -267,6 +278,16 @@ def main(argv: list[str] | None = None) -> int:
             log(f"# experiment\tdescription\tGPU hours ({basis})")
         for e in EXPERIMENTS.values():
             log(f"{e.name}\t{e.description}" + (f"\t{hours[e.name]:.1f}" if hours else ""))
+        if hours:
+            trains = stage_experiments(list(DEFAULT_STAGES), None)
+            default = {e.name: hours[e.name] for s in ("train", "extensions") for e in trains[s]}
+            k = args.gpus_per_experiment
+            flag = f" --gpus-per-experiment {k}" if k > 1 else ""
+            walls = "; ".join(f"{n * k} GPU{'s' if n * k > 1 else ''} (--jobs {n}{flag}) "
+                              f"{estimate_wallclock(default, n, k):.1f} h" for n in sorted({1, 2, 4, 8, args.jobs}))
+            log(f"# the default stages train {len(default)} experiments, {sum(default.values()):.1f} GPU hours; "
+                f"wall-clock: {walls} (the longest training, {max(default.values()):.1f} h, is the floor"
+                + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
         return 0
     from contextlib import ExitStack
 
@@ -333,12 +354,16 @@ def _run(args, held) -> int:
                       profile, paths)
     if profile.name == "paper" and ("train" in stages or "extensions" in stages):
         measured = gpu_throughput(paths.root)
-        hours = sum(estimate_hours(paper_exps + ext_exps, profile, device.type == "cuda",
-                                   measured).values())
+        per_exp = estimate_hours(paper_exps + ext_exps, profile, device.type == "cuda", measured)
+        hours = sum(per_exp.values())
         capped = f", capped at {profile.max_iters} iterations each" if profile.max_iters else ""
         basis = "from results/paper/gpu_check.json" if measured else "rough estimate"
+        spread = ""
+        if args.jobs > 1 or args.gpus_per_experiment > 1:
+            spread = (f"; {estimate_wallclock(per_exp, args.jobs, args.gpus_per_experiment):.1f} h of "
+                      f"wall-clock with --jobs {args.jobs} --gpus-per-experiment {args.gpus_per_experiment}")
         log(f"plan: {len(paper_exps) + len(ext_exps)} experiments at the paper's schedules{capped}, "
-            f"about {hours:.1f} h on {'this GPU' if device.type == 'cuda' else 'this CPU'} ({basis})")
+            f"about {hours:.1f} h on {'this GPU' if device.type == 'cuda' else 'this CPU'} ({basis}){spread}")
         if device.type != "cuda" and args.device != "cpu" and not args.yes and hours > 0.5:
             raise UserError(f"no GPU: the paper profile would take about {hours:.0f} h here. "
                             "Add --device cpu to go on anyway, or run on a CUDA machine.")

@@ -135,7 +135,9 @@ def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
         rows.append({"experiment": name, "run": m.get("run_id", "?"), "init": m.get("init", "?"),
                      "epochs x iters": f"{m.get('epochs')} x {iters}",
                      "batch": m.get("schedule", {}).get("batch_size"), "input": m.get("input_size"),
-                     "resize": m.get("transform", {}).get("resize", "?"), "train s": m.get("seconds")})
+                     "resize": m.get("transform", {}).get("resize", "?"), "train s": m.get("seconds"),
+                     "ran on": ", ".join(str(x) for x in (m.get("host"), m.get("device")) if x)
+                     + (f" x {m['processes']} processes" if m.get("processes", 1) > 1 else "")})
     return pd.DataFrame(rows) if rows else None
 
 
@@ -306,7 +308,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "The run of each experiment every table here reads (`run`: the hash of its "
                   "configuration, `runs/<profile>/checkpoints/<experiment>/<run>/`), what it "
                   f"started from (`init`; here: {inits}; README, 'Running on DOLOS'), its schedule "
-                  "as run, and its training time in seconds.", "",
+                  "as run, its training time in seconds and where it ran.", "",
                   runs.to_markdown(index=False, floatfmt=".0f"), ""]
     if skipped:
         lines += ["### Skipped experiments (data missing)", ""]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,7 +231,7 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
         "seed": profile.seed, "input_size": profile.input_size, "init": start_from.label,
         "init_file": str(start_from.path) if start_from.path else None, "device": str(dev),
         "data_root": str(paths.data_root), "transform": dataclasses.asdict(tf_train),
-        "run_id": run.run_id, "run_config": run.config, "processes": world,
+        "run_id": run.run_id, "run_config": run.config, "processes": world, "host": socket.gethostname(),
     }
     train_ds = build_split(exp, paths.data_root, "train", profile.input_size, transform=tf_train)
     valid_ds = build_split(exp, paths.data_root, "valid", profile.input_size, limit=valid_limit,

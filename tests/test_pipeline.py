@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +22,9 @@ from .conftest import REPO, make_layout, only_run
 from .test_metrics import reference_iou
 
 RUN = str(REPO / "run_all.sh")
-ENV = {**os.environ, "DOLOS_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
+# One torch thread per training everywhere (the suite's setting, made explicit): --jobs N gives
+# each training its share of OMP_NUM_THREADS, and only equal thread counts give equal floats.
+ENV = {**os.environ, "DOLOS_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
 def run(*args, timeout=900, **kw):
@@ -205,10 +210,12 @@ def test_scaling_stage_is_opt_in_and_tables_steps_per_budget(smoke_study):
 
 
 def test_killed_run_resumes_to_the_same_predictions(tmp_path):
-    """Kill a smoke run during training (SIGKILL, no clean-up), start it again: every
-    prediction (maps, scores, names) equals an uninterrupted run's bit for bit, so every table
-    computed from them is the same (which also shows that the same seed and profile give the
-    same results). A subset of the experiments keeps the test short; it runs on its own roots
+    """Kill a smoke run with two trainings at a time (``--jobs 2``) during training (SIGKILL
+    to the whole process group: pipeline, workers, kernels; no clean-up), start it again:
+    only the unfinished experiments train, and every prediction (maps, scores, names) equals
+    an uninterrupted one-at-a-time run's bit for bit, so every table computed from them is the
+    same (which also shows that the same seed and profile give the same results, however many
+    run at once). A subset of the experiments keeps the test short; it runs on its own roots
     (not the smoke study's), so it can run beside the smoke study on another worker."""
     subset = ["gradcam-A", "patches-B", "patches-C"]
     only = ",".join(["data", "train"] + subset)
@@ -216,7 +223,7 @@ def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     r = run("--profile", "smoke", "--only", only, "--repo", str(whole))
     assert r.returncode == 0, r.stdout[-2000:]
     root = tmp_path / "killed"
-    args = [RUN, "--profile", "smoke", "--only", only, "--repo", str(root)]
+    args = [RUN, "--profile", "smoke", "--only", only, "--repo", str(root), "--jobs", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=ENV, start_new_session=True)
     pred = root / "runs" / "smoke" / "predictions"
@@ -230,7 +237,9 @@ def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     proc.wait()
     r = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:]
-    assert "done, skipped" in r.stdout
+    skipped = re.findall(r"\] (\S+): done, skipped", r.stdout)
+    retrained = re.findall(r"\] (\S+): finished in", r.stdout)
+    assert skipped and retrained and sorted(skipped + retrained) == sorted(subset), r.stdout
     assert sorted(p.name for p in pred.iterdir()) == sorted(subset)
     for exp in subset:
         files = sorted(only_run(whole / "runs" / "smoke" / "predictions" / exp).glob("*.npz"))
@@ -362,3 +371,103 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     row = spread.set_index("experiment").loc["patches-C"]
     assert row.seeds == 2 and row.iou_min <= row.iou_mean <= row.iou_max
     assert run("--seeds", "0").returncode == 2
+
+
+def test_a_failed_training_is_reported_and_the_others_finish(tmp_path):
+    """Two trainings at once; one of them meets broken images. It is reported with the file,
+    its log and its executed notebook; the other one finishes and is kept; the run exits 1."""
+    root = make_layout(tmp_path / "dolos", size=64, n=3,
+                       datasets=("celebahq/real", "celebahq/repaint-p2", "celebahq/repaint-p2-9k"))
+    for f in (root / "celebahq" / "fake" / "repaint-p2-9k" / "images" / "train").glob("*.png"):
+        f.write_bytes(b"broken")                 # only patches-B trains on these
+    r = run("--profile", "smoke", "--only", "train,patches-B,patches-C", "--jobs", "2",
+            "--data-root", str(root), "--repo", str(tmp_path))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "patches-B: FAILED" in out and "unreadable image" in out and "Traceback" not in out
+    log = tmp_path / "runs" / "smoke" / "logs" / "02_train-patches-B.log"
+    assert f"log: {log}" in out and "unreadable image" in log.read_text()
+    assert "patches-C: finished in" in out and "1 training(s) failed" in out
+    assert list((tmp_path / "runs" / "smoke" / "predictions" / "patches-C").glob("*/celebahq_repaint-p2.npz"))
+    rec = json.loads((tmp_path / "runs" / "smoke" / "jobs" / "02_train-patches-C.json").read_text())
+    assert rec["status"] == "done" and rec["executor"] == "pool" and rec["where"] == "CPU, 1 thread"
+
+
+@pytest.mark.xdist_group("smoke-study")
+def test_jobs_and_submitit_give_the_tables_of_one_at_a_time(smoke_study, tmp_path):
+    """The smoke study trained one experiment after another. Another root shares its data and
+    its finished runs but four: two train with ``--jobs 2`` (a pool of processes), two with
+    submitit's local executor, which then runs the evaluation after them. Every table equals
+    the one-at-a-time study's."""
+    root, _, _ = smoke_study
+    pool, local = ["patches-B", "attention-C"], ["gradcam-A", "patches-C"]
+    other = tmp_path / "other"
+    for kind in ("checkpoints", "predictions"):
+        src = root / "runs" / "smoke" / kind
+        shutil.copytree(src, other / "runs" / "smoke" / kind,
+                        ignore=lambda d, names, src=src: [n for n in names if Path(d) == src and n in pool + local])
+    common = ("--profile", "smoke", "--data-root", str(root / "data" / "dolos-mini-smoke"), "--repo", str(other))
+    r = run(*common, "--jobs", "2", "--only", ",".join(pool))
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "up to 2 at a time" in r.stdout
+    for e in pool:
+        assert re.search(rf"{e}: finished in \S+ on \S+ \(CPU, 1 thread\)", r.stdout), r.stdout
+        assert (other / "runs" / "smoke" / "logs" / f"02_train-{e}.log").exists()
+    r = run(*common, "--executor", "local", "--only", "train,evaluate")
+    assert r.returncode == 0, r.stdout[-3000:]
+    out = r.stdout
+    assert "submitit's local executor" in out and "patches-B: done, skipped" in out
+    last_training = max(out.index(f"{e}: finished in") for e in local)
+    assert out.index("03_main_table finished") > last_training          # the evaluation waited
+    assert len(list((other / "runs" / "smoke" / "submitit").glob("*_log.out"))) == 2
+    for e in local:
+        rec = json.loads((other / "runs" / "smoke" / "jobs" / f"02_train-{e}.json").read_text())
+        assert rec["executor"] == "local" and rec["status"] == "done"
+    for stem in ("table2", "table3", "cross_generator", "cross_generator_domains"):
+        a = pd.read_csv(root / "results" / "smoke" / f"{stem}.csv")
+        b = pd.read_csv(other / "results" / "smoke" / f"{stem}.csv")
+        pd.testing.assert_frame_equal(a, b, obj=stem)
+
+
+def test_slurm_options_reach_sbatch(tmp_path, monkeypatch):
+    """``--executor slurm``: every --slurm-* flag ends up in the sbatch script submitit writes
+    (read here with fake ``sbatch``/``srun`` on PATH: no cluster needed); with no Slurm at all
+    the run stops with one line."""
+    from dolos_core.cli import parse_args
+    from dolos_core.config import get_paths
+    from dolos_core.jobs import make_executor
+    from dolos_core.pipeline import slurm_options
+
+    args = parse_args(["--executor", "slurm", "--jobs", "3", "--gpus-per-experiment", "2",
+                       "--slurm-partition", "gpu", "--slurm-time", "1-12:00", "--slurm-cpus-per-job", "16",
+                       "--slurm-opt", "account=lab", "--slurm-opt=--qos=high"])
+    paths = get_paths("paper", tmp_path / "data", root=tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "nobin"))
+    with pytest.raises(RuntimeError, match="no Slurm here"):
+        make_executor("slurm", 3, 2, "cuda", paths, slurm_options(args))
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for tool in ("sbatch", "srun"):
+        (bin_ / tool).write_text("#!/bin/sh\nexit 0\n")
+        (bin_ / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_))
+    ex = make_executor("slurm", 3, 2, "cuda", paths, slurm_options(args))
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    text = _make_sbatch_string(command="python -m x", folder=str(paths.runs / "submitit"), map_count=5,
+                               **ex.ex._executor.parameters)
+    for line in ("--partition=gpu", "--gpus-per-node=2", "--time=2160", "--cpus-per-task=16",
+                 "--account=lab", "--qos=high", "--array=0-4%3", "--nodes=1", "--ntasks-per-node=1"):
+        assert f"#SBATCH {line}" in text, (line, text)
+
+
+def test_wallclock_estimate_packs_the_longest_trainings_first():
+    """Hand-worked: 3, 2, 2, 1 hours on two slots -> 3+1 and 2+2 -> 4 h; one slot: the sum;
+    two GPUs per experiment halve each training (ideal scaling)."""
+    from dolos_core.pipeline import estimate_wallclock
+
+    hours = {"a": 3.0, "b": 2.0, "c": 2.0, "d": 1.0}
+    assert estimate_wallclock(hours, 2) == 4.0
+    assert estimate_wallclock(hours, 1) == 8.0
+    assert estimate_wallclock(hours, 8) == 3.0
+    assert estimate_wallclock(hours, 2, gpus_per_experiment=2) == 2.0
