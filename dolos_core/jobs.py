@@ -79,12 +79,15 @@ def record_path(paths, name: str) -> Path:
     return paths.runs / "jobs" / f"{name}.json"
 
 
-def _where() -> str:
+def _where(device: str) -> str:
+    """The GPUs or threads this process was given (its environment), else ``--device``."""
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpus not in (None, ""):
         return f"GPU {gpus}"
     threads = os.environ.get("OMP_NUM_THREADS")
-    return f"CPU, {threads} thread{'s' if threads != '1' else ''}" if threads else "CPU/default device"
+    if threads and device in ("auto", "cpu"):
+        return f"CPU, {threads} thread{'s' if threads != '1' else ''}"
+    return f"--device {device}"
 
 
 def run_job(job: TrainJob, executor: str = "serial", log: str = "") -> dict:
@@ -101,7 +104,7 @@ def run_job(job: TrainJob, executor: str = "serial", log: str = "") -> dict:
         p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != job.code])
     paths = job.paths()
     rec = JobRecord(job.name, job.experiment, job.stage, "done", host=socket.gethostname(),
-                    where=_where(), executor=executor, log=log,
+                    where=_where(job.params.get("device", "auto")), executor=executor, log=log,
                     notebook=str(paths.notebooks_out / f"{job.name}.ipynb"))
     if os.environ.get("SLURM_JOB_ID"):
         rec.extra["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
@@ -279,7 +282,9 @@ class SubmititExecutor:
             params["gpus_per_node"] = gpus
         self.ex.update_parameters(**params)
         self.jobs: list = []
-        self._describe = ("submitit's local executor, every training at once" if cluster == "local" else
+        self._describe = ("submitit's local executor, every training at once on this machine (its first "
+                          "GPU(s) when there are GPUs: use --jobs N to spread over a node's GPUs)"
+                          if cluster == "local" else
                           f"one Slurm job per training, up to {jobs} at a time, {gpus} GPU(s) each"
                           + (f", partition {slurm.partition}" if slurm.partition else ""))
 

@@ -354,7 +354,8 @@ def _run(args, held) -> int:
                       profile, paths)
     if profile.name == "paper" and ("train" in stages or "extensions" in stages):
         measured = gpu_throughput(paths.root)
-        per_exp = estimate_hours(paper_exps + ext_exps, profile, device.type == "cuda", measured)
+        on_gpu = device.type == "cuda" or args.executor == "slurm"    # Slurm: the jobs' GPUs
+        per_exp = estimate_hours(paper_exps + ext_exps, profile, on_gpu, measured)
         hours = sum(per_exp.values())
         capped = f", capped at {profile.max_iters} iterations each" if profile.max_iters else ""
         basis = "from results/paper/gpu_check.json" if measured else "rough estimate"
@@ -363,8 +364,8 @@ def _run(args, held) -> int:
             spread = (f"; {estimate_wallclock(per_exp, args.jobs, args.gpus_per_experiment):.1f} h of "
                       f"wall-clock with --jobs {args.jobs} --gpus-per-experiment {args.gpus_per_experiment}")
         log(f"plan: {len(paper_exps) + len(ext_exps)} experiments at the paper's schedules{capped}, "
-            f"about {hours:.1f} h on {'this GPU' if device.type == 'cuda' else 'this CPU'} ({basis}){spread}")
-        if device.type != "cuda" and args.device != "cpu" and not args.yes and hours > 0.5:
+            f"about {hours:.1f} h on {'a GPU' if on_gpu else 'this CPU'} ({basis}){spread}")
+        if not on_gpu and args.device != "cpu" and not args.yes and hours > 0.5:
             raise UserError(f"no GPU: the paper profile would take about {hours:.0f} h here. "
                             "Add --device cpu to go on anyway, or run on a CUDA machine.")
     ensure_kernel()
