@@ -429,11 +429,14 @@ def _run(args, held) -> int:
         jobs = stage_jobs(stage)
         if executor.eager and jobs:
             log(f"  submitted {len(jobs)} training(s) of stage {stage}: {', '.join(j.experiment for j in jobs)}")
-        pending[stage] = executor.submit(jobs)
-        if not executor.eager:
-            for h in pending[stage]:
-                log(f"  [{h.job.stage}] {h.job.experiment}: training")
-                collect([h])
+        handles = executor.submit(jobs)
+        if executor.eager:
+            pending[stage] = handles
+            return
+        pending[stage] = []             # one at a time: each trains now, in this process
+        for h in handles:
+            log(f"  [{h.job.stage}] {h.job.experiment}: training")
+            collect([h])
 
     def collect(handles) -> None:
         for h in completed(handles):

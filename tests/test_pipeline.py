@@ -391,6 +391,7 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     r = run("--profile", "smoke", "--only", "data,train,patches-C", "--seeds", "2", "--repo", str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:]
     assert "[train, seed 1 1/1] patches-C: training" in r.stdout
+    assert r.stdout.count("patches-C: finished in") == 2        # each training reported once
     runs = [p for p in (tmp_path / "runs" / "smoke" / "checkpoints" / "patches-C").iterdir() if p.is_dir()]
     assert len(runs) == 2
     per_seed, spread = seed_table(get_paths("smoke", root=tmp_path), get_profile("smoke"), 2)
