@@ -461,10 +461,16 @@ def _run(args, held) -> int:
             todo += list(BY_NAME[s].after)
             if pending.get(s):
                 handles, pending[s] = pending[s], []
+                t = time.time()
                 collect(handles)
+                waited[s] = waited.get(s, 0.0) + time.time() - t
+
+    # With parallel trainings, the time a stage spends waiting for another stage's trainings is
+    # that other stage's time (so the summary reads "train 18m" rather than "evaluate 18m").
+    waited: dict[str, float] = {}
 
     for stage in stages:
-        t0 = time.time()
+        t0, before_stage = time.time(), dict(waited)
         log(f"== stage {stage}")
         st = BY_NAME[stage]
         if st.trains is not None and stage not in pending:
@@ -498,7 +504,11 @@ def _run(args, held) -> int:
             done = publish(paths, profile.name, _git(code_root()), overrides)
             log(f"  published {len(done)} notebooks to {paths.results / 'notebooks'}; "
                 f"open {paths.results / 'html' / 'index.html'}")
-        timings[stage] = time.time() - t0
+        elapsed = time.time() - t0
+        moved = {s: waited[s] - before_stage.get(s, 0.0) for s in waited if s != stage}
+        timings[stage] = timings.get(stage, 0.0) + elapsed - sum(moved.values())
+        for s, dt in moved.items():
+            timings[s] = timings.get(s, 0.0) + dt
         _save_timings(paths, timings)
     for s in list(pending):           # trainings no chosen notebook reads (e.g. --only train)
         if pending[s]:
@@ -518,7 +528,7 @@ def _run(args, held) -> int:
         log(f"  trainings ({executor.name}): {sum(r['seconds'] for r in records) / 3600:.2f} h of "
             f"training in {_fmt(total)} of wall-clock")
         for r in sorted(records, key=lambda r: r["name"]):
-            log(f"    {r['experiment']:<24} {r['status']:<6} {_fmt(r['seconds']):>7}  {r['host']} ({r['where']})"
+            log(f"    {r['experiment']:<34} {r['status']:<6} {_fmt(r['seconds']):>7}  {r['host']} ({r['where']})"
                 + (f"  log {r['log']}" if r["status"] != "done" else ""))
     failed = [r for r in records if r["status"] != "done"]
     log(f"  tables:   {paths.results}")
