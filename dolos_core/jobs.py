@@ -168,7 +168,10 @@ class SerialExecutor:
 
 def _slots(jobs: int, gpus_per_job: int, device_type: str) -> list[dict]:
     """The environment of each of the ``jobs`` concurrent trainings: its own GPUs
-    (``CUDA_VISIBLE_DEVICES``) on CUDA, its share of the cores otherwise."""
+    (``CUDA_VISIBLE_DEVICES``) on CUDA, and everywhere its share of the cores
+    (``OMP_NUM_THREADS``: N trainings with all the cores each would fight over them)."""
+    cores = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    threads = str(max(1, cores // jobs))
     if device_type == "cuda":
         import torch
 
@@ -179,10 +182,8 @@ def _slots(jobs: int, gpus_per_job: int, device_type: str) -> list[dict]:
         if need > len(ids):
             raise ValueError(f"--jobs {jobs} x --gpus-per-experiment {gpus_per_job} needs {need} GPUs; "
                              f"this machine shows {len(ids)} ({', '.join(ids) or 'none'})")
-        return [{"CUDA_VISIBLE_DEVICES": ",".join(ids[k * gpus_per_job:(k + 1) * gpus_per_job])}
-                for k in range(jobs)]
-    cores = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-    threads = str(max(1, cores // jobs))
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(ids[k * gpus_per_job:(k + 1) * gpus_per_job]),
+                 "OMP_NUM_THREADS": threads} for k in range(jobs)]
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(jobs)]
 
 

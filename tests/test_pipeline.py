@@ -443,3 +443,24 @@ def test_wallclock_estimate_packs_the_longest_trainings_first():
     assert estimate_wallclock(hours, 1) == 8.0
     assert estimate_wallclock(hours, 8) == 3.0
     assert estimate_wallclock(hours, 2, gpus_per_experiment=2) == 2.0
+
+
+def test_job_slots_pin_gpus_and_share_the_cores(monkeypatch):
+    """``--jobs N`` on CUDA: each training its own group of the visible GPUs (by their ids
+    in CUDA_VISIBLE_DEVICES) and its share of the cores; asking for more GPUs than there are
+    is one message naming both; on a CPU, the cores are shared."""
+    import torch
+
+    from dolos_core.jobs import _slots
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5,7")
+    monkeypatch.setenv("OMP_NUM_THREADS", "16")
+    assert _slots(2, 2, "cuda") == [{"CUDA_VISIBLE_DEVICES": "2,3", "OMP_NUM_THREADS": "8"},
+                                    {"CUDA_VISIBLE_DEVICES": "5,7", "OMP_NUM_THREADS": "8"}]
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in _slots(4, 1, "cuda")] == ["2", "3", "5", "7"]
+    with pytest.raises(ValueError, match="needs 6 GPUs; this machine shows 4"):
+        _slots(3, 2, "cuda")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in _slots(2, 1, "cuda")] == ["0", "1"]
+    assert _slots(3, 1, "cpu") == [{"OMP_NUM_THREADS": "5", "MKL_NUM_THREADS": "5"}] * 3
