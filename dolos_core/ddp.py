@@ -104,27 +104,19 @@ def mean_over_ranks(x: float) -> float:
     return float(t.item()) / dist.get_world_size()
 
 
-def _spec_path(run) -> Path:
-    return run.checkpoint_dir / "ddp-spec.pkl"
-
-
 def launch(exp, profile, paths, run, device: str, force: bool, gpus: int,
            max_epochs: int | None = None):
     """Train ``exp`` into ``run`` with ``gpus`` processes under torchrun (the caller holds the
     run's lock); return the ``TrainResult`` that rank 0 wrote."""
     from .config import resolve_device
     from .io import atomic_path, read_json
-    from .train import TrainResult, _finished
+    from .train import TrainResult, finished_or_reset
 
     out = run.checkpoint_dir
     meta_path = out / "train.json"
-    if not force and _finished(out):
-        meta = read_json(meta_path)
-        return TrainResult(exp.name, out / "best.pt", meta["history"], meta["best_epoch"],
-                           meta["seconds"], resumed_from=meta["epochs"], skipped=True)
-    if force:
-        for name in ("best.pt", "last.pt", "train.json"):
-            (out / name).unlink(missing_ok=True)
+    finished = finished_or_reset(exp, out, force)
+    if finished is not None:
+        return finished
     dev = resolve_device(device)
     if dev.type == "mps":
         raise RuntimeError(f"{exp.name}: several processes per experiment need CUDA GPUs (nccl) "
@@ -136,7 +128,7 @@ def launch(exp, profile, paths, run, device: str, force: bool, gpus: int,
     resumed_from = 0
     if (out / "last.pt").exists() and meta_path.exists():
         resumed_from = len(read_json(meta_path)["history"])
-    spec = _spec_path(run)
+    spec = out / "ddp-spec.pkl"
     with atomic_path(spec) as tmp:
         tmp.write_bytes(pickle.dumps({"exp": exp, "profile": profile, "paths": paths, "run": run,
                                       "device": dev.type, "max_epochs": max_epochs}))

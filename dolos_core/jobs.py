@@ -33,9 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-EXECUTORS = ("pool", "local", "slurm")
-
-
 @dataclass
 class TrainJob:
     """One training: notebook 02 for ``experiment`` with ``params``; its executed copy is
@@ -77,6 +74,19 @@ class JobRecord:
 
 def record_path(paths, name: str) -> Path:
     return paths.runs / "jobs" / f"{name}.json"
+
+
+def failed_record(job: "TrainJob", executor: str, log: str, error: str, **fields) -> dict:
+    """The record of a training whose process died before it could write its own."""
+    return asdict(JobRecord(job.name, job.experiment, job.stage, "failed", executor=executor, log=log,
+                            error=error, **fields))
+
+
+def failure_lines(rec: dict) -> str:
+    """A failed training for the terminal: the error's first line, then where to read more."""
+    first = rec["error"].splitlines()[0] if rec["error"] else "failed"
+    return (f"{first}\n    log: {rec['log'] or rec['notebook']}"
+            + (f"\n    executed notebook: {rec['notebook']}" if rec["log"] and rec["notebook"] else ""))
 
 
 def _where(device: str) -> str:
@@ -155,9 +165,7 @@ class SerialExecutor:
 
     name = "serial"
     eager = False
-
-    def describe(self) -> str:
-        return "one after another in this process"
+    describe = "one after another in this process"
 
     def submit(self, jobs: list[TrainJob]) -> list[Handle]:
         return [Handle(j, lambda j=j: run_job(j, "serial")) for j in jobs]
@@ -202,12 +210,9 @@ class PoolExecutor:
         self.log_dir = log_dir
         self.procs: set[subprocess.Popen] = set()
         first = self.slots.queue[0]
-        self._describe = (f"up to {jobs} at a time on this machine, each on "
-                          + (f"GPU {first['CUDA_VISIBLE_DEVICES']}, ..." if "CUDA_VISIBLE_DEVICES" in first
-                             else f"{first['OMP_NUM_THREADS']} CPU thread(s)"))
-
-    def describe(self) -> str:
-        return self._describe
+        self.describe = (f"up to {jobs} at a time on this machine, each on "
+                         + (f"GPU {first['CUDA_VISIBLE_DEVICES']}, ..." if "CUDA_VISIBLE_DEVICES" in first
+                            else f"{first['OMP_NUM_THREADS']} CPU thread(s)") + f"; logs in {log_dir}")
 
     def submit(self, jobs: list[TrainJob]) -> list[Handle]:
         futures = [self.pool.submit(self._run, j) for j in jobs]
@@ -230,9 +235,8 @@ class PoolExecutor:
             f = record_path(job.paths(), job.name)
             if rc == 0 and f.exists():
                 return json.loads(f.read_text())
-            return asdict(JobRecord(job.name, job.experiment, job.stage, "failed", host=socket.gethostname(),
-                                    where=", ".join(f"{k}={v}" for k, v in slot.items()), executor="pool",
-                                    log=str(log), error=f"the job's process exited with status {rc}"))
+            return failed_record(job, "pool", str(log), f"the job's process exited with status {rc}",
+                                 host=socket.gethostname(), where=", ".join(f"{k}={v}" for k, v in slot.items()))
         finally:
             self.slots.put(slot)
 
@@ -269,7 +273,7 @@ class SubmititExecutor:
         except ImportError:
             raise ImportError("--executor local|slurm needs submitit: pip install submitit "
                               "(it is in pyproject.toml and environment.yml)") from None
-        self.name, self.cluster, self.submitit = cluster, cluster, submitit
+        self.name = cluster
         self.ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
         gpus = (slurm.gpus_per_job or gpus_per_job) if (device_type == "cuda" or cluster == "slurm") else 0
         params = {"name": "dolos", "timeout_min": slurm.time_min, "nodes": 1, "tasks_per_node": 1}
@@ -283,20 +287,17 @@ class SubmititExecutor:
             params["gpus_per_node"] = gpus
         self.ex.update_parameters(**params)
         self.jobs: list = []
-        self._describe = ("submitit's local executor, every training at once on this machine (its first "
-                          "GPU(s) when there are GPUs: use --jobs N to spread over a node's GPUs)"
-                          if cluster == "local" else
-                          f"one Slurm job per training, up to {jobs} at a time, {gpus} GPU(s) each"
-                          + (f", partition {slurm.partition}" if slurm.partition else ""))
-
-    def describe(self) -> str:
-        return self._describe
+        self.describe = ("submitit's local executor, every training at once on this machine (its first "
+                         "GPU(s) when there are GPUs: use --jobs N to spread over a node's GPUs)"
+                         if cluster == "local" else
+                         f"one Slurm job per training, up to {jobs} at a time, {gpus} GPU(s) each"
+                         + (f", partition {slurm.partition}" if slurm.partition else "")) + f"; logs in {folder}"
 
     def submit(self, jobs: list[TrainJob]) -> list[Handle]:
         if not jobs:
             return []
         with self.ex.batch():
-            futures = [self.ex.submit(run_job, j, self.cluster) for j in jobs]
+            futures = [self.ex.submit(run_job, j, self.name) for j in jobs]
         self.jobs += futures
         return [Handle(j, lambda f=f, j=j: self._result(f, j), f.done) for f, j in zip(futures, jobs)]
 
@@ -307,10 +308,10 @@ class SubmititExecutor:
             rec.setdefault("extra", {})["job_id"] = fut.job_id
             return rec
         except Exception as exc:        # the job itself died (killed, timed out, node lost)
-            return asdict(JobRecord(job.name, job.experiment, job.stage, "failed", executor=self.cluster,
-                                    log=str(fut.paths.stderr), error=f"{type(exc).__name__}: "
-                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-                                    extra={"job_id": fut.job_id}))
+            text = str(exc).strip()
+            return failed_record(job, self.name, str(fut.paths.stderr),
+                                 f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}",
+                                 extra={"job_id": fut.job_id})
 
     def close(self) -> None:
         for f in self.jobs:

@@ -373,7 +373,7 @@ def _run(args, held) -> int:
               "overrides": overrides, "tag": paths.tag}
     timings: dict[str, float] = {}
     skipped: dict[str, list[str]] = {}
-    from .jobs import TrainJob, completed, make_executor
+    from .jobs import TrainJob, completed, failure_lines, make_executor
     from .locks import code_root as _code_root
 
     try:
@@ -383,7 +383,7 @@ def _run(args, held) -> int:
         raise UserError(str(exc))
     held.callback(executor.close)     # interrupted or stopped: running trainings are stopped (they resume)
     if executor.name != "serial":
-        log(f"trainings: {executor.describe()}; logs in {paths.runs / ('logs' if executor.name == 'pool' else 'submitit')}")
+        log(f"trainings: {executor.describe}")
 
     def training_jobs(stage: str, exps, seed_offset: int = 0) -> list[TrainJob]:
         """The unfinished trainings of ``exps`` (notebook 02 each) under the profile, its seed
@@ -447,8 +447,7 @@ def _run(args, held) -> int:
                 log(f"  [{h.job.stage}] {h.job.experiment}: finished in {_fmt(rec['seconds'])}{where}")
             else:
                 log(f"  [{h.job.stage}] {h.job.experiment}: FAILED after {_fmt(rec['seconds'])}: "
-                    f"{rec['error'].splitlines()[0] if rec['error'] else ''}\n    log: {rec['log'] or rec['notebook']}"
-                    + (f"\n    executed notebook: {rec['notebook']}" if rec["log"] and rec["notebook"] else ""))
+                    + failure_lines(rec))
 
     def wait_for(stage: str) -> None:
         """Wait for the trainings of ``stage`` and of every stage it reads (``Stage.after``)."""
@@ -468,6 +467,13 @@ def _run(args, held) -> int:
     # With parallel trainings, the time a stage spends waiting for another stage's trainings is
     # that other stage's time (so the summary reads "train 18m" rather than "evaluate 18m").
     waited: dict[str, float] = {}
+
+    def credit(stage: str, t0: float, before: dict) -> None:
+        moved = {s: waited[s] - before.get(s, 0.0) for s in waited if s != stage}
+        timings[stage] = timings.get(stage, 0.0) + time.time() - t0 - sum(moved.values())
+        for s, dt in moved.items():
+            timings[s] = timings.get(s, 0.0) + dt
+        _save_timings(paths, timings)
 
     for stage in stages:
         t0, before_stage = time.time(), dict(waited)
@@ -504,18 +510,12 @@ def _run(args, held) -> int:
             done = publish(paths, profile.name, _git(code_root()), overrides)
             log(f"  published {len(done)} notebooks to {paths.results / 'notebooks'}; "
                 f"open {paths.results / 'html' / 'index.html'}")
-        elapsed = time.time() - t0
-        moved = {s: waited[s] - before_stage.get(s, 0.0) for s in waited if s != stage}
-        timings[stage] = timings.get(stage, 0.0) + elapsed - sum(moved.values())
-        for s, dt in moved.items():
-            timings[s] = timings.get(s, 0.0) + dt
-        _save_timings(paths, timings)
+        credit(stage, t0, before_stage)
     for s in list(pending):           # trainings no chosen notebook reads (e.g. --only train)
         if pending[s]:
-            t0 = time.time()
+            t0, before = time.time(), dict(waited)
             wait_for(s)
-            timings[s] = timings.get(s, 0.0) + time.time() - t0
-    _save_timings(paths, timings)
+            credit(s, t0, before)
 
     total = time.time() - t_start
     log("\n== summary")
@@ -541,8 +541,7 @@ def _run(args, held) -> int:
     if failed:
         log(f"\n{len(failed)} training(s) failed; the others finished and are kept:")
         for r in failed:
-            log(f"  {r['experiment']}: {r['error'].splitlines()[0] if r['error'] else 'failed'}\n"
-                f"    log: {r['log'] or r['notebook']}")
+            log(f"  {r['experiment']}: {failure_lines(r)}")
         log("fix the cause and run the same command again: only what is unfinished runs")
         return 1
     return 0

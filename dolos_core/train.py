@@ -53,6 +53,19 @@ def _finished(folder: Path) -> bool:
     return f.exists() and read_json(f).get("done", False) and (folder / "best.pt").exists()
 
 
+def finished_or_reset(exp: Experiment, out_dir: Path, force: bool) -> TrainResult | None:
+    """The finished run in ``out_dir`` as a skipped result (unless ``force``); with ``force``,
+    its files are removed so it trains from the start. None: there is training to do."""
+    if not force and _finished(out_dir):
+        meta = read_json(out_dir / "train.json")
+        return TrainResult(exp.name, out_dir / "best.pt", meta["history"], meta["best_epoch"],
+                           meta["seconds"], resumed_from=meta["epochs"], skipped=True)
+    if force:
+        for name in ("best.pt", "last.pt", "train.json"):
+            (out_dir / name).unlink(missing_ok=True)
+    return None
+
+
 def is_trained(paths: Paths, exp: Experiment, profile: Profile) -> bool:
     """Whether ``exp`` has a finished run under exactly this configuration."""
     return _finished(run_dir(paths, exp, profile))
@@ -194,13 +207,9 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     out_dir = run.checkpoint_dir
     best_path, last_path, meta_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "train.json"
-    if not force and _finished(out_dir):
-        meta = read_json(meta_path)
-        return TrainResult(exp.name, best_path, meta["history"], meta["best_epoch"],
-                           meta["seconds"], resumed_from=meta["epochs"], skipped=True)
-    if force:
-        for f in (best_path, last_path, meta_path):
-            f.unlink(missing_ok=True)
+    finished = finished_or_reset(exp, out_dir, force)
+    if finished is not None:
+        return finished
     sched = profile.schedule(exp.method, exp.supervision)
     if sched.batch_size % world:
         raise ValueError(f"{exp.name}: batch size {sched.batch_size} does not split over {world} "
