@@ -40,25 +40,29 @@ def nearest(x, size: tuple[int, int]):
 
 @lru_cache(maxsize=32)
 def _bicubic_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """The (n_out, n_in) matrix of 1-D bicubic resizing, read off torch's ``interpolate``
-    applied to the unit vectors: resizing is linear and separable, so a 2-D resize is
-    ``W_y @ M @ W_x.T``, two small matrix products."""
+    """The (n_out, n_in) float64 matrix of 1-D bicubic resizing, read off torch's
+    ``interpolate`` applied to the unit vectors: resizing is linear and separable, so a 2-D
+    resize is ``W_y @ M @ W_x.T``, two small matrix products. Each row is normalised to sum
+    to 1, as Pillow's filter weights are, so a constant map stays exactly constant."""
     # three identical columns: torch's kernel mishandles images one pixel wide
-    eye = torch.eye(n_in)[:, None, :, None].repeat(1, 1, 1, 3)
+    eye = torch.eye(n_in, dtype=torch.float64)[:, None, :, None].repeat(1, 1, 1, 3)
     cols = F.interpolate(eye, size=(n_out, 3), mode="bicubic", align_corners=False, antialias=True)
-    return cols[:, 0, :, 1].T.contiguous()
+    w = cols[:, 0, :, 1].T.contiguous()
+    return w / w.sum(1, keepdim=True)
 
 
 def bicubic(maps, size: tuple[int, int]) -> torch.Tensor:
     """Float maps (..., h, w) -> float32 tensor (..., H, W), bicubic as Pillow's float resize.
-    Values may overshoot [0, 1] slightly near edges, as Pillow's do."""
+    Values may overshoot [0, 1] slightly near edges, as Pillow's do. The products run in
+    float64 and are rounded once to float32: a constant map (an untrained model's 0.5
+    everywhere) comes out exactly constant, as with Pillow, so "> 0.5" passes none of it."""
     t = torch.as_tensor(np.asarray(maps, dtype=np.float32) if not isinstance(maps, torch.Tensor)
                         else maps).float()
     if tuple(t.shape[-2:]) == tuple(size):
         return t
     wy = _bicubic_matrix(t.shape[-2], int(size[0]))
     wx = _bicubic_matrix(t.shape[-1], int(size[1]))
-    return wy @ t @ wx.T
+    return (wy @ t.double() @ wx.T).float()
 
 
 __all__ = ["nearest", "bicubic"]

@@ -50,7 +50,7 @@ WEIGHT_FILES = {
     "patches-release": WeightFile(
         "dolos-patches/", "the DOLOS authors' trained Patches models (sections 5.1 and 5.2)",
         "https://sharing.speed.pub.ro/owncloud/index.php/s/MTSTY7tnKqn21h4/download (one zip)",
-        "optional: evaluating the authors' own models (scripts/evaluate_released_patches.py)"),
+        "optional: evaluating the authors' own models (--init FILE --set max_iters=0; docs/running.md)"),
 }
 
 # Which weight file each (method, supervision) starts from in the paper (None: from scratch).

@@ -69,6 +69,21 @@ def test_validator_names_every_broken_file(tmp_path):
         report.raise_for_problems()
 
 
+def test_validator_names_masks_with_gray_values_and_their_share(tmp_path):
+    root = make_layout(tmp_path / "d")
+    key = DatasetKey("celebahq", "repaint-p2")
+    m = np.full((32, 32), 255, np.uint8)
+    m[:8, :16] = 0
+    m[8, :16] = 128                        # an antialiased edge: 16 of 1,024 pixels
+    write_png(key.masks_dir(root, "test") / "001.png", m)
+    write_png(key.masks_dir(root, "valid") / "002.png", np.stack([m, m, m], -1))  # RGB, channel 0 read
+    report = validate_root(root)
+    assert len(report.problems) == 2
+    for split, name in (("test", "001.png"), ("valid", "002.png")):
+        assert any(p.startswith(f"{key.masks_dir(root, split) / name}: mask holds values other than 0 and 255 "
+                                "in 1.56% of its pixels") for p in report.problems), report.problems
+
+
 def test_validator_missing_root(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         validate_root(tmp_path / "nope")
@@ -263,3 +278,33 @@ def test_dataset_applies_the_transform_to_image_and_mask(tiny_root):
     assert item["image"].shape == (3, 40, 40) and item["mask"].shape == (5, 5)
     real = DolosDataset(tiny_root, "celebahq/real", "train", 40, transform=transform_for("patches", "full", 40, 7))
     assert real[0]["mask"].shape == (7, 7) and real[0]["mask"].sum() == 0
+
+
+@pytest.mark.parametrize("method,sup,map_size", [("patches", "weak", None), ("patches", "full", 8),
+                                                 ("attention", "full", 4), ("gradcam", "weak", None)])
+def test_decoded_split_gives_the_per_item_batches_bit_for_bit(tmp_path, method, sup, map_size):
+    """Decoding once into uint8 and normalising and flipping on the device gives exactly the
+    batches the per-item dataset and ``collate`` give; the cache file is written once and
+    reused; weak runs carry no mask."""
+    from dolos_core.data.datasets import ConcatDolos, DecodedSplit, collate, transform_for
+
+    root = make_layout(tmp_path / "d", size=40, n=4)
+    tf = transform_for(method, sup, 32, map_size, train=True)
+    ds = ConcatDolos([DolosDataset(root, k, "train", 32, transform=tf)
+                      for k in ("celebahq/real", "celebahq/repaint-p2")])
+    dec = DecodedSplit(ds, with_masks=sup == "full", cache_dir=tmp_path / "cache")
+    items = [(0, True), (5, False), (7, True), (2, False), (6, False)]
+    ref = collate([ds[i] for i in items])
+    got = DecodedSplit.on_device(dec.batch(items), torch.device("cpu"))
+    assert got["image"].dtype == torch.float32 and torch.equal(got["image"], ref["image"])
+    assert got["image"].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got["label"], ref["label"]) and torch.equal(got["has_mask"], ref["has_mask"])
+    if sup == "full":
+        assert torch.equal(got["mask"], ref["mask"])
+    else:
+        assert "mask" not in got and dec.masks is None
+    assert dec.batch(items)["image"].dtype == torch.uint8          # uint8 over the bus
+    (cached,) = (tmp_path / "cache").iterdir()
+    stamp = cached.stat().st_mtime_ns
+    again = DecodedSplit(ds, with_masks=sup == "full", cache_dir=tmp_path / "cache")
+    assert np.array_equal(again.images, dec.images) and cached.stat().st_mtime_ns == stamp

@@ -191,3 +191,20 @@ def test_bicubic_is_pillows_float_resize():
     m = rng.random((19, 19)).astype(np.float32)
     ref = np.asarray(Image.fromarray(m).resize((96, 96), Image.BICUBIC))
     np.testing.assert_allclose(resize.bicubic(m, (96, 96)).numpy(), ref, atol=2e-5)
+
+
+@pytest.mark.parametrize("h,H", [(37, 256), (19, 256), (12, 96), (6, 96), (96, 96)])
+def test_constant_maps_stay_constant_and_score_as_pillow(h, H):
+    """An untrained weak model's map of exactly 0.5: no pixel passes "> 0.5" (as Pillow's float
+    resize, the authors' path); one float16 step above, every pixel does; one below, none."""
+    step = float(np.spacing(np.float16(0.5)))
+    masks = np.zeros((3, H, H), np.uint8)
+    masks[:, : H // 3] = 1
+    for value, passes in ((0.5, False), (0.5 + step, True), (0.5 - step / 2, False)):
+        maps = np.full((3, h, h), value, np.float32)
+        up = resize.bicubic(maps, (H, H)).numpy()
+        assert np.all(up == np.float32(value)), (value, up.min(), up.max())
+        ours = metrics.localization(maps, masks)
+        ref = reference_iou(maps, masks)
+        assert 100 * ours.iou.mean() == pytest.approx(ref["iou"], abs=1e-9)
+        assert 100 * ours.iou.mean() == pytest.approx(100 * masks.mean() if passes else 0.0, abs=1e-9)

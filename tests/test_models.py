@@ -332,6 +332,15 @@ def test_ffd_checkpoint_loads_into_attention(tmp_path):
         assert "attention.1.bias" not in own
 
 
+def test_an_ffd_file_without_its_attention_map_fails_loudly(tmp_path):
+    ffd = {k: v for k, v in _ffd_state().items() if not k.startswith("map.")}
+    path = tmp_path / "xcp_no_map.tar"
+    torch.save({"net": ffd}, path)
+    with pytest.raises(InitError, match=f"checkpoint {path} is an FFD Xception without its attention map"):
+        build_model("attention", "weak", init=str(path))
+    build_model("gradcam", "weak", init=str(path))      # as a plain Xception it still serves Grad-CAM
+
+
 def test_imagenet_xception_files_load_into_gradcam(tmp_path):
     """timm's legacy_xception ImageNet file and Cadene's (2-D pointwise weights) both load; the
     1000-class head is left out (ours has 2 classes)."""

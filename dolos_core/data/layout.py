@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 from PIL import Image
 
 SOURCES = ("celebahq", "ffhq")
@@ -177,10 +178,35 @@ def _inspect(path: Path, deep: bool) -> tuple[tuple[int, int] | None, str | None
         return None, f"{path}: unreadable image ({type(exc).__name__}: {exc})"
 
 
+def _inspect_mask(path: Path, deep: bool) -> tuple[tuple[int, int] | None, str | None]:
+    """As ``_inspect``; with ``deep`` also the share of pixels of the channel the masks are read
+    from (``datasets.mask_to_fake``) that are neither 0 nor 255: such a mask is named, since the
+    authors threshold masks after a grayscale resize and this repository before resizing, which
+    agree only on pure black-and-white masks."""
+    if not deep:
+        return _inspect(path, deep)
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            arr = np.asarray(im.convert("RGB") if im.mode == "P" else im)
+    except Exception as exc:  # PIL raises many types for broken files
+        return None, f"{path}: unreadable image ({type(exc).__name__}: {exc})"
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    if arr.dtype == bool:
+        return size, None
+    gray = float(np.mean((arr != 0) & (arr != 255)))
+    if gray > 0:
+        return size, (f"{path}: mask holds values other than 0 and 255 in {100 * gray:.2f}% of its pixels "
+                      "(masks must be pure black (fake) and white (real): the authors threshold after "
+                      "resizing, this repository before, and the two agree only on pure masks)")
+    return size, None
+
+
 def validate_split(root: Path, key: DatasetKey, split: str, deep: bool = True,
                    pool: ThreadPoolExecutor | None = None) -> SplitReport:
     """Count and check one split: unreadable files, images without masks and the reverse,
-    masks whose size differs from their image's."""
+    masks whose size differs from their image's, and (``deep``) masks with gray values."""
     report = SplitReport(key, split)
     img_dir = key.images_dir(root, split)
     images = list_images(img_dir)
@@ -204,12 +230,12 @@ def validate_split(root: Path, key: DatasetKey, split: str, deep: bool = True,
         for name in sorted(mask_set - img_set):
             report.problems.append(f"{mask_dir / name}: mask has no image (expected {img_dir / name})")
         common = [n for n in images if n in mask_set]
-        mask_info = list(mapper(lambda n: _inspect(mask_dir / n, deep), common))
+        mask_info = list(mapper(lambda n: _inspect_mask(mask_dir / n, deep), common))
         sizes = dict(zip(images, (s for s, _ in img_info)))
         for name, (msize, err) in zip(common, mask_info):
             if err:
                 report.problems.append(err)
-            elif sizes.get(name) is not None and msize != sizes[name]:
+            if msize is not None and sizes.get(name) is not None and msize != sizes[name]:
                 w, h = sizes[name]
                 report.problems.append(
                     f"{mask_dir / name}: mask is {msize[0]}x{msize[1]} but its image is {w}x{h}")

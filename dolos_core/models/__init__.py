@@ -120,10 +120,15 @@ def load_pretrained(model: DolosModel, path: str | Path) -> None:
     """Load a checkpoint into ``model``: our own format, the authors' Patches release, the FFD
     checkpoint, or an ImageNet Xception (timm's ``legacy_xception`` or Cadene's file, whose
     pointwise weights are 2-D). Missing or ill-shaped backbone tensors are an error; a missing
-    head, or a head of another shape (ImageNet's 1000 classes), is left as initialised."""
+    head, or a head of another shape (ImageNet's 1000 classes), is left as initialised, except
+    an FFD file's attention map, which Attention must not silently start without."""
     state = load_state(path)
     if _is_ffd(state):
         state = map_ffd_names(state)
+        if model.method == "attention" and not any(k.startswith("attention.") for k in state):
+            raise InitError(f"checkpoint {path} is an FFD Xception without its attention map "
+                            "(no map.c.c / map.c.pointwise tensors): the Attention method starts from "
+                            "FFD's trained map; use the xcp_reg.tar of the FFD release, or --init random")
     if model.method == "patches":
         state = map_patch_forensics_names(state)
     elif not any(k.startswith(("body.", "tail.")) for k in state):
