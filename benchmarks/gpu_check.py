@@ -4,16 +4,17 @@ the hours each paper experiment needs. At most ~5 minutes on one GPU.
     .venv/bin/python benchmarks/gpu_check.py                # CUDA; writes results/paper/gpu_check.{md,json}
     .venv/bin/python benchmarks/gpu_check.py --quick --device cpu --out /tmp/x   # a smoke test
 
-Per method and supervision, at the paper's batch size: training images/s in fp32 and in bf16
-autocast with channels_last (the training loop's setting on CUDA), prediction images/s at
-batch 1 (the authors' way: one image at a time) and batched, and peak GPU memory. The paper
-profile's time estimate (``./run_all.sh --profile paper``) reads ``gpu_check.json``.
+Per method and supervision, at the paper's batch size, on a synthetic batch already on the
+GPU (the model's rate, an upper bound where the input pipeline is slower): training images/s
+in fp32 (the authors' numerics, the paper profile's ``precision``) and in bf16 autocast, both
+channels_last, prediction images/s at batch 1 (the authors' way) and batched, and peak GPU
+memory in fp32. The paper profile's estimate (``./run_all.sh --profile paper``) reads the
+rate at its ``precision`` from ``gpu_check.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS
 from dolos_core.io import atomic_path, write_json
 from dolos_core.models import build_model
 from dolos_core.pipeline import estimate_hours
+from dolos_core.train import autocast, set_numerics
 
 CASES = [(m, s) for m in ("patches", "gradcam", "attention") for s in ("weak", "full")]
 
@@ -43,12 +45,13 @@ def _batch(n, size, dev, map_side=None):
             "has_mask": torch.ones(n, dtype=torch.bool, device=dev)}
 
 
-def train_speed(method, sup, batch_size, size, dev, bf16, steps, warmup):
+def train_speed(method, sup, batch_size, size, dev, precision, steps, warmup):
     torch.manual_seed(0)
+    set_numerics(precision)
     model = build_model(method, sup).to(dev).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     batch = _batch(batch_size, size, dev)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if (bf16 and dev.type == "cuda") else contextlib.nullcontext()
+    ctx = autocast(dev, precision)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for i in range(warmup + steps):
@@ -67,11 +70,12 @@ def train_speed(method, sup, batch_size, size, dev, bf16, steps, warmup):
     return steps * batch_size / sec, peak
 
 
-def predict_speed(method, sup, batch_size, size, dev, n_images):
+def predict_speed(method, sup, batch_size, size, dev, n_images, precision):
     torch.manual_seed(0)
+    set_numerics(precision)
     model = build_model(method, sup).to(dev).to(memory_format=torch.channels_last).eval()
     x = _batch(batch_size, size, dev)["image"]
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+    ctx = autocast(dev, precision)
     with ctx:
         model.predict(x)  # warm-up
         _sync(dev)
@@ -102,20 +106,19 @@ def main() -> None:
         bs = paper.schedule(method, sup).batch_size
         if args.quick:
             bs = 2
-        fp32, _ = train_speed(method, sup, bs, size, dev, False, steps, warmup)
-        bf16, peak = train_speed(method, sup, bs, size, dev, True, steps, warmup)
-        p1 = predict_speed(method, sup, 1, size, dev, 1 if args.quick else n_pred // 4)
+        fp32, peak = train_speed(method, sup, bs, size, dev, "fp32", steps, warmup)
+        bf16, _ = train_speed(method, sup, bs, size, dev, "bf16", steps, warmup)
+        p1 = predict_speed(method, sup, 1, size, dev, 1 if args.quick else n_pred // 4, paper.precision)
         pb = predict_speed(method, sup, 2 if args.quick else paper.predict_batch_size, size, dev,
-                           2 if args.quick else n_pred * 8)
+                           2 if args.quick else n_pred * 8, paper.precision)
         key = f"{method}-{sup}"
         train[key] = {"batch_size": bs, "fp32_img_s": round(fp32, 1), "bf16_img_s": round(bf16, 1),
-                      "train_img_s": round(bf16 if dev.type == "cuda" else fp32, 1),
                       "peak_gb": round(peak, 2), "predict_b1_img_s": round(p1, 1),
                       "predict_batched_img_s": round(pb, 1)}
         print(f"  {key:<15} train fp32 {fp32:7.1f} img/s · bf16+channels_last {bf16:7.1f} img/s · "
               f"predict b1 {p1:7.1f} / batched {pb:7.1f} img/s · peak {peak:5.2f} GB", flush=True)
-    hours = estimate_hours(EXPERIMENTS.values(), paper, gpu=True,
-                           throughput={k: v["train_img_s"] for k, v in train.items()})
+    hours = estimate_hours(EXPERIMENTS.values(), paper,
+                           throughput={k: v[f"{paper.precision}_img_s"] for k, v in train.items()})
     result = {"device": name, "torch": torch.__version__, "input_size": size, "quick": args.quick,
               "train": train, "hours": {k: round(v, 2) for k, v in hours.items()}}
     write_json(out_dir / "gpu_check.json", result)
@@ -123,13 +126,14 @@ def main() -> None:
     lines = [f"# GPU check: {name}", "",
              f"`benchmarks/gpu_check.py` at {size} px, torch {torch.__version__}"
              + (" (QUICK: not a measurement)" if args.quick else ""), "",
-             "| model | batch | train fp32 img/s | train bf16 + channels_last img/s | predict batch 1 img/s "
+             "| model | batch | train fp32 img/s | train bf16 img/s | predict batch 1 img/s "
              "| predict batched img/s | peak GB |",
              "|---|---|---|---|---|---|---|"]
     for k, v in train.items():
         lines.append(f"| {k} | {v['batch_size']} | {v['fp32_img_s']} | {v['bf16_img_s']} | {v['predict_b1_img_s']} | "
                      f"{v['predict_batched_img_s']} | {v['peak_gb']} |")
-    lines += ["", f"Training hours per experiment at the paper's schedules (paper's experiments: {paper_h:.1f} h in all; "
+    lines += ["", f"Training hours per experiment at the paper's schedules and precision ({paper.precision}; "
+              f"paper's experiments: {paper_h:.1f} h in all; "
               f"with the extensions: {sum(hours.values()):.1f} h):", "", "| experiment | hours |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in hours.items()]
     with atomic_path(out_dir / "gpu_check.md") as tmp:

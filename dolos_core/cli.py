@@ -70,14 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint for Attention, read from --weights; mini and smoke: auto = "
                         "those files when present, random otherwise)")
     p.add_argument("--weights", default=None, metavar="DIR",
-                   help="folder of weight files (default: weights/; README, 'Weights')")
+                   help="folder of weight files (default: weights/; docs/running.md)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a profile field (repeatable), e.g. --set max_iters=2 "
                         "--set schedules.patches-weak.lr=1e-4")
     p.add_argument("--tag", default="", metavar="NAME",
                    help="a variant's name: its tables and figures go to results/<profile>-NAME/ "
                         "and figures/<profile>-NAME/ (runs are kept per configuration either way)")
-    par = p.add_argument_group("many GPUs and Slurm (README, 'Many GPUs and Slurm')")
+    par = p.add_argument_group("many GPUs and Slurm (docs/scaling.md)")
     par.add_argument("--jobs", type=_positive, default=1, metavar="N",
                      help="train up to N experiments at once: each on its own GPU(s) "
                           "(CUDA_VISIBLE_DEVICES), or with its share of the CPU cores; with "

@@ -21,6 +21,7 @@ PROFILES = ("smoke", "mini", "paper")
 METHODS = ("gradcam", "patches", "attention")
 SUPERVISIONS = ("weak", "full")
 SETUPS = ("A", "B", "C")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -88,13 +89,19 @@ class Profile:
     # Random init of weak Patches: "authors" (Patch-Forensics' Xavier gain 0.02, as the paper)
     # or "pytorch" (PyTorch's default, as the authors' full Patches). The mini profile uses
     # "pytorch": with the authors' init the network needs far more steps than a laptop budget
-    # before it learns anything (docs/STUDY.md, "Initialisation"; benchmarks/bench_init.py).
+    # before it learns anything (docs/STUDY.md, "Initialisation"; results/mini/scaling.csv).
     patches_weak_init: str = "authors"
+    # Numerics of training, validation and prediction on a GPU: "fp32", the authors' (PyTorch
+    # 1.13's defaults: float32 with TF32 convolutions), or "bf16" (bfloat16 autocast: faster,
+    # not the authors'). Part of the run id. On a CPU both run in float32.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.patches_weak_init not in ("authors", "pytorch"):
             raise ConfigError(f"patches_weak_init must be 'authors' or 'pytorch', "
                               f"got {self.patches_weak_init!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def schedule(self, method: str, supervision: str) -> Schedule:
         key = f"{method}-{supervision}"
@@ -130,7 +137,7 @@ _PAPER_SCHEDULES = {
     "attention-full": Schedule(3e-4, 16, 15, 500),
 }
 
-# DOLOS-mini at 96 px on two CPU cores (see README, "The mini profile"). Throughput measured on
+# DOLOS-mini at 96 px on two CPU cores (docs/mini.md). Throughput measured on
 # the 2-core machine at 96 px: Patches ~125 train img/s, full Xception ~55 img/s. Weak Patches
 # gets ~5 passes over its 2,000 training images: with image labels only ~1 cell in 9 of a fake
 # carries the trace, and the network needs ~200-300 steps before it finds it.
@@ -173,7 +180,7 @@ _BUILTIN: dict[str, Profile] = {
         predict_batch_size=64,
         bootstrap=1000,
         robustness_images=32,
-        postprocess_images=30,
+        postprocess_images=100,
         patches_weak_init="pytorch",
     ),
     "paper": Profile(

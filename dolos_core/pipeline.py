@@ -20,10 +20,8 @@ from pathlib import Path
 from .cli import parse_args
 from .stages import BY_NAME, DEFAULT_STAGES, STAGES
 
-# Rough seconds per training iteration on one modern GPU at 299 px (for the plan of --profile
-# paper); measured numbers belong in benchmarks/, these only size the estimate.
-_GPU_SEC_PER_ITER = {"patches": 0.05, "gradcam": 0.12, "attention": 0.1}
-_CPU_SLOWDOWN = 60.0
+# Without a GPU a paper-profile run that trains more images than this stops unless --device cpu.
+_CPU_IMAGES_LIMIT = 200_000
 
 
 # The notebooks ship with the code; outputs go wherever the Paths say.
@@ -223,33 +221,39 @@ def check_data(paths, exps):
     return ok, skipped
 
 
-def gpu_throughput(root: Path) -> dict | None:
-    """Training images per second per method on a GPU, from ``results/paper/gpu_check.json``
-    (written by ``benchmarks/gpu_check.py``), or None when the check has not been run."""
+def gpu_throughput(root: Path, precision: str = "fp32") -> dict | None:
+    """Measured training images per second per ``method-supervision`` on a GPU at
+    ``precision``, from ``results/paper/gpu_check.json`` (written by
+    ``benchmarks/gpu_check.py``), or None when no check has been run there."""
     f = root / "results" / "paper" / "gpu_check.json"
     if not f.exists():
         return None
     data = json.loads(f.read_text())
-    return {m: float(v["train_img_s"]) for m, v in data.get("train", {}).items()}
+    out = {m: float(v[f"{precision}_img_s"]) for m, v in data.get("train", {}).items()
+           if f"{precision}_img_s" in v}
+    return out or None
 
 
-def estimate_hours(exps, profile, gpu: bool, throughput: dict | None = None) -> dict[str, float]:
-    """Hours of training per experiment: images (epochs x iterations x batch) over the
-    measured GPU throughput of its method (``throughput`` keyed ``method-supervision``), or a
-    rough default (``_GPU_SEC_PER_ITER``) when no GPU check exists; x60 on a CPU."""
+def training_images(exps, profile) -> dict[str, int]:
+    """Images each experiment's training processes: epochs x iterations x batch."""
     from .experiments import plan_for
 
     out = {}
     for e in exps:
-        s = profile.schedule(e.method, e.supervision)
         epochs, iters = plan_for(e, profile)
-        key = f"{e.method}-{e.supervision}"
-        if throughput and key in throughput:
-            sec = epochs * iters * s.batch_size / throughput[key]
-        else:
-            sec = epochs * iters * _GPU_SEC_PER_ITER[e.method] * (s.batch_size / 16)
-        out[e.name] = sec / 3600 * (1 if gpu else _CPU_SLOWDOWN)
+        out[e.name] = epochs * iters * profile.schedule(e.method, e.supervision).batch_size
     return out
+
+
+def estimate_hours(exps, profile, throughput: dict | None) -> dict[str, float] | None:
+    """GPU hours of training per experiment: its images (``training_images``) over the
+    measured throughput of its method (``throughput`` keyed ``method-supervision``). None
+    when any of them has no measurement: nothing here is guessed."""
+    images = training_images(exps, profile)
+    exps = list(exps)
+    if not throughput or any(f"{e.method}-{e.supervision}" not in throughput for e in exps):
+        return None
+    return {e.name: images[e.name] / throughput[f"{e.method}-{e.supervision}"] / 3600 for e in exps}
 
 
 def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment: int = 1) -> float:
@@ -268,26 +272,36 @@ def main(argv: list[str] | None = None) -> int:
     from .experiments import EXPERIMENTS
 
     if args.list:
-        hours = {}
-        if args.profile == "paper":       # the GPU hours of each experiment, as the plan counts them
+        hours = images = {}
+        if args.profile == "paper":       # the images (and, when measured, GPU hours) of each experiment
             from .config import get_profile, repo_root
 
-            measured = gpu_throughput(repo_root())
-            hours = estimate_hours(list(EXPERIMENTS.values()), get_profile("paper"), True, measured)
-            basis = "from results/paper/gpu_check.json" if measured else "rough estimate: no GPU check yet"
-            log(f"# experiment\tdescription\tGPU hours ({basis})")
+            paper = get_profile("paper")
+            images = training_images(EXPERIMENTS.values(), paper)
+            hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(repo_root(), paper.precision)) or {}
+            log("# experiment\tdescription\ttraining images\tGPU hours ("
+                + ("measured: results/paper/gpu_check.json" if hours else
+                   "not measured: run benchmarks/gpu_check.py on the GPU") + ")")
         for e in EXPERIMENTS.values():
-            log(f"{e.name}\t{e.description}" + (f"\t{hours[e.name]:.1f}" if hours else ""))
-        if hours:
+            log(f"{e.name}\t{e.description}" + (f"\t{images[e.name]:,}\t" if images else "")
+                + ((f"{hours[e.name]:.1f}" if hours else "not measured") if images else ""))
+        if images:
             trains = stage_experiments(list(DEFAULT_STAGES), None)
-            default = {e.name: hours[e.name] for s in ("train", "extensions") for e in trains[s]}
-            k = args.gpus_per_experiment
-            flag = f" --gpus-per-experiment {k}" if k > 1 else ""
-            walls = "; ".join(f"{n * k} GPU{'s' if n * k > 1 else ''} (--jobs {n}{flag}) "
-                              f"{estimate_wallclock(default, n, k):.1f} h" for n in sorted({1, 2, 4, 8, args.jobs}))
-            log(f"# the default stages train {len(default)} experiments, {sum(default.values()):.1f} GPU hours; "
-                f"wall-clock: {walls} (the longest training, {max(default.values()):.1f} h, is the floor"
-                + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
+            default = [e.name for s in ("train", "extensions") for e in trains[s]]
+            line = (f"# the default stages train {len(default)} experiments on "
+                    f"{sum(images[n] for n in default) / 1e6:.1f} M images")
+            if hours:
+                k = args.gpus_per_experiment
+                flag = f" --gpus-per-experiment {k}" if k > 1 else ""
+                dh = {n: hours[n] for n in default}
+                walls = "; ".join(f"{n * k} GPU{'s' if n * k > 1 else ''} (--jobs {n}{flag}) "
+                                  f"{estimate_wallclock(dh, n, k):.1f} h" for n in sorted({1, 2, 4, 8, args.jobs}))
+                line += (f", {sum(dh.values()):.1f} GPU hours; wall-clock: {walls} (the longest training, "
+                         f"{max(dh.values()):.1f} h, is the floor"
+                         + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
+            else:
+                line += "; hours not measured (benchmarks/gpu_check.py on the GPU gives them)"
+            log(line)
         return 0
     from contextlib import ExitStack
 
@@ -353,21 +367,22 @@ def _run(args, held) -> int:
         check_weights(paper_exps + ext_exps + (scaling_exps if "scaling" in stages else []),
                       profile, paths)
     if profile.name == "paper" and ("train" in stages or "extensions" in stages):
-        measured = gpu_throughput(paths.root)
         on_gpu = device.type == "cuda" or args.executor == "slurm"    # Slurm: the jobs' GPUs
-        per_exp = estimate_hours(paper_exps + ext_exps, profile, on_gpu, measured)
-        hours = sum(per_exp.values())
+        images = training_images(paper_exps + ext_exps, profile)
+        per_exp = estimate_hours(paper_exps + ext_exps, profile, gpu_throughput(paths.root, profile.precision))
         capped = f", capped at {profile.max_iters} iterations each" if profile.max_iters else ""
-        basis = "from results/paper/gpu_check.json" if measured else "rough estimate"
-        spread = ""
-        if args.jobs > 1 or args.gpus_per_experiment > 1:
-            spread = (f"; {estimate_wallclock(per_exp, args.jobs, args.gpus_per_experiment):.1f} h of "
-                      f"wall-clock with --jobs {args.jobs} --gpus-per-experiment {args.gpus_per_experiment}")
+        when = "time not measured (benchmarks/gpu_check.py on the GPU measures it)"
+        if per_exp:
+            when = f"{sum(per_exp.values()):.1f} GPU hours at the measured rate (results/paper/gpu_check.json)"
+            if args.jobs > 1 or args.gpus_per_experiment > 1:
+                when += (f"; {estimate_wallclock(per_exp, args.jobs, args.gpus_per_experiment):.1f} h of "
+                         f"wall-clock with --jobs {args.jobs} --gpus-per-experiment {args.gpus_per_experiment}")
+        n_images = sum(images.values())
         log(f"plan: {len(paper_exps) + len(ext_exps)} experiments at the paper's schedules{capped}, "
-            f"about {hours:.1f} h on {'a GPU' if on_gpu else 'this CPU'} ({basis}){spread}")
-        if not on_gpu and args.device != "cpu" and not args.yes and hours > 0.5:
-            raise UserError(f"no GPU: the paper profile would take about {hours:.0f} h here. "
-                            "Add --device cpu to go on anyway, or run on a CUDA machine.")
+            f"{n_images / 1e6:.2f} M training images at {profile.precision}; {when}")
+        if not on_gpu and args.device != "cpu" and not args.yes and n_images > _CPU_IMAGES_LIMIT:
+            raise UserError(f"no GPU: the paper profile trains {n_images / 1e6:.1f} M images at "
+                            f"{profile.input_size} px. Add --device cpu to go on anyway, or run on a CUDA machine.")
     ensure_kernel()
     common = {"profile": profile.name, "data_root": str(paths.data_root), "device": args.device,
               "overrides": overrides, "tag": paths.tag}

@@ -4,9 +4,10 @@ A training's folder is ``runs/<profile>/checkpoints/<experiment>/<run id>/`` and
 predictions ``runs/<profile>/predictions/<experiment>/<run id>/``, where the run id is a hash
 of :func:`training_config`: the experiment (train sets, loss, budget factor, init override),
 the schedule as run (lr, batch, epochs x iterations), the profile fields training reads
-(input size, seed, validation cap, weak-Patches init), the starting weights (policy, file name
-and size) and the data (its root and a summary of what the experiment reads). Change any of
-them - a learning rate in a notebook cell, ``--set``, ``--init``, another ``--data-root`` - and
+(input size, seed, validation cap, precision, weak-Patches init), the starting weights (policy,
+file name and size) and the data (a summary of what the experiment reads: not where it lives,
+so a fresh clone finds the same ids). Change any of
+them - a learning rate in a notebook cell, ``--set``, ``--init``, a ``--data-root`` with other files - and
 the run trains into a new folder beside the old one; an identical configuration finds its
 finished run and reuses it. Evaluation resolves the same id from the same configuration, so a
 table never reads a run of another configuration: what is not there is reported as missing.
@@ -27,7 +28,7 @@ from .experiments import Experiment, plan_for, test_set_name
 
 # Profile fields a training reads (everything else - bootstrap, test caps, batch size of
 # prediction - changes evaluation only, never the trained weights).
-TRAINING_FIELDS = ("input_size", "seed", "max_valid_images")
+TRAINING_FIELDS = ("input_size", "seed", "max_valid_images", "precision")
 ID_LENGTH = 10
 
 
@@ -70,7 +71,7 @@ def data_summary(data_root: Path, needs: list[tuple[str, str]]) -> dict:
     """What the experiment reads, summarised cheaply: per (dataset, split) the number, total size
     and names of its images and masks; for DOLOS-mini also its build record."""
     root = Path(data_root)
-    out: dict = {"root": str(root.resolve())}
+    out: dict = {}
     mini = root / "DOLOS-MINI.json"
     if mini.exists():
         meta = json.loads(mini.read_text())

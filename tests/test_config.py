@@ -82,3 +82,28 @@ def test_a_tag_puts_tables_and_figures_beside_the_untagged_study(tmp_path):
     assert tagged.checkpoints == plain.checkpoints        # runs are kept per configuration
     with pytest.raises(ConfigError, match="tag"):
         get_paths("mini", root=tmp_path, tag="../elsewhere")
+
+
+def test_precision_is_a_field_recorded_in_the_run_id_and_fp32_is_the_default(tiny_root):
+    import shutil
+
+    from dolos_core.config import get_paths
+    from dolos_core.experiments import get_experiment
+    from dolos_core.runs import resolve_run
+
+    assert all(get_profile(p).precision == "fp32" for p in ("smoke", "mini", "paper"))
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16"):
+        get_profile("paper", precision="fp16")
+    exp = get_experiment("patches-C")
+    prof = get_profile("smoke")
+    paths = get_paths("smoke", tiny_root, root=tiny_root.parent)
+    fp32 = resolve_run(exp, prof, paths)
+    bf16 = resolve_run(exp, get_profile("smoke", **parse_set(["precision=bf16"])), paths)
+    assert fp32.config["precision"] == "fp32" and bf16.config["precision"] == "bf16"
+    assert fp32.run_id != bf16.run_id
+    # the id does not depend on where the data lives: a copy elsewhere finds the same run ...
+    copy = shutil.copytree(tiny_root, tiny_root.parent / "elsewhere" / "dolos")
+    assert resolve_run(exp, prof, get_paths("smoke", copy, root=tiny_root.parent)).run_id == fp32.run_id
+    # ... and other files make another run
+    (copy / "celebahq" / "fake" / "repaint-p2" / "images" / "train" / "000.png").unlink()
+    assert resolve_run(exp, prof, get_paths("smoke", copy, root=tiny_root.parent)).run_id != fp32.run_id
