@@ -16,7 +16,7 @@ from .data.layout import DatasetKey, split_exists
 from .experiments import Experiment
 from .models import DolosModel
 from .predictions import Predictions, predictions_current, save_predictions
-from .train import _autocast, load_trained
+from .train import autocast, load_trained
 
 
 def test_transform(exp: Experiment, profile: Profile):
@@ -24,26 +24,55 @@ def test_transform(exp: Experiment, profile: Profile):
     return transform_for(exp.method, exp.supervision, profile.input_size, train=False)
 
 
-def predict_dataset(model: DolosModel, dataset, device: torch.device, batch_size: int = 64,
-                    progress: bool = False, desc: str = "predict") -> tuple[np.ndarray, np.ndarray, list]:
-    """Run ``model.predict`` over ``dataset`` in batches: (maps float16, scores, names)."""
+def _batches(dataset, device: torch.device, batch_size: int, progress: bool, desc: str,
+             num_workers: int = 0):
+    """(inputs on ``device``, names) of ``dataset`` in order, batched, decoded by
+    ``num_workers`` loader processes."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
-                        num_workers=0, pin_memory=device.type == "cuda")
-    maps, scores, names = [], [], []
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
     it = loader
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(loader, desc=desc, unit="batch", leave=False)
-    model.eval()
     for batch in it:
-        x = batch["image"].to(device).contiguous(memory_format=torch.channels_last)
-        with _autocast(device):
+        yield batch["image"].to(device).contiguous(memory_format=torch.channels_last), batch["name"]
+
+
+def predict_dataset(model: DolosModel, dataset, device: torch.device, batch_size: int = 64,
+                    progress: bool = False, desc: str = "predict", precision: str = "fp32",
+                    num_workers: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
+    """Run ``model.predict`` over ``dataset`` in batches (``train.autocast``'s ``precision``):
+    (maps float16, scores, names)."""
+    maps, scores, names = [], [], []
+    model.eval()
+    for x, batch_names in _batches(dataset, device, batch_size, progress, desc, num_workers):
+        with autocast(device, precision):
             m, s = model.predict(x)
         maps.append(m.float().cpu().numpy().astype(np.float16))
         scores.append(s.float().cpu().numpy())
-        names += batch["name"]
+        names += batch_names
     return np.concatenate(maps), np.concatenate(scores).astype(np.float32), names
+
+
+def cell_features(exp: Experiment, profile: Profile, paths: Paths, key_text: str,
+                  limit: int | None = None, device: str = "auto", model: DolosModel | None = None,
+                  progress: bool = False) -> tuple[np.ndarray, list]:
+    """The per-cell features (``DolosModel.cell_features``) of ``exp``'s trained model on the
+    first ``limit`` test images of ``key_text``, in the predictions' order: (features
+    (N, C, h, w) float16, names). What FOCAL-style post-processing clusters."""
+    dev = resolve_device(device)
+    model = model or load_trained(exp, profile, paths, device)
+    ds = DolosDataset(paths.data_root, DatasetKey.parse(key_text), "test", profile.input_size,
+                      limit=limit, transform=test_transform(exp, profile))
+    feats, names = [], []
+    model.eval()
+    for x, batch_names in _batches(ds, dev, profile.predict_batch_size, progress, f"{exp.name} features",
+                                   profile.num_workers):
+        with torch.no_grad(), autocast(dev, profile.precision):
+            feats.append(model.cell_features(x).float().cpu().numpy().astype(np.float16))
+        names += batch_names
+    return np.concatenate(feats), names
 
 
 def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
@@ -71,7 +100,8 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
         ds = DolosDataset(paths.data_root, key, split, profile.input_size,
                           limit=profile.max_test_images, transform=test_transform(exp, profile))
         maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size,
-                                              progress, desc=f"{exp.name} on {key_text} {split}")
+                                              progress, desc=f"{exp.name} on {key_text} {split}",
+                                              precision=profile.precision, num_workers=profile.num_workers)
         masks_dir = key.masks_dir(paths.data_root, split)
         meta = {
             "experiment": exp.name, "test_set": key_text, "split": split, "label": key.label,
@@ -79,7 +109,7 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
             "masks_dir": str(masks_dir) if masks_dir is not None else None,
             "input_size": profile.input_size, "map_size": list(maps.shape[1:]),
             "n": len(names), "profile": profile.name, "run_id": out.parent.name,
-            "max_test_images": profile.max_test_images,
+            "max_test_images": profile.max_test_images, "precision": profile.precision,
         }
         save_predictions(out, maps, scores, names, meta)
         written.append(out)
@@ -96,7 +126,8 @@ def predict_perturbed(exp: Experiment, profile: Profile, paths: Paths, key_text:
     ds = DolosDataset(paths.data_root, key, "test", profile.input_size, limit=limit,
                       perturbation=perturbation, perturbation_seed=seed,
                       transform=test_transform(exp, profile))
-    maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size)
+    maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size,
+                                          precision=profile.precision)
     masks_dir = key.masks_dir(paths.data_root, "test")
     meta = {"experiment": exp.name, "test_set": key_text, "label": key.label,
             "masks_dir": str(masks_dir) if masks_dir is not None else None}

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from .config import Paths, Profile, resolve_device
-from .data.datasets import ConcatDolos, DolosDataset, EpochSampler, Transform, collate, transform_for
+from .config import PRECISIONS, Paths, Profile, resolve_device
+from .data.datasets import ConcatDolos, DecodedSplit, DolosDataset, EpochSampler, Transform, transform_for
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for
 from .io import load_torch, read_json, save_torch, write_json
@@ -102,19 +101,21 @@ def weak_init_of(exp: Experiment, profile: Profile) -> str:
     return exp.patches_weak_init or profile.patches_weak_init
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
+def set_numerics(precision: str) -> None:
+    """The float settings of a run. Both keep the authors' PyTorch 1.13 defaults for what
+    autocast leaves in float32: TF32 convolutions on, TF32 matrix products off."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """The forward pass's precision: ``fp32`` (the authors' numerics: no autocast) or ``bf16``
+    (bfloat16 autocast on CUDA, for speed; on CPU and MPS the pass stays float32)."""
+    if precision == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def _to(batch: dict, device: torch.device, channels_last: bool) -> dict:
-    out = dict(batch)
-    x = batch["image"].to(device, non_blocking=True)
-    out["image"] = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-    for k in ("label", "mask", "has_mask"):
-        out[k] = batch[k].to(device, non_blocking=True)
-    return out
 
 
 def make_model(exp: Experiment, init: InitChoice | None = None,
@@ -125,20 +126,20 @@ def make_model(exp: Experiment, init: InitChoice | None = None,
 
 
 @torch.no_grad()
-def validate(model: DolosModel, loader: DataLoader, device: torch.device,
-             world: int = 1) -> tuple[float, float | None]:
-    """Mean validation loss, and the validation AP (%) of the image scores when the split holds
-    both real and fake images (weak supervision; None otherwise). AP is only watched: the
-    checkpoint is chosen by the loss, as the authors do. Under DDP (``world`` > 1) each rank
-    validates its shard and the parts are gathered, so every rank gets the whole split's numbers."""
+def validate(model: DolosModel, batches, device: torch.device,
+             world: int = 1, precision: str = "fp32") -> tuple[float, float | None]:
+    """Mean validation loss over ``batches`` (dicts on ``device``, ``DecodedSplit.on_device``),
+    and the validation AP (%) of the image scores when the split holds both real and fake
+    images (weak supervision; None otherwise). AP is only watched: the checkpoint is chosen by
+    the loss, as the authors do. Under DDP (``world`` > 1) each rank validates its shard and
+    the parts are gathered, so every rank gets the whole split's numbers."""
     from sklearn.metrics import average_precision_score
 
     model.eval()
     total, n = 0.0, 0
     scores, labels = [], []
-    for batch in loader:
-        batch = _to(batch, device, True)
-        with _autocast(device):
+    for batch in batches:
+        with autocast(device, precision):
             out = model(batch["image"])
         total += float(model.loss(out, batch)) * len(batch["label"])
         n += len(batch["label"])
@@ -217,6 +218,7 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
     epochs, iters = plan_for(exp, profile)
     start_from = experiment_init(exp, profile, paths)
     torch.manual_seed(profile.seed)
+    set_numerics(profile.precision)
     model = make_model(exp, start_from, weak_init_of(exp, profile))
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
     tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
@@ -237,7 +239,8 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
     config = {
         "experiment": dataclasses.asdict(exp), "profile": profile.name,
         "schedule": dataclasses.asdict(sched), "epochs": epochs, "iters_per_epoch": iters,
-        "seed": profile.seed, "input_size": profile.input_size, "init": start_from.label,
+        "seed": profile.seed, "input_size": profile.input_size, "precision": profile.precision,
+        "init": start_from.label,
         "init_file": str(start_from.path) if start_from.path else None, "device": str(dev),
         "data_root": str(paths.data_root), "transform": dataclasses.asdict(tf_train),
         "run_id": run.run_id, "run_config": run.config, "processes": world, "host": socket.gethostname(),
@@ -247,7 +250,7 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
                            transform=tf_valid)
     config["n_train"], config["n_valid"] = len(train_ds), len(valid_ds)
 
-    opt = torch.optim.Adam(model.parameters(), lr=sched.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=sched.lr, fused=dev.type == "cuda" or None)
     history: list[dict] = []
     start, best_loss, best_epoch, seconds = 0, float("inf"), -1, 0.0
     if last_path.exists():
@@ -260,10 +263,18 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
         seconds = float(state.get("seconds", 0.0))
     resumed_from = start
 
-    pin = dev.type == "cuda"
-    valid_part = valid_ds if world == 1 else torch.utils.data.Subset(valid_ds, range(rank, len(valid_ds), world))
-    valid_loader = DataLoader(valid_part, batch_size=profile.predict_batch_size, shuffle=False,
-                              num_workers=profile.num_workers, collate_fn=collate, pin_memory=pin)
+    # Each split decoded and resized once (uint8, in a cache beside the runs); batches are
+    # gathered from it, normalised and flipped on the device: no loader restarts, no decoding
+    # per epoch, bit for bit the images the per-item dataset gives (DecodedSplit).
+    cache = paths.runs / "cache"
+    full = exp.supervision == "full"
+    train_data = DecodedSplit(train_ds, full, cache, profile.num_workers, progress and main)
+    valid_data = DecodedSplit(valid_ds, full, cache, profile.num_workers, progress and main)
+    mine = list(range(rank, len(valid_data), world))
+    step = profile.predict_batch_size
+    valid_chunks = [mine[i:i + step] for i in range(0, len(mine), step)]
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True       # fixed input shapes: pick the fastest kernels
     stop = epochs if max_epochs is None else min(epochs, max_epochs)
     bar = None
     if progress and main:
@@ -273,28 +284,30 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
     for epoch in range(start, stop):
         t0 = time.time()
         torch.manual_seed(profile.seed * 1000 + epoch)  # dropout, identical on resume
-        sampler = EpochSampler(len(train_ds), sched.batch_size, iters, profile.seed, epoch,
+        sampler = EpochSampler(len(train_data), sched.batch_size, iters, profile.seed, epoch,
                                flip=tf_train.flip)
         batches = sampler if world == 1 else ShardedBatches(sampler, rank, world)
-        loader = DataLoader(train_ds, batch_sampler=batches, num_workers=profile.num_workers,
-                            collate_fn=collate, pin_memory=pin)
         model.train()
-        losses = []
-        for batch in loader:
-            batch = _to(batch, dev, True)
-            with _autocast(dev):
+        losses = []                  # on the device: no host synchronisation per step
+        for k, items in enumerate(batches):
+            batch = DecodedSplit.on_device(train_data.batch(items), dev)
+            with autocast(dev, profile.precision):
                 out = net(batch["image"])
             loss = model.loss(out, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{exp.name}: loss became {float(loss)} at epoch {epoch}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
-        val, val_ap = validate(model, valid_loader, dev, world)
+                if k % 10 == 0 or k == iters - 1:
+                    bar.set_postfix(epoch=epoch, loss=f"{float(losses[-1]):.3f}")
+        losses = torch.stack(losses).double().cpu().numpy()   # float32 values, averaged in float64
+        if not np.isfinite(losses).all():
+            bad = int(np.flatnonzero(~np.isfinite(losses))[0])
+            raise FloatingPointError(f"{exp.name}: loss became {losses[bad]} at epoch {epoch}, step {bad}")
+        valid_batches = (DecodedSplit.on_device(valid_data.batch(c), dev) for c in valid_chunks)
+        val, val_ap = validate(model, valid_batches, dev, world, profile.precision)
         train_loss = float(np.mean(losses))
         if world > 1:                # the mean over ranks: the global batch's mean loss
             from .ddp import mean_over_ranks
