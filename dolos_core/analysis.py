@@ -5,14 +5,16 @@ the post-processing sweep (07), the robustness sweep (08), and the images each m
 
 from __future__ import annotations
 
-import dataclasses
+import time
 
 import numpy as np
 import pandas as pd
 
+from . import metrics
 from .config import Paths, Profile
 from .data.layout import DatasetKey, split_exists
 from .evaluate import _load, masks_for, score
+from .metrics import bootstrap_means, percentile_ci
 from .experiments import CELEBA_TEST, Experiment, experiments_in
 from .postprocess import Pipeline
 from .predictions import Predictions
@@ -30,14 +32,18 @@ def _progress(items, desc: str, progress: bool):
 # --- the post-processing sweep (notebook 07) ------------------------------------------------
 
 def postprocess_pipelines(min_cluster_sizes=(300, 500, 1000), min_samples_values=(None, 50),
-                          fit_pixels: int = 2000) -> list[Pipeline]:
+                          fit_pixels: int = 2000, min_cluster_fracs=(0.05, 0.1, 0.2),
+                          feature_scores=(False, True)) -> list[Pipeline]:
     """The chains notebook 07 compares: ``none`` (Table 2's scoring), morphology, the largest
-    component, HDBSCAN over a grid of ``min_cluster_size`` x ``min_samples``, and HDBSCAN at
-    the default 500 followed by the largest component."""
+    component; the scalar HDBSCAN over a grid of ``min_cluster_size`` x ``min_samples``, and at
+    the default 500 followed by the largest component; the feature HDBSCAN (FOCAL's recipe) over
+    ``min_cluster_fracs`` x with and without the score appended (``feature_scores``)."""
     if not all(int(m) > 1 for m in min_cluster_sizes):
         raise ValueError(f"min_cluster_sizes must be integers > 1, got {list(min_cluster_sizes)}")
     if not all(s is None or int(s) > 0 for s in min_samples_values):
         raise ValueError(f"min_samples values must be None or > 0, got {list(min_samples_values)}")
+    if not all(0 < float(f) < 1 for f in min_cluster_fracs):
+        raise ValueError(f"min_cluster_fracs must lie in (0, 1), got {list(min_cluster_fracs)}")
     out = [Pipeline(("none",)), Pipeline(("morphology",)), Pipeline(("largest-component",))]
     for mcs in min_cluster_sizes:
         for ms in min_samples_values:
@@ -47,6 +53,10 @@ def postprocess_pipelines(min_cluster_sizes=(300, 500, 1000), min_samples_values
             out.append(Pipeline(("hdbscan",), {"hdbscan": p}))
     out.append(Pipeline(("hdbscan", "largest-component"),
                         {"hdbscan": {"min_cluster_size": 500, "fit_pixels": int(fit_pixels)}}))
+    for frac in min_cluster_fracs:
+        for with_score in feature_scores:
+            out.append(Pipeline(("hdbscan-features",), {"hdbscan-features": {
+                "min_cluster_frac": float(frac), "with_score": bool(with_score)}}))
     return out
 
 
@@ -63,47 +73,121 @@ def default_hdbscan(pipelines: list[Pipeline]) -> str:
     return plain[0].name
 
 
+def variant(steps: tuple[str, ...] | str) -> str:
+    """What kind of post-processing a chain is: ``none``, ``scalar HDBSCAN`` (one score per
+    pixel), ``feature HDBSCAN`` (FOCAL's recipe) or ``filter`` (morphology, components)."""
+    steps = tuple(steps.split("+")) if isinstance(steps, str) else steps
+    if steps == ("none",):
+        return "none"
+    if "hdbscan-features" in steps:
+        return "feature HDBSCAN"
+    return "scalar HDBSCAN" if "hdbscan" in steps else "filter"
+
+
+AREA_EDGES = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
+
+
+def _gain(diff: np.ndarray, profile: Profile) -> dict:
+    """Mean of per-image IoU differences (points) with its 95% bootstrap interval over images:
+    a paired interval, both chains scored on the same images."""
+    reps = bootstrap_means(diff, n=profile.bootstrap, seed=profile.seed)
+    lo, hi = percentile_ci(reps)
+    return {"gain": 100 * float(np.mean(diff)) if len(diff) else np.nan, "gain_ci_low": lo, "gain_ci_high": hi}
+
+
 def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
                       n_images: int, group: str = "table2", key: str = CELEBA_TEST[0],
-                      n_examples: int = 3, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+                      n_examples: int = 3, progress: bool = True, device: str = "auto",
+                      area_edges: tuple[float, ...] = AREA_EDGES) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Every pipeline on the first ``n_images`` fake test images of every experiment of
-    ``group``. Returns one row per (experiment, pipeline), with ``gain`` = IoU minus the
-    ``none`` row's (Table 2's scoring on the same images), and the examples: experiment ->
-    {"masks", pipeline name -> maps} of the first ``n_examples`` images."""
-    rows, examples = [], {}
+    ``group`` (the first pipeline must be ``none``: Table 2's scoring, which every gain is
+    measured against). Feature pipelines read the model's per-cell features
+    (``predict.cell_features``, the trained checkpoint on ``device``).
+
+    Returns (rows, by_area, examples): one row per (experiment, pipeline) with IoU, ``gain`` =
+    IoU minus ``none``'s and its paired bootstrap interval over images, seconds per image (the
+    clustering; ``feature_sec_per_image`` the forward pass for the features); the same gains
+    per bin of mask area (``area_edges``, fractions of the image: where "largest cluster = real"
+    breaks is the last bin); and per experiment the masks, the per-image IoUs and the maps."""
+    from .predict import cell_features
+
+    if not pipelines or pipelines[0].steps != ("none",):
+        raise ValueError("the first pipeline must be Pipeline(('none',)): gains are measured against it")
+    needs = any(p.needs_features for p in pipelines)
+    rows, area_rows, examples = [], [], {}
     for e in _progress(experiments_in(group), "experiments", progress):
         pred = _load(resolve_run(e, profile, paths), key, profile)
         if pred is None:
             continue
         masks = masks_for(pred)[:n_images]
         maps = pred.maps[:n_images].astype(np.float32)
-        examples[e.name] = {"masks": masks[:n_examples]}
+        feats, feat_sec = None, np.nan
+        if needs:
+            t = time.time()
+            feats, names = cell_features(e, profile, paths, key, limit=len(maps), device=device)
+            feat_sec = (time.time() - t) / len(maps)
+            if list(names) != [str(n) for n in pred.names[:len(maps)]]:
+                raise ValueError(f"{e.name}: the test images of {key} are not those of its predictions: "
+                                 f"rerun ./run_all.sh --only train,{e.name} --force")
+        ious, outs = {}, {}
         for pipe in pipelines:
-            out, sec = pipe.apply(maps, masks.shape[-1])
-            sub = dataclasses.replace(pred, maps=out, names=pred.names[:n_images],
-                                      scores=pred.scores[:n_images])
-            row = score(sub, None, profile, extras=False, masks=masks)
+            out, sec = pipe.apply(maps, masks.shape[-1], features=feats if pipe.needs_features else None)
+            loc = metrics.localization(out, masks)
+            ious[pipe.name], outs[pipe.name] = loc.iou, out
             hd = pipe.params.get("hdbscan", {})
+            hf = pipe.params.get("hdbscan-features", {})
             rows.append({"experiment": e.name, "method": e.method, "setup": e.setup,
                          "postprocess": pipe.name, "steps": "+".join(pipe.steps),
-                         "min_cluster_size": hd.get("min_cluster_size"),
-                         "min_samples": hd.get("min_samples"), "iou": row["iou"],
-                         "acc": row["acc"], "sec_per_image": sec, "n_images": len(maps)})
-            examples[e.name][pipe.name] = out[:n_examples]
+                         "variant": variant(pipe.steps),
+                         "min_cluster_size": hd.get("min_cluster_size"), "min_samples": hd.get("min_samples"),
+                         "min_cluster_frac": hf.get("min_cluster_frac"), "with_score": hf.get("with_score"),
+                         **loc.summary(), **_gain(loc.iou - ious["none"], profile),
+                         "sec_per_image": sec,
+                         "feature_sec_per_image": feat_sec if pipe.needs_features else np.nan,
+                         "n_images": len(maps)})
+        area = loc.mask_area
+        bins = pd.cut(area, bins=list(area_edges), include_lowest=True)
+        for pipe in pipelines[1:]:
+            for b in bins.categories:
+                sel = np.asarray(bins == b)
+                area_rows.append({"experiment": e.name, "postprocess": pipe.name, "variant": variant(pipe.steps),
+                                  "area_bin": str(b), "area_low": b.left, "area_high": b.right,
+                                  "n_images": int(sel.sum()), "iou_none": 100 * float(np.mean(ious["none"][sel]))
+                                  if sel.any() else np.nan,
+                                  **_gain(ious[pipe.name][sel] - ious["none"][sel], profile)})
+        examples[e.name] = {"masks": masks, "ious": ious, "maps": outs, "raw": maps}
     pp = pd.DataFrame(rows)
-    if len(pp):
-        base = pp[pp.steps == "none"].set_index("experiment")["iou"]
-        pp["gain"] = pp["iou"] - pp["experiment"].map(base)
-    return pp, examples
+    return pp, pd.DataFrame(area_rows), examples
 
 
 def postprocess_summary(pp: pd.DataFrame) -> pd.DataFrame:
-    """Per pipeline: mean IoU, mean gain over ``none`` and its range over experiments, ms per
+    """Per pipeline: its variant, mean IoU, mean gain over ``none`` and its range over
+    experiments, how many experiments it helps and hurts (interval above / below 0), ms per
     image; sorted by mean gain."""
-    return (pp.groupby("postprocess")
-            .agg(mean_iou=("iou", "mean"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
-                 max_gain=("gain", "max"), ms_per_image=("sec_per_image", lambda s: 1000 * s.mean()))
+    d = pp.assign(helps=pp.gain_ci_low > 0, hurts=pp.gain_ci_high < 0)
+    return (d.groupby("postprocess")
+            .agg(variant=("variant", "first"), mean_iou=("iou", "mean"), mean_gain=("gain", "mean"),
+                 min_gain=("gain", "min"), max_gain=("gain", "max"), helps=("helps", "sum"),
+                 hurts=("hurts", "sum"), ms_per_image=("sec_per_image", lambda s: 1000 * s.mean()))
             .sort_values("mean_gain", ascending=False))
+
+
+def postprocess_example(examples: dict, pp: pd.DataFrame, chain: str | None = None,
+                        n_good: int = 2) -> dict:
+    """What the examples figure shows: the best chain that is not ``none`` (highest mean gain,
+    or ``chain``) on the best-localizing model, on its ``n_good`` images of largest gain and
+    its one image of largest loss (the failure). Returns ``experiment``, ``chain``, ``idx``,
+    ``labels``, ``masks`` and the maps (``none`` and the chain)."""
+    if chain is None:
+        chain = postprocess_summary(pp[pp.steps != "none"]).index[0]
+    exp = pp[pp.steps == "none"].sort_values("iou").experiment.iloc[-1]
+    ex = examples[exp]
+    diff = ex["ious"][chain] - ex["ious"]["none"]
+    order = np.argsort(-diff, kind="stable")
+    idx = list(order[:n_good]) + [int(order[-1])]
+    labels = [f"gain {100 * diff[i]:+.0f}" for i in idx[:-1]] + [f"failure: {100 * diff[idx[-1]]:+.0f}"]
+    return {"experiment": exp, "chain": chain, "idx": idx, "labels": labels, "masks": ex["masks"][idx],
+            "maps": {"threshold 0.5": ex["raw"][idx], chain: ex["maps"][chain][idx]}}
 
 
 # --- the robustness sweep (notebook 08) ------------------------------------------------------
@@ -217,6 +301,7 @@ def mask_areas(root, keys: list[DatasetKey], split: str, image_size: int,
     return pd.DataFrame(rows, columns=["generator", "area"])
 
 
-__all__ = ["postprocess_pipelines", "default_hdbscan", "postprocess_sweep", "postprocess_summary",
+__all__ = ["postprocess_pipelines", "default_hdbscan", "variant", "postprocess_sweep", "postprocess_summary",
+           "postprocess_example",
            "robustness_sweep", "pick_by_area", "test_images", "qualitative", "data_samples",
            "mask_areas"]

@@ -247,27 +247,73 @@ def loss_variants_figure(lv: pd.DataFrame):
 
 def _short_pipeline(name: str) -> str:
     out = name.replace("fit_pixels=2000,", "").replace("min_cluster_size=", "mcs ")
-    return out.replace(",min_samples=", ", ms ").replace("(", " (").replace("+largest-component", " + largest comp.")
+    out = out.replace("hdbscan-features(", "features (").replace("min_cluster_frac=", "mcs ")
+    out = out.replace(",with_score=False", "").replace(",with_score=True", " + score")
+    return out.replace(",min_samples=", ", ms ").replace("hdbscan(", "scalar (").replace(
+        "+largest-component", " + largest comp.")
+
+
+_VARIANT_ORDER = {"filter": 0, "scalar HDBSCAN": 1, "feature HDBSCAN": 2}
 
 
 def postprocess_gains(pp: pd.DataFrame):
     """IoU gain (points) of each post-processing over none (Table 2's scoring), per experiment:
-    a heatmap, every HDBSCAN setting its own row (nothing averaged), blue = better."""
+    a heatmap, every setting its own row (nothing averaged), grouped by variant, each cell with
+    its paired 95% bootstrap interval over images; blue = better, a bold cell's interval
+    excludes 0."""
     import seaborn as sns
 
     d = pp[pp.steps != "none"].copy()
     d["chain"] = d["postprocess"].map(_short_pipeline)
-    grid = d.pivot_table(index="chain", columns="experiment", values="gain", sort=False)
-    grid = grid[[c for c in pp["experiment"].drop_duplicates() if c in grid.columns]]
-    fig, ax = plt.subplots(figsize=(1.0 * grid.shape[1] + 4, 0.42 * grid.shape[0] + 1.6))
+    d["order"] = d["variant"].map(_VARIANT_ORDER)
+    d = d.sort_values("order", kind="stable")
+    cols = [c for c in pp["experiment"].drop_duplicates()]
+    grid = d.pivot_table(index="chain", columns="experiment", values="gain", sort=False)[cols]
+    lo = d.pivot_table(index="chain", columns="experiment", values="gain_ci_low", sort=False)[cols]
+    hi = d.pivot_table(index="chain", columns="experiment", values="gain_ci_high", sort=False)[cols]
+    text = grid.map(lambda v: f"{v:+.1f}") + "\n[" + lo.map(lambda v: f"{v:.0f}") + ", " \
+        + hi.map(lambda v: f"{v:.0f}") + "]"
+    fig, ax = plt.subplots(figsize=(1.1 * grid.shape[1] + 4, 0.62 * grid.shape[0] + 1.8))
     lim = max(1.0, float(np.nanmax(np.abs(grid.values))))
-    sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
-                cbar_kws={"label": "IoU-lg gain over none (points)"}, annot_kws={"fontsize": 8})
+    sns.heatmap(grid, annot=text.values, fmt="", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
+                cbar_kws={"label": "IoU-lg gain over none (points)"}, annot_kws={"fontsize": 6.5})
+    sig = ((lo > 0) | (hi < 0)).values
+    for t, s_ in zip(ax.texts, sig.ravel()):
+        t.set_fontweight("bold" if s_ else "normal")
+    variants = d.drop_duplicates("chain").set_index("chain").loc[grid.index, "variant"].tolist()
+    for i in range(1, len(variants)):
+        if variants[i] != variants[i - 1]:
+            ax.axhline(i, color="black", lw=1.5)
+    ax.set_yticklabels([f"{v.split()[0]}: {c}" if v != "filter" else c
+                        for v, c in zip(variants, grid.index)], rotation=0)
     ax.set_xlabel("")
     ax.set_ylabel("")
-    ax.set_title("Post-processing against Table 2's scoring (threshold 0.5, bicubic); "
+    ax.set_title("Post-processing against Table 2's scoring (threshold 0.5, bicubic): gain [95% interval]; "
                  f"{int(pp['n_images'].iloc[0])} test images per model", fontsize=10)
     ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def postprocess_by_area(by_area: pd.DataFrame, chains: list[str]):
+    """Gain over none by mask area of each of ``chains`` (one panel each): one line per model,
+    each bin with its paired 95% interval over images; the dotted line marks 50%, past which the
+    fake region is the majority and "largest cluster = real" calls the wrong side real."""
+    fig, axes = plt.subplots(1, len(chains), figsize=(4.2 * len(chains), 3.4), squeeze=False, sharey=True)
+    for ax, chain in zip(axes[0], chains):
+        d = by_area[(by_area.postprocess == chain) & (by_area.n_images > 0)]
+        for exp, g in d.groupby("experiment", sort=False):
+            x = (g.area_low + g.area_high) / 2 * 100
+            ax.errorbar(x, g.gain, yerr=[g.gain - g.gain_ci_low, g.gain_ci_high - g.gain], marker="o", ms=3,
+                        capsize=2, lw=1, label=exp)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.axvline(50, color="grey", ls=":", lw=1)
+        ax.set_xlabel("fake area of the mask (% of the image, bin centre)")
+        ax.set_title(_short_pipeline(chain), fontsize=9)
+    axes[0, 0].set_ylabel("IoU-lg gain over none (points)")
+    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("Where the largest-cluster rule helps and hurts, by mask area (95% intervals over images)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 

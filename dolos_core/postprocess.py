@@ -5,7 +5,21 @@ nearest neighbour (``resize.nearest``), as FOCAL clusters the upsampled map; for
 step the authors' way (bicubic, clipped to [0, 1]; ``resize.bicubic``), the upsampling behind
 Table 2's IoU, so ``none`` scores exactly as Table 2 and every gain is measured against it.
 
-- ``hdbscan`` (after FOCAL, Wu et al., CVPR 2023): the upsampled map's pixels are clustered with
+- ``hdbscan-features`` (FOCAL's recipe, Wu et al., 2023): each image's map *cells* are
+  clustered on the model's own per-cell features (Patches: its ``block2`` features; Grad-CAM and
+  Attention: the features at their map's layer, ``DolosModel.cell_features``), each channel
+  standardised over the image's cells and projected on their ``pca`` leading principal
+  components (16 by default: HDBSCAN's trees are slow and its densities flat in 256-728
+  dimensions; ``pca=None`` keeps every channel); with ``with_score=True`` the cell's fake
+  probability is appended, standardised and weighted to carry as much variance as all the
+  feature columns together, so the features do not drown it.
+  ``min_cluster_size`` is ``min_cluster_frac`` of the image's cells (at least 2), so one setting
+  means the same at a 12x12 and a 37x37 map. The largest cluster is real, every other fake;
+  noise cells take the cluster of their nearest clustered cell in feature space; the binary
+  cell map is brought to the image with pixel-centred nearest neighbour, as FOCAL's
+  description recommends. It fails by construction when the fake region is the majority.
+- ``hdbscan`` (the *scalar* variant: our earlier adaptation, one graded score per pixel, which
+  gives HDBSCAN density ridges rather than two groups): the upsampled map's pixels are clustered with
   the hdbscan library, the largest cluster is called real and every other cluster fake.
   Features: the fake probability alone (default) or, with ``position=True``, the probability
   plus the pixel's (y, x) scaled to [0, 1] and weighted by ``position_weight``. Noise points
@@ -19,7 +33,7 @@ Table 2's IoU, so ``none`` scores exactly as Table 2 and every gain is measured 
 - ``largest-component``: keep only the largest connected fake region.
 
 Each step maps a float map (H, W) in [0, 1] (or a binary one) to a map in [0, 1]; the output of
-``hdbscan`` is binary (0/1), so the authors' 0.5 threshold applies unchanged.
+both HDBSCAN variants is binary (0/1), so the authors' 0.5 threshold applies unchanged.
 """
 
 from __future__ import annotations
@@ -32,9 +46,6 @@ import cv2
 import numpy as np
 
 from . import resize
-
-Step = Callable[[np.ndarray], np.ndarray]
-
 
 def upsample(m: np.ndarray, size: int | None, nearest: bool = False) -> np.ndarray:
     """A (h, w) map at ``size`` x ``size``: bicubic as Table 2's IoU, clipped to [0, 1], or
@@ -52,7 +63,6 @@ def hdbscan_map(m: np.ndarray, size: int | None = None, min_cluster_size: int = 
                 allow_single_cluster: bool = True) -> np.ndarray:
     """Binary map: largest HDBSCAN cluster = real (0), other clusters = fake (1)."""
     import hdbscan
-    from scipy.spatial import cKDTree
 
     up = upsample(m, size, nearest=True)
     h, w = up.shape
@@ -70,13 +80,58 @@ def hdbscan_map(m: np.ndarray, size: int | None = None, min_cluster_size: int = 
     fit = feats[idx] + rng.normal(0, 1e-6, feats[idx].shape)
     labels = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms,
                              allow_single_cluster=allow_single_cluster).fit_predict(fit)
-    if (labels >= 0).sum() == 0:
-        return np.zeros((h, w), np.float32)  # no structure found: all real
+    out = _largest_is_real(fit, labels, feats)
+    return np.zeros((h, w), np.float32) if out is None else out.reshape(h, w)  # None: all real
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    """Columns of (n, d) to zero mean and unit variance (constant columns to 0)."""
+    x = x - x.mean(0, keepdims=True)
+    sd = x.std(0, keepdims=True)
+    return np.divide(x, sd, out=np.zeros_like(x), where=sd > 1e-12)
+
+
+def _largest_is_real(fit: np.ndarray, labels: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """Labels of ``points`` (1 = fake) from HDBSCAN's ``labels`` of ``fit``: noise takes the
+    label of its nearest clustered point, the largest cluster is real. None if all is noise."""
+    from scipy.spatial import cKDTree
+
     good = labels >= 0
-    tree = cKDTree(fit[good])
-    full = labels[good][tree.query(feats, k=1)[1]]
-    largest = np.bincount(full).argmax()
-    return (full != largest).reshape(h, w).astype(np.float32)
+    if not good.any():
+        return None
+    full = labels[good][cKDTree(fit[good]).query(points, k=1)[1]]
+    return (full != np.bincount(full).argmax()).astype(np.float32)
+
+
+def cell_scores(m: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
+    """The map at the feature grid: itself when it has that shape, else area-averaged (a weak
+    Grad-CAM map is stored at the input size, its cells are ``block11``'s)."""
+    if m.shape == tuple(cells):
+        return m.astype(np.float32)
+    return cv2.resize(m.astype(np.float32), (cells[1], cells[0]), interpolation=cv2.INTER_AREA)
+
+
+def hdbscan_features(m: np.ndarray, features: np.ndarray, min_cluster_frac: float = 0.1,
+                     min_samples: int | None = None, with_score: bool = False,
+                     pca: int | None = 16, allow_single_cluster: bool = True) -> np.ndarray:
+    """Binary map at the feature grid (h, w): HDBSCAN over the cells' ``features`` (C, h, w),
+    largest cluster = real (0), other clusters = fake (1) (module doc)."""
+    import hdbscan
+
+    c, h, w = features.shape
+    x = _standardise(features.reshape(c, h * w).T.astype(np.float64))
+    if pca is not None and pca < min(x.shape):
+        u, sv, _ = np.linalg.svd(x, full_matrices=False)
+        x = u[:, :pca] * sv[:pca]                        # the cells' principal-component scores
+    if with_score:
+        s = cell_scores(m, (h, w)).reshape(-1, 1).astype(np.float64)
+        x = np.c_[x, np.sqrt(x.var(0).sum()) * _standardise(s)]
+    n = h * w
+    mcs = max(2, int(round(min_cluster_frac * n)))
+    labels = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples,
+                             allow_single_cluster=allow_single_cluster).fit_predict(x)
+    out = _largest_is_real(x, labels, x)
+    return np.zeros((h, w), np.float32) if out is None else out.reshape(h, w)
 
 
 def morphology(m: np.ndarray, radius: int = 2, threshold: float = 0.5) -> np.ndarray:
@@ -98,9 +153,12 @@ def largest_component(m: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 REGISTRY: dict[str, Callable[..., np.ndarray]] = {
     "none": lambda m, **_: m.astype(np.float32),
     "hdbscan": hdbscan_map,
+    "hdbscan-features": hdbscan_features,
     "morphology": morphology,
     "largest-component": largest_component,
 }
+# Steps that read the model's per-cell features (``features=``) and return a map at their grid.
+FEATURE_STEPS = frozenset({"hdbscan-features"})
 
 
 @dataclass(frozen=True)
@@ -128,22 +186,42 @@ class Pipeline:
             parts.append(s + ("(" + ",".join(f"{k}={v}" for k, v in sorted(p.items())) + ")" if p else ""))
         return "+".join(parts)
 
-    def __call__(self, m: np.ndarray, size: int | None = None) -> np.ndarray:
+    @property
+    def needs_features(self) -> bool:
+        return any(s in FEATURE_STEPS for s in self.steps)
+
+    def __call__(self, m: np.ndarray, size: int | None = None,
+                 features: np.ndarray | None = None) -> np.ndarray:
+        """``m`` through every step at ``size`` x ``size``; ``features`` (C, h, w): the map's
+        per-cell features, for the steps that cluster them (their binary output at the cell
+        grid is brought to ``size`` with nearest neighbour)."""
         out = m.astype(np.float32)
         for s in self.steps:
             kw = dict(self.params.get(s, {}))
+            if s in FEATURE_STEPS:
+                if features is None:
+                    raise ValueError(f"{self.name}: step {s!r} needs the model's per-cell features")
+                out = REGISTRY[s](out, features=features, **kw)
+                if size is not None:
+                    out = upsample(out, size, nearest=True)
+                continue
             if size is not None and out.shape[0] != size:
                 out = upsample(out, size, nearest=s == "hdbscan")
             out = REGISTRY[s](out, **kw)
         return out
 
-    def apply(self, maps: np.ndarray, size: int | None = None, progress: bool = False) -> tuple[np.ndarray, float]:
-        """Apply to every map; return (maps, seconds per image)."""
+    def apply(self, maps: np.ndarray, size: int | None = None, progress: bool = False,
+              features: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """Apply to every map (with ``features`` (N, C, h, w) for a feature step); return
+        (maps, seconds per image)."""
+        if self.needs_features and (features is None or len(features) != len(maps)):
+            raise ValueError(f"{self.name}: needs per-cell features for each of the {len(maps)} maps")
         it = range(len(maps))
         if progress:
             from tqdm.auto import tqdm
 
             it = tqdm(it, desc=self.name, leave=False)
         t = time.time()
-        out = np.stack([self(maps[i].astype(np.float32), size) for i in it])
+        out = np.stack([self(maps[i].astype(np.float32), size,
+                             None if features is None else features[i].astype(np.float32)) for i in it])
         return out, (time.time() - t) / max(len(maps), 1)

@@ -7,7 +7,7 @@ import pytest
 
 from dolos_core.metrics import iou_acc
 from dolos_core.perturb import SWEEP, make
-from dolos_core.postprocess import Pipeline, hdbscan_map, largest_component, morphology
+from dolos_core.postprocess import Pipeline, hdbscan_features, hdbscan_map, largest_component, morphology
 
 
 def _blob_map(size=64, seed=0):
@@ -72,6 +72,56 @@ def test_pipeline_registry_and_composition():
     assert out.shape == (1, 64, 64) and sec > 0
     with pytest.raises(KeyError, match="did you mean 'hdbscan'"):
         Pipeline(("hdbscn",))
+
+
+def _planted_features(fake_cells, c=16, side=12, seed=0, spread=0.1):
+    """(C, side, side) features: the cells of ``fake_cells`` (a boolean (side, side) array)
+    around one mean vector, the others around another."""
+    rng = np.random.default_rng(seed)
+    real_mu, fake_mu = rng.normal(0, 1, c), rng.normal(0, 1, c)
+    f = rng.normal(0, spread, (side, side, c)) + np.where(fake_cells[..., None], fake_mu, real_mu)
+    return f.transpose(2, 0, 1).astype(np.float32)
+
+
+def test_feature_hdbscan_recovers_the_smaller_planted_cluster_exactly():
+    truth = np.zeros((12, 12), bool)
+    truth[3:7, 5:10] = True                                    # 20 of 144 cells
+    feats = _planted_features(truth)
+    flat = np.full((12, 12), 0.5, np.float32)                  # the score carries nothing here
+    out = hdbscan_features(flat, feats, min_cluster_frac=0.1)
+    np.testing.assert_array_equal(out, truth.astype(np.float32))
+    # through a chain: the cell map brought to the image with pixel-centred nearest neighbour
+    p = Pipeline(("hdbscan-features",), {"hdbscan-features": {"min_cluster_frac": 0.1}})
+    big, _ = p.apply(flat[None], 96, features=feats[None])
+    np.testing.assert_array_equal(big[0], np.kron(truth, np.ones((8, 8))).astype(np.float32))
+    with pytest.raises(ValueError, match="per-cell features"):
+        p.apply(flat[None], 96)
+
+
+def test_feature_hdbscan_calls_the_largest_cluster_real_even_when_it_is_the_fake_one():
+    """The documented rule, and where it breaks: a fake region covering most of the image is
+    the largest cluster, so it is called real and the real remainder fake."""
+    truth = np.ones((12, 12), bool)
+    truth[:4, :] = False                                        # fake: 96 of 144 cells
+    out = hdbscan_features(np.zeros((12, 12), np.float32), _planted_features(truth, seed=1))
+    np.testing.assert_array_equal(out, (~truth).astype(np.float32))
+    # one homogeneous image is one cluster: all real
+    uniform = np.random.default_rng(2).normal(0, 0.1, (16, 12, 12)).astype(np.float32)
+    assert hdbscan_features(np.zeros((12, 12), np.float32), uniform).sum() == 0
+
+
+def test_feature_hdbscan_with_the_score_appended():
+    """Features that carry nothing, a score that separates: with ``with_score`` the score
+    (standardised, weighted sqrt(C)) decides; without it the image is one cluster."""
+    truth = np.zeros((12, 12), bool)
+    truth[6:11, 2:6] = True
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 1, (16, 12, 12)).astype(np.float32)
+    score = np.where(truth, 0.9, 0.1).astype(np.float32) + rng.normal(0, 0.01, (12, 12)).astype(np.float32)
+    np.testing.assert_array_equal(hdbscan_features(score, noise, with_score=True), truth.astype(np.float32))
+    # a score at another resolution (weak Grad-CAM maps are stored at the input size) is area-averaged
+    fine = np.kron(score, np.ones((8, 8), np.float32))
+    np.testing.assert_array_equal(hdbscan_features(fine, noise, with_score=True), truth.astype(np.float32))
 
 
 @pytest.mark.parametrize("name,strength", SWEEP)

@@ -43,6 +43,9 @@ class AttentionNet(DolosModel):
         score = logits.float()[:, 1] if self.supervision == "weak" else amap.mean((1, 2))
         return {"logits": logits, "map": amap, "score": score}
 
+    def cell_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)                              # block7, the map's input: (B, 728, 19, 19)
+
     def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:
         return losses.attention_weak(out["logits"].float(), out["map"], batch["label"], self.loss_cfg.lam)
 

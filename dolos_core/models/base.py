@@ -50,6 +50,11 @@ class DolosModel(nn.Module):
     def class_loss(self, out: dict, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def cell_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """(B, C, h, w): the features at the layer of the map's cells (what FOCAL-style
+        clustering groups; ``postprocess.hdbscan_features``)."""
+        raise NotImplementedError
+
     def map_size(self, input_size: int) -> int:
         """Side of the map at ``input_size`` (computed by a forward pass of a dummy image)."""
         was = self.training

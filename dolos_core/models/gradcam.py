@@ -87,6 +87,9 @@ class GradCAMNet(DolosModel):
             out = self.forward(x)
         return out["map"], out["score"]
 
+    def cell_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)                              # block11: (B, 728, 19, 19) at 299 px
+
     def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:
         return losses.image_ce(out["logits"].float(), batch["label"])
 

@@ -66,6 +66,9 @@ class PatchesNet(DolosModel):
         prob = logits.float().softmax(1)[:, 1]           # (B, 37, 37)
         return {"map_logits": logits, "map": prob, "score": prob.mean((1, 2))}
 
+    def cell_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)                          # (B, 256, 37, 37) at 299 px
+
     def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:
         """Every cell takes the image label (per-cell cross-entropy)."""
         logits = out["map_logits"].float()
