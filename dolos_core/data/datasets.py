@@ -334,16 +334,19 @@ class DecodedSplit:
         """The uint8 batch as the network's input on ``device``: (B, 3, S, S) float in
         [-1, 1] (channels-last strides), flipped where ``flip``; masks float."""
         out = dict(batch)
-        x = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2)
+        flip = torch.nonzero(batch["flip"]).flatten().tolist()   # on the host: no device sync
+        x = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2)  # channels-last strides
         x = x.float().div_(127.5).sub_(1.0)
-        flip = batch["flip"].to(device, non_blocking=True)
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if flip:
+            x[flip] = x[flip].flip(-1)
         out["image"] = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
         out["label"] = batch["label"].to(device, non_blocking=True)
         out["has_mask"] = batch["has_mask"].to(device, non_blocking=True)
         if "mask" in batch:
             m = batch["mask"].to(device, non_blocking=True).float()
-            out["mask"] = torch.where(flip[:, None, None], m.flip(-1), m)
+            if flip:
+                m[flip] = m[flip].flip(-1)
+            out["mask"] = m
         return out
 
 
