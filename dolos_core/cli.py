@@ -19,6 +19,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _nonnegative(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return n
+
+
 def _minutes(text: str) -> int:
     """Slurm's time formats: MINUTES, HH:MM:SS, D-HH[:MM[:SS]]; returned in minutes."""
     try:
@@ -91,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train each experiment with DistributedDataParallel on K GPUs under "
                           "torchrun (same global batch and learning rate; K must divide the batch)")
     par.add_argument("--slurm-partition", default=None, metavar="NAME", help="Slurm partition")
-    par.add_argument("--slurm-gpus-per-job", type=_positive, default=None, metavar="G",
-                     help="GPUs per Slurm job (default: --gpus-per-experiment)")
+    par.add_argument("--slurm-gpus-per-job", type=_nonnegative, default=None, metavar="G",
+                     help="GPUs per Slurm job (default: --gpus-per-experiment; 0 on a CPU-only cluster)")
     par.add_argument("--slurm-cpus-per-job", type=_positive, default=None, metavar="C",
                      help="CPUs per Slurm job (default: the cluster's)")
     par.add_argument("--slurm-time", type=_minutes, default=24 * 60, metavar="TIME",

@@ -118,6 +118,8 @@ def run_job(job: TrainJob, executor: str = "serial", log: str = "") -> dict:
                     notebook=str(paths.notebooks_out / f"{job.name}.ipynb"))
     if os.environ.get("SLURM_JOB_ID"):
         rec.extra["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        if os.environ.get("SLURM_ARRAY_JOB_ID"):     # one task of a job array: <array>_<task>
+            rec.extra["slurm_array"] = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
     t0 = time.time()
     try:
         run_notebook("02_train", job.name, job.params, paths)
@@ -275,11 +277,13 @@ class SubmititExecutor:
                               "(it is in pyproject.toml and environment.yml)") from None
         self.name = cluster
         self.ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-        gpus = (slurm.gpus_per_job or gpus_per_job) if (device_type == "cuda" or cluster == "slurm") else 0
+        per_job = slurm.gpus_per_job if slurm.gpus_per_job is not None else gpus_per_job
+        gpus = per_job if (device_type == "cuda" or cluster == "slurm") else 0
         params = {"name": "dolos", "timeout_min": slurm.time_min, "nodes": 1, "tasks_per_node": 1}
         if cluster == "slurm":
             params.update(slurm_partition=slurm.partition, slurm_array_parallelism=jobs,
-                          slurm_gpus_per_node=gpus, slurm_additional_parameters=dict(slurm.extra))
+                          slurm_gpus_per_node=gpus or None,     # 0: a CPU cluster, no GPU request
+                          slurm_additional_parameters=dict(slurm.extra))
             if slurm.cpus_per_job:
                 params["cpus_per_task"] = slurm.cpus_per_job
             params = {k: v for k, v in params.items() if v is not None}

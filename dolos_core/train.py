@@ -262,6 +262,7 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
         best_loss, best_epoch = float(state["best_loss"]), int(state["best_epoch"])
         seconds = float(state.get("seconds", 0.0))
     resumed_from = start
+    config["resumed_from"] = start      # the first epoch this process trained (0: from the start)
 
     # Each split decoded and resized once (uint8, in a cache beside the runs); batches are
     # gathered from it, normalised and flipped on the device: no loader restarts, no decoding

@@ -464,3 +464,68 @@ def test_job_slots_pin_gpus_and_share_the_cores(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert [s["CUDA_VISIBLE_DEVICES"] for s in _slots(2, 1, "cuda")] == ["0", "1"]
     assert _slots(3, 1, "cpu") == [{"OMP_NUM_THREADS": "5", "MKL_NUM_THREADS": "5"}] * 3
+
+
+def test_a_real_slurm_runs_the_trainings_as_one_array_and_resumes_a_cancelled_job(tmp_path):
+    """``--executor slurm`` against a real single-node Slurm started here (tests/slurm_cluster.py;
+    skipped with the reason where it cannot start): two smoke trainings go in as one job array
+    and predict bit for bit what one-at-a-time trainings do (so every table is the same); a
+    longer training cancelled with ``scancel`` mid-run is reported as failed, and the same
+    command again resumes it from its last finished epoch."""
+    from .slurm_cluster import Cluster, Unavailable
+
+    cluster = Cluster(tmp_path / "slurm")
+    try:
+        cluster.start()
+    except Unavailable as exc:
+        cluster.stop()
+        pytest.skip(f"no Slurm here: {exc}")
+    env = {**ENV, **{k: v for k, v in cluster.env.items() if k == "SLURM_CONF"}}
+
+    def go(root, *extra, **kw):
+        return subprocess.run([RUN, "--profile", "smoke", "--repo", str(root), *extra], capture_output=True,
+                              text=True, env=env, timeout=900, **kw)
+
+    try:
+        subset = ["patches-B", "patches-C"]
+        only = ",".join(["data", "train"] + subset)
+        serial, slurm = tmp_path / "serial", tmp_path / "on-slurm"
+        r = go(serial, "--only", only)
+        assert r.returncode == 0, r.stdout[-2000:]
+        flags = ["--executor", "slurm", "--jobs", "2", "--slurm-gpus-per-job", "0"]
+        r = go(slurm, "--only", only, *flags)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+        assert "one Slurm job per training" in r.stdout
+        ids = [json.loads((slurm / "runs/smoke/jobs" / f"02_train-{e}.json").read_text())["extra"]["slurm_array"]
+               for e in subset]
+        assert len({i.split("_")[0] for i in ids}) == 1 and all("_" in i for i in ids), ids   # one array
+        for e in subset:
+            files = sorted(only_run(serial / "runs/smoke/predictions" / e).glob("*.npz"))
+            assert files, e
+            for f in files:
+                with np.load(f) as za, np.load(only_run(slurm / "runs/smoke/predictions" / e) / f.name) as zb:
+                    for k in ("maps", "scores", "names"):
+                        np.testing.assert_array_equal(za[k], zb[k], err_msg=f"{e} {f.name} {k}")
+        # a longer training, cancelled with scancel once it has finished an epoch, then resumed
+        longer = ["--only", "train,patches-C", "--tag", "long", "--set", "schedules.patches-full.epochs=80", *flags]
+        proc = subprocess.Popen([RUN, "--profile", "smoke", "--repo", str(slurm), *longer], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        ckpt = slurm / "runs/smoke/checkpoints/patches-C"
+        old_run = only_run(ckpt).name
+        deadline = time.time() + 300
+        while time.time() < deadline and not [p for p in ckpt.glob("*/last.pt") if p.parent.name != old_run]:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            time.sleep(0.2)
+        jobs = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
+        assert len(jobs) == 1, jobs
+        subprocess.run(["scancel", jobs[0]], check=True, env=env)
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 1 and re.search(r"patches-C: FAILED", out), out[-3000:]
+        r = go(slurm, *longer)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+        (new_run,) = [p.parent for p in ckpt.glob("*/train.json") if p.parent.name != old_run]
+        meta = json.loads((new_run / "train.json").read_text())
+        assert meta["done"] and meta["resumed_from"] > 0, (meta["resumed_from"], meta["done"])
+        assert [h["epoch"] for h in meta["history"]] == list(range(80))
+    finally:
+        cluster.stop()
