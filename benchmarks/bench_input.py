@@ -20,31 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
+from _layout import write_layout
 from dolos_core.data.datasets import ConcatDolos, DecodedSplit, DolosDataset, EpochSampler, collate, transform_for
-
-
-def write_layout(root: Path, n: int) -> None:
-    """``n`` real and ``n`` inpainted 256 px PNGs with masks, in the DOLOS layout (smooth
-    images with noise, so PNG decoding costs what a photo's does)."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:256, 0:256]
-    for kind in ("real", "fake"):
-        folder = root / "celebahq" / ("real/train" if kind == "real" else "fake/repaint-p2/images/train")
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            base = np.stack([(xx + 3 * i) % 256, (yy + 5 * i) % 256, (xx + yy) // 2], -1)
-            img = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(folder / f"{i:05d}.png")
-            if kind == "fake":
-                m = np.full((256, 256), 255, np.uint8)
-                m[60:140, 80:200] = 0
-                mdir = root / "celebahq/fake/repaint-p2/masks/train"
-                mdir.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(m).save(mdir / f"{i:05d}.png")
 
 
 def main() -> None:

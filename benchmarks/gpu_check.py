@@ -4,12 +4,13 @@ the hours each paper experiment needs. At most ~5 minutes on one GPU.
     .venv/bin/python benchmarks/gpu_check.py                # CUDA; writes results/paper/gpu_check.{md,json}
     .venv/bin/python benchmarks/gpu_check.py --quick --device cpu --out /tmp/x   # a smoke test
 
-Per method and supervision, at the paper's batch size, on a synthetic batch already on the
-GPU (the model's rate, an upper bound where the input pipeline is slower): training images/s
-in fp32 (the authors' numerics, the paper profile's ``precision``) and in bf16 autocast, both
-channels_last, prediction images/s at batch 1 (the authors' way) and batched, and peak GPU
-memory in fp32. The paper profile's estimate (``./run_all.sh --profile paper``) reads the
-rate at its ``precision`` from ``gpu_check.json``.
+Per method and supervision, at the paper's batch size, in fp32 (the authors' numerics, the
+paper profile's ``precision``) and in bf16 autocast: training images/s of the study's own loop
+(``train_experiment`` on a real-layout set of 256 px PNGs it writes: decoding once, steps,
+validation) and of the network alone on a batch already on the GPU (an upper bound), prediction
+images/s at batch 1 (the authors' way), batched, and through ``predict_experiment`` (decoding
+included), and peak GPU memory in fp32. The paper profile's estimate (``./run_all.sh --profile
+paper``) reads the loop's rate at its ``precision`` from ``gpu_check.json``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,28 @@ def predict_speed(method, sup, batch_size, size, dev, n_images, precision):
     return done / (time.perf_counter() - t0)
 
 
+def real_loop_speed(method, sup, size, device, root: Path, iters: int, precision: str, n_test: int):
+    """The study's own loop on a real-layout set of 256 px PNGs (``_layout``): one capped
+    training of the method's setup-A (weak) or setup-C (full) experiment at ``size`` (decoding
+    once, then ``iters`` steps at the paper's batch and the validation that follows them), and
+    its prediction of ``n_test`` test images. Returns (training images/s of the epoch, loader,
+    steps and validation included; prediction images/s, decoding included)."""
+    from dolos_core.config import get_paths
+    from dolos_core.experiments import get_experiment
+    from dolos_core.predict import predict_experiment
+    from dolos_core.train import train_experiment
+
+    exp = get_experiment(f"{method}-{'A' if sup == 'weak' else 'C'}")
+    prof = get_profile("paper").replace(input_size=size, max_iters=iters, precision=precision, init="random",
+                                        max_test_images=n_test)
+    paths = get_paths("paper", root / "dolos", root=root)
+    res = train_experiment(exp, prof, paths, device, force=True, progress=False)
+    images = iters * prof.schedule(method, sup).batch_size
+    t0 = time.perf_counter()
+    predict_experiment(exp, prof, paths, device, force=True, progress=False)
+    return images / res.history[0]["seconds"], n_test / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto")
@@ -101,6 +124,14 @@ def main() -> None:
     out_dir = Path(args.out) if args.out else repo_root() / "results" / "paper"
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     print(f"GPU check on {name} ({dev}), {size} px, torch {torch.__version__}")
+    import tempfile
+
+    from _layout import write_layout
+
+    tmp = tempfile.TemporaryDirectory()
+    root = Path(tmp.name)
+    n_files, loop_iters, n_test = (8, 2, 4) if args.quick else (160, 20, 256)
+    write_layout(root / "dolos", n_files, splits=("train", "valid", "test"), generators=("p2", "repaint-p2"))
     train = {}
     for method, sup in CASES:
         bs = paper.schedule(method, sup).batch_size
@@ -111,12 +142,17 @@ def main() -> None:
         p1 = predict_speed(method, sup, 1, size, dev, 1 if args.quick else n_pred // 4, paper.precision)
         pb = predict_speed(method, sup, 2 if args.quick else paper.predict_batch_size, size, dev,
                            2 if args.quick else n_pred * 8, paper.precision)
+        loop = {p: real_loop_speed(method, sup, size, args.device, root, loop_iters, p, n_test)
+                for p in ("fp32", "bf16")}
         key = f"{method}-{sup}"
-        train[key] = {"batch_size": bs, "fp32_img_s": round(fp32, 1), "bf16_img_s": round(bf16, 1),
+        train[key] = {"batch_size": bs, "fp32_img_s": round(loop["fp32"][0], 1), "bf16_img_s": round(loop["bf16"][0], 1),
+                      "model_fp32_img_s": round(fp32, 1), "model_bf16_img_s": round(bf16, 1),
                       "peak_gb": round(peak, 2), "predict_b1_img_s": round(p1, 1),
-                      "predict_batched_img_s": round(pb, 1)}
-        print(f"  {key:<15} train fp32 {fp32:7.1f} img/s · bf16+channels_last {bf16:7.1f} img/s · "
-              f"predict b1 {p1:7.1f} / batched {pb:7.1f} img/s · peak {peak:5.2f} GB", flush=True)
+                      "predict_batched_img_s": round(pb, 1), "predict_loop_img_s": round(loop[paper.precision][1], 1)}
+        print(f"  {key:<15} model fp32 {fp32:7.1f} / bf16 {bf16:7.1f} img/s · the study's loop fp32 "
+              f"{loop['fp32'][0]:7.1f} / bf16 {loop['bf16'][0]:7.1f} img/s · predict b1 {p1:7.1f} / batched "
+              f"{pb:7.1f} / loop {loop[paper.precision][1]:7.1f} img/s · peak {peak:5.2f} GB", flush=True)
+    tmp.cleanup()
     hours = estimate_hours(EXPERIMENTS.values(), paper,
                            throughput={k: v[f"{paper.precision}_img_s"] for k, v in train.items()})
     result = {"device": name, "torch": torch.__version__, "input_size": size, "quick": args.quick,
@@ -126,12 +162,16 @@ def main() -> None:
     lines = [f"# GPU check: {name}", "",
              f"`benchmarks/gpu_check.py` at {size} px, torch {torch.__version__}"
              + (" (QUICK: not a measurement)" if args.quick else ""), "",
-             "| model | batch | train fp32 img/s | train bf16 img/s | predict batch 1 img/s "
-             "| predict batched img/s | peak GB |",
-             "|---|---|---|---|---|---|---|"]
+             "Training rates: *loop* = the study's own training loop on a real-layout set of 256 px PNGs "
+             "(decoded once, then steps and validation: what the estimates use); *model* = the network "
+             "alone on a batch already on the GPU (an upper bound).", "",
+             "| model | batch | loop fp32 img/s | loop bf16 img/s | model fp32 img/s | model bf16 img/s "
+             "| predict batch 1 img/s | predict batched img/s | predict loop img/s | peak GB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for k, v in train.items():
-        lines.append(f"| {k} | {v['batch_size']} | {v['fp32_img_s']} | {v['bf16_img_s']} | {v['predict_b1_img_s']} | "
-                     f"{v['predict_batched_img_s']} | {v['peak_gb']} |")
+        lines.append(f"| {k} | {v['batch_size']} | {v['fp32_img_s']} | {v['bf16_img_s']} | {v['model_fp32_img_s']} | "
+                     f"{v['model_bf16_img_s']} | {v['predict_b1_img_s']} | {v['predict_batched_img_s']} | "
+                     f"{v['predict_loop_img_s']} | {v['peak_gb']} |")
     lines += ["", f"Training hours per experiment at the paper's schedules and precision ({paper.precision}; "
               f"paper's experiments: {paper_h:.1f} h in all; "
               f"with the extensions: {sum(hours.values()):.1f} h):", "", "| experiment | hours |", "|---|---|"]
