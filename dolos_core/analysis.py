@@ -108,7 +108,9 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
     IoU minus ``none``'s and its paired bootstrap interval over images, seconds per image (the
     clustering; ``feature_sec_per_image`` the forward pass for the features); the same gains
     per bin of mask area (``area_edges``, fractions of the image: where "largest cluster = real"
-    breaks is the last bin); and per experiment the masks, the per-image IoUs and the maps."""
+    breaks is the last bin); and per experiment and pipeline the ``n_examples`` images the
+    examples figure may show (its ``n_examples - 1`` of largest gain and its one of largest loss:
+    masks, maps before and after; only those are kept, not every map of every chain)."""
     from .predict import cell_features
 
     if not pipelines or pipelines[0].steps != ("none",):
@@ -129,11 +131,16 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
             if list(names) != [str(n) for n in pred.names[:len(maps)]]:
                 raise ValueError(f"{e.name}: the test images of {key} are not those of its predictions: "
                                  f"rerun ./run_all.sh --only train,{e.name} --force")
-        ious, outs = {}, {}
+        ious, picked = {}, {}
         for pipe in pipelines:
             out, sec = pipe.apply(maps, masks.shape[-1], features=feats if pipe.needs_features else None)
             loc = metrics.localization(out, masks)
-            ious[pipe.name], outs[pipe.name] = loc.iou, out
+            ious[pipe.name] = loc.iou
+            diff = loc.iou - ious["none"]
+            order = np.argsort(-diff, kind="stable")
+            idx = list(order[:n_examples - 1]) + [int(order[-1])]
+            picked[pipe.name] = {"idx": idx, "diff": diff[idx], "masks": masks[idx], "raw": maps[idx],
+                                 "out": out[idx]}
             hd = pipe.params.get("hdbscan", {})
             hf = pipe.params.get("hdbscan-features", {})
             rows.append({"experiment": e.name, "method": e.method, "setup": e.setup,
@@ -141,11 +148,11 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
                          "variant": variant(pipe.steps),
                          "min_cluster_size": hd.get("min_cluster_size"), "min_samples": hd.get("min_samples"),
                          "min_cluster_frac": hf.get("min_cluster_frac"), "with_score": hf.get("with_score"),
-                         **loc.summary(), **_gain(loc.iou - ious["none"], profile),
+                         **loc.summary(), **_gain(diff, profile),
                          "sec_per_image": sec,
                          "feature_sec_per_image": feat_sec if pipe.needs_features else np.nan,
                          "n_images": len(maps)})
-        area = loc.mask_area
+        area = masks.reshape(len(masks), -1).mean(1)
         bins = pd.cut(area, bins=list(area_edges), include_lowest=True)
         for pipe in pipelines[1:]:
             for b in bins.categories:
@@ -155,7 +162,7 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
                                   "n_images": int(sel.sum()), "iou_none": 100 * float(np.mean(ious["none"][sel]))
                                   if sel.any() else np.nan,
                                   **_gain(ious[pipe.name][sel] - ious["none"][sel], profile)})
-        examples[e.name] = {"masks": masks, "ious": ious, "maps": outs, "raw": maps}
+        examples[e.name] = picked
     pp = pd.DataFrame(rows)
     return pp, pd.DataFrame(area_rows), examples
 
@@ -172,22 +179,18 @@ def postprocess_summary(pp: pd.DataFrame) -> pd.DataFrame:
             .sort_values("mean_gain", ascending=False))
 
 
-def postprocess_example(examples: dict, pp: pd.DataFrame, chain: str | None = None,
-                        n_good: int = 2) -> dict:
+def postprocess_example(examples: dict, pp: pd.DataFrame, chain: str | None = None) -> dict:
     """What the examples figure shows: the best chain that is not ``none`` (highest mean gain,
-    or ``chain``) on the best-localizing model, on its ``n_good`` images of largest gain and
-    its one image of largest loss (the failure). Returns ``experiment``, ``chain``, ``idx``,
-    ``labels``, ``masks`` and the maps (``none`` and the chain)."""
+    or ``chain``) on the best-localizing model, on the images the sweep kept for it (largest
+    gains, then the largest loss: the failure). Returns ``experiment``, ``chain``, ``idx``,
+    ``labels``, ``masks`` and the maps (the 0.5 threshold's and the chain's)."""
     if chain is None:
         chain = postprocess_summary(pp[pp.steps != "none"]).index[0]
     exp = pp[pp.steps == "none"].sort_values("iou").experiment.iloc[-1]
-    ex = examples[exp]
-    diff = ex["ious"][chain] - ex["ious"]["none"]
-    order = np.argsort(-diff, kind="stable")
-    idx = list(order[:n_good]) + [int(order[-1])]
-    labels = [f"gain {100 * diff[i]:+.0f}" for i in idx[:-1]] + [f"failure: {100 * diff[idx[-1]]:+.0f}"]
-    return {"experiment": exp, "chain": chain, "idx": idx, "labels": labels, "masks": ex["masks"][idx],
-            "maps": {"threshold 0.5": ex["raw"][idx], chain: ex["maps"][chain][idx]}}
+    ex = examples[exp][chain]
+    labels = [f"gain {100 * d:+.0f}" for d in ex["diff"][:-1]] + [f"failure: {100 * ex['diff'][-1]:+.0f}"]
+    return {"experiment": exp, "chain": chain, "idx": ex["idx"], "labels": labels, "masks": ex["masks"],
+            "maps": {"threshold 0.5": ex["raw"], chain: ex["out"]}}
 
 
 # --- the robustness sweep (notebook 08) ------------------------------------------------------
