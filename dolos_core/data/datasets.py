@@ -299,7 +299,7 @@ class DecodedSplit:
         from torch.utils.data import DataLoader
 
         loader = DataLoader(_Raw(dataset, self.with_masks, self.mask_side), batch_size=64,
-                            num_workers=num_workers, collate_fn=lambda b: b)
+                            num_workers=num_workers, collate_fn=_as_list)
         if progress:
             from tqdm.auto import tqdm
 
@@ -348,6 +348,12 @@ class DecodedSplit:
                 m[flip] = m[flip].flip(-1)
             out["mask"] = m
         return out
+
+
+def _as_list(batch: list) -> list:
+    """A loader's batch as it is (a module-level function: workers started by spawn, as on
+    macOS, must pickle it)."""
+    return batch
 
 
 class _Raw(Dataset):
