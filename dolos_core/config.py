@@ -95,6 +95,10 @@ class Profile:
     # 1.13's defaults: float32 with TF32 convolutions), or "bf16" (bfloat16 autocast: faster,
     # not the authors'). Part of the run id. On a CPU both run in float32.
     precision: str = "fp32"
+    # The opt-in geometry stage (dolos_core/geometry.py): DOLOS-mini built at these sides
+    # (image side = input side), Patches B and C trained at each under this many seeds.
+    geometry_sizes: tuple[int, ...] = ()
+    geometry_seeds: int = 3
 
     def __post_init__(self) -> None:
         if self.patches_weak_init not in ("authors", "pytorch"):
@@ -167,6 +171,8 @@ _BUILTIN: dict[str, Profile] = {
         bootstrap=50,
         robustness_images=4,
         postprocess_images=4,
+        geometry_sizes=(48, 64),
+        geometry_seeds=1,
     ),
     "mini": Profile(
         name="mini",
@@ -182,6 +188,7 @@ _BUILTIN: dict[str, Profile] = {
         robustness_images=32,
         postprocess_images=100,
         patches_weak_init="pytorch",
+        geometry_sizes=(96, 160, 224),
     ),
     "paper": Profile(
         name="paper",

@@ -155,6 +155,33 @@ def pooled_pixel_metrics(maps: np.ndarray, masks: np.ndarray, bins: int = 1000) 
     return {"pixel_ap": 100 * ap, "pixel_auc": 100 * auc, "best_f1": 100 * float(f1.max())}
 
 
+def pixel_histograms(maps: np.ndarray, masks: np.ndarray, bins: int = 1000,
+                     chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Ours: per image, histograms (N, ``bins``) of the map's scores at the mask's resolution
+    (bicubic, as IoU-lg) over fake pixels and over real pixels. Summed over images they are the
+    pooled histograms of :func:`pooled_pixel_metrics`; resampling images reweights them."""
+    H, W = masks.shape[-2:]
+    pos, neg = [], []
+    for sl in _chunks(len(maps), chunk):
+        p = bicubic(maps[sl], (H, W)).clamp(0, 1).flatten(1)
+        m = torch.as_tensor(np.asarray(masks[sl])).bool().flatten(1)
+        idx = (p * (bins - 1)).round().long() + bins * torch.arange(len(p))[:, None]
+        n = len(p) * bins
+        pos.append(torch.bincount(idx[m], minlength=n).view(len(p), bins).double().numpy())
+        neg.append(torch.bincount(idx[~m], minlength=n).view(len(p), bins).double().numpy())
+    return np.concatenate(pos), np.concatenate(neg)
+
+
+def histogram_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """ROC-AUC (a fraction) from score histograms of positives and negatives (ties within a
+    bin count one half), NaN without both."""
+    P, N = float(pos.sum()), float(neg.sum())
+    if P == 0 or N == 0:
+        return float("nan")
+    below = np.cumsum(neg) - neg                       # negatives in lower bins
+    return float((pos * (below + 0.5 * neg)).sum() / (P * N))
+
+
 def per_image_pixel_metrics(maps: np.ndarray, masks: np.ndarray, chunk: int = 64) -> dict[str, np.ndarray]:
     """Ours: per-image pixel AP and ROC-AUC, at the map's resolution (masks resized nearest),
     as scikit-learn's ``average_precision_score`` and ``roc_auc_score`` compute them (tied

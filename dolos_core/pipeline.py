@@ -81,15 +81,17 @@ def stage_experiments(stages: list[str], only_exps: list[str] | None) -> dict[st
     """The experiments each stage trains (``Stage.trains``), filtered by the experiment names
     of ``--only``. A named experiment whose own stage is not chosen trains in ``train``."""
     from .experiments import EXPERIMENTS, PAPER_GROUPS, SCALING_RUNS
+    from .geometry import EXPERIMENTS as GEOMETRY_RUNS
 
     pools = {"paper": [e for e in EXPERIMENTS.values() if e.group in PAPER_GROUPS],
              "loss-variants": [e for e in EXPERIMENTS.values() if e.group == "loss-variants"],
-             "scaling": [EXPERIMENTS[n] for n in SCALING_RUNS]}
+             "scaling": [EXPERIMENTS[n] for n in SCALING_RUNS],
+             "geometry": [EXPERIMENTS[n] for n in GEOMETRY_RUNS]}
     out = {s: list(pools[BY_NAME[s].trains]) if BY_NAME[s].trains else [] for s in STAGES}
     if only_exps:
         for s in out:
             picked = [e for e in out[s] if e.name in only_exps]
-            out[s] = picked or (out[s] if s == "scaling" else [])
+            out[s] = picked or (out[s] if s in ("scaling", "geometry") else [])
         moved = [e for s in ("extensions", "scaling") if s not in stages for e in out[s]
                  if e.name in only_exps and e.group != "table2"]
         out["train"] = out["train"] + [e for e in moved if e not in out["train"]]
@@ -400,37 +402,54 @@ def _run(args, held) -> int:
     if executor.name != "serial":
         log(f"trainings: {executor.describe}")
 
-    def training_jobs(stage: str, exps, seed_offset: int = 0) -> list[TrainJob]:
+    def training_jobs(stage: str, exps, seed_offset: int = 0, point=None) -> list[TrainJob]:
         """The unfinished trainings of ``exps`` (notebook 02 each) under the profile, its seed
         moved by ``seed_offset`` (``--seeds``: each seed is its own configuration, so its own
-        run); finished ones are skipped unless ``--force``."""
-        prof = profile.replace(seed=profile.seed + seed_offset) if seed_offset else profile
-        params = {**common, "overrides": {**overrides, "seed": prof.seed}} if seed_offset else common
-        label = "scaling" if stage == "scaling" else "train"
-        label = f"{label}, seed {prof.seed}" if seed_offset else label
-        runnable, skip = check_data(paths, exps)
+        run), or under a geometry ``point`` (its side, seed and data root); finished ones are
+        skipped unless ``--force``."""
+        prof, run_paths, extra, suffix = profile, paths, {}, ""
+        if seed_offset:
+            prof = profile.replace(seed=profile.seed + seed_offset)
+            extra, suffix = {"seed": prof.seed}, f"-seed{prof.seed}"
+        if point is not None:
+            prof, run_paths = point.profile, point.paths
+            extra = {"image_size": point.size, "input_size": point.size, "seed": point.seed}
+            suffix = f"-{point.size}px-seed{point.seed}"
+        params = {**common, "overrides": {**overrides, **extra}, "data_root": str(run_paths.data_root)}
+        label = stage if stage in ("scaling", "geometry") else "train"
+        label += f", {point.size} px" if point is not None else ""
+        label += f", seed {prof.seed}" if extra else ""
+        runnable, skip = check_data(run_paths, exps)
         skipped.update(skip)
         for name, missing in skip.items():
             log(f"  skip {name}: data missing: {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
         if exps and not runnable:
             first = next(iter(skip.values()))
-            raise UserError(f"data root {paths.data_root} serves none of the chosen experiments; "
+            raise UserError(f"data root {run_paths.data_root} serves none of the chosen experiments; "
                             f"for example {first[0]} is missing")
         out = []
         for i, e in enumerate(runnable, 1):
-            finished = is_trained(paths, e, prof) and not missing_predictions(paths, e, prof)
+            finished = is_trained(run_paths, e, prof) and not missing_predictions(run_paths, e, prof)
             if finished and not args.force:
                 log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
                 continue
-            out_name = f"02_train-{e.name}" + (f"-seed{prof.seed}" if seed_offset else "")
-            out.append(TrainJob(out_name, e.name, f"{label} {i}/{len(runnable)}",
+            out.append(TrainJob(f"02_train-{e.name}{suffix}", e.name, f"{label} {i}/{len(runnable)}",
                                 {**params, "experiment": e.name, "force": bool(args.force),
                                  "gpus": args.gpus_per_experiment},
                                 str(paths.root), str(_code_root()), profile.name, paths.tag,
-                                str(paths.data_root)))
+                                str(run_paths.data_root)))
         return out
 
     def stage_jobs(stage: str) -> list[TrainJob]:
+        if stage == "geometry":
+            from . import geometry
+
+            try:
+                pts = geometry.points(profile, paths)
+            except ConfigError as exc:
+                raise UserError(str(exc))
+            geometry.build_data(profile, paths)
+            return [j for pt in pts for j in training_jobs(stage, trains[stage], point=pt)]
         jobs = training_jobs(stage, trains[stage])
         if stage == "train":
             for k in range(1, args.seeds):

@@ -499,3 +499,88 @@ def budget_scaling(df: pd.DataFrame, baseline_iou: float | None = None):
                  "C: Repaint-P2 with masks)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _errorbar_rows(ax, rows: pd.DataFrame, scale: float = 1.0, **kw):
+    rows = rows.sort_values("rf_share")
+    x, y = 100 * rows["rf_share"], rows["value"] * scale
+    yerr = [y - rows["ci_low"] * scale, rows["ci_high"] * scale - y]
+    ax.errorbar(x, y, yerr=yerr, capsize=3, **kw)
+
+
+def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
+    """Patches B and C against the receptive field's share of the image side
+    (``geometry.geometry_table``): IoU-lg at 0.5 and at the validation-chosen threshold with the
+    spill bound (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
+    images. The dotted vertical line marks the paper's share (its 299 px input)."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    colours = {"B": "tab:blue", "C": "tab:red"}
+    for row in ("B", "C"):
+        for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
+            r = df[(df.row == row) & (df.metric == metric)].dropna(subset=["value"])
+            _errorbar_rows(axes[0], r, color=colours[row], ls=ls, marker=marker, label=f"{row} {what}")
+        r = df[(df.row == row) & (df.metric == "pixel_auc")].dropna(subset=["value"])
+        _errorbar_rows(axes[2], r, color=colours[row], marker="o", label=row)
+    r = df[df.row == "spill bound"].dropna(subset=["value"])
+    _errorbar_rows(axes[0], r, color="black", ls=":", marker="x",
+                   label="spill bound: mask vs mask dilated by half a field (oracle)")
+    for metric, ls, marker, what in (("iou", "-", "o", "IoU at 0.5"), ("iou_val", "--", "s", "IoU at val. threshold")):
+        r = df[(df.row == "B/C") & (df.metric == metric)].dropna(subset=["value"])
+        _errorbar_rows(axes[1], r, color="tab:purple", ls=ls, marker=marker, label=f"B / C, {what}")
+    axes[1].axhline(1.0, color="grey", lw=0.8)
+    axes[2].axhline(50, color="black", ls=":", lw=1, label="chance")
+    titles = ("IoU-lg on Repaint-P2 test", "What weak labels keep of full supervision",
+              "Pixel AUC (threshold-free)")
+    names = ("IoU-lg (%)", "B / C", "pixel AUC (%)")
+    for ax, title, name in zip(axes, titles, names):
+        if paper_share is not None:
+            ax.axvline(100 * paper_share, color="grey", ls=":", lw=1)
+            ax.text(100 * paper_share, 0.02, " paper (299 px)", transform=ax.get_xaxis_transform(),
+                    fontsize=7, color="grey", rotation=90, va="bottom")
+        ax.set_xlabel("receptive field / image side (%)")
+        ax.set_ylabel(name)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[0].set_ylim(0, 100)
+    axes[1].set_ylim(0, 1.1)
+    axes[2].set_ylim(45, 100.5)
+    sides = df.dropna(subset=["value"]).groupby("rf_share")["size"].first()
+    for ax in axes:
+        ax.set_xlim(0, 100 * max(sides.index.max(), paper_share or 0) + 5)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(100 * sides.index.values, [f"{s} px" for s in sides.values])
+        top.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(hist: pd.DataFrame, summary: pd.DataFrame):
+    """One panel per input side: the distribution of weak Patches' (setup B) cell probabilities
+    for each kind of cell (``geometry.calibration_table``), each normalised to its own cells, with
+    the paper's 0.5 threshold (solid) and the probability real-only cells are pushed to in
+    training (dashed)."""
+    sizes = sorted(hist["size"].unique())
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.6 * len(sizes), 3.6), squeeze=False)
+    colours = ("tab:green", "tab:orange", "tab:purple", "tab:red")
+    kinds = list(dict.fromkeys(hist["kind"]))
+    for ax, size in zip(axes[0], sizes):
+        h = hist[hist["size"] == size]
+        for kind, colour in zip(kinds, colours):
+            k = h[h["kind"] == kind]
+            s = summary[(summary["size"] == size) & (summary["kind"] == kind)].iloc[0]
+            ax.step(k["bin_low"], k["density"], where="post", color=colour,
+                    label=f"{kind} ({int(s.cells):,} cells, {100 * s['share_above_0.5']:.0f}% > 0.5)")
+        settle = summary[summary["size"] == size]["settle"].iloc[0]
+        ax.axvline(0.5, color="black", lw=1)
+        ax.axvline(settle, color="black", ls="--", lw=1)
+        ax.text(settle, 0.97, f" pushed to {settle:.2f}", transform=ax.get_xaxis_transform(), fontsize=7, va="top")
+        share = summary[summary["size"] == size]["rf_share"].iloc[0]
+        ax.set_title(f"{size} px (field {100 * share:.0f}% of the side)")
+        ax.set_xlabel("B's cell probability of fake")
+        ax.set_ylabel("share of the kind's cells")
+        ax.set_yscale("log")
+        ax.legend(fontsize=6, loc="lower center")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

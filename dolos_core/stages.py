@@ -38,7 +38,10 @@ STAGE_TABLE = (
           after=("train",)),
     Stage("scaling", "budget scaling of weak labels (opt-in: only when named)",
           ("10_budget_scaling",), trains="scaling", opt_in=True, after=("train",)),
-    Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling")),
+    Stage("geometry", "receptive-field geometry of weak labels: Patches B and C at several input "
+                      "sides and seeds (opt-in: only when named)",
+          ("11_geometry",), trains="geometry", opt_in=True, after=("data",)),
+    Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry")),
     Stage("publish", "the executed notebooks and their HTML, for readers "
                      "(results/<profile>/notebooks/, results/<profile>/html/index.html)",
           after=("report",)),

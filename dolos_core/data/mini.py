@@ -397,11 +397,14 @@ def plan(sizes: BuildSizes, factor: float) -> dict[tuple[str, str], dict[str, in
 
 
 def build_mini(root: str | Path, profile: Profile, seed: int = 0, workers: int | None = None,
-               force: bool = False, progress: bool = True) -> dict:
+               force: bool = False, progress: bool = True, only: tuple[str, ...] | None = None) -> dict:
     """Write DOLOS-mini for ``profile`` under ``root``; return its metadata.
 
-    Skipped when ``root/DOLOS-MINI.json`` says the same version, seed and sizes were built.
+    Skipped when ``root/DOLOS-MINI.json`` says the same version, seed, sizes and sets were built.
     Deterministic: the same seed gives byte-identical files, whatever the number of workers.
+    ``only``: build just these CelebA-HQ generators (e.g. ``("real", "repaint-p2")``: what
+    Patches B and C read; the 9k subset comes with ``repaint-p2``); an image is the same
+    whichever other sets are built.
     """
     if profile.build_sizes is None:
         raise ValueError(f"profile {profile.name!r} uses real data; DOLOS-mini is for smoke/mini")
@@ -411,6 +414,12 @@ def build_mini(root: str | Path, profile: Profile, seed: int = 0, workers: int |
         "image_size": profile.image_size, "sizes": profile.build_sizes.__dict__,
         "repaint_full_factor": profile.repaint_full_factor,
     }
+    if only is not None:
+        unknown = sorted(set(only) - {g for s, g in plan(profile.build_sizes, 1.0) if s == "celebahq"})
+        if unknown or not {"real", "repaint-p2"} <= set(only):
+            raise ValueError(f"build_mini(only=...): {only!r} must name CelebA-HQ generators and include "
+                             f"'real' and 'repaint-p2' (unknown: {unknown})")
+        meta["only"] = sorted(only)
     meta_path = root / "DOLOS-MINI.json"
     if not force and meta_path.exists():
         old = json.loads(meta_path.read_text())
@@ -422,6 +431,8 @@ def build_mini(root: str | Path, profile: Profile, seed: int = 0, workers: int |
         meta_path.unlink(missing_ok=True)
     todo = []
     the_plan = plan(profile.build_sizes, profile.repaint_full_factor)
+    if only is not None:
+        the_plan = {k: v for k, v in the_plan.items() if k[0] == "celebahq" and k[1] in only}
     for (source, generator), splits in the_plan.items():
         key = DatasetKey(source, generator)
         for split in SPLITS:

@@ -1,0 +1,420 @@
+"""Receptive-field geometry of weak labels (ours; the opt-in ``geometry`` stage, notebook 11).
+
+Patches' map cell sees a fixed patch of the input: Xception up to ``block2``, 43 px whatever the
+input side (measured here, :func:`receptive_field`). At the paper's 299 px that is 14% of the
+image side; at DOLOS-mini's 96 px, 45%. A weakly trained cell is labelled "fake" when its image
+is fake, whether or not its own patch shows a fake pixel, so two things may separate the mini
+from the paper: the *geometry* (a cell that touches a fake region fires, and the map spills
+around the region by up to half a patch) and the *calibration* (cells of fake images that see
+only real pixels are labelled fake in training; they settle at a probability set by how common
+they are, which the paper's fixed 0.5 threshold may cut through).
+
+The stage measures both: DOLOS-mini is built at several sides (image side = input side; only
+the sets Patches B and C read), Patches B and C are trained at each with the profile's
+schedules under several seeds, and
+
+- :func:`geometry_table` gives IoU at 0.5 and at the validation-chosen threshold, pixel AUC and
+  B/C per side, with intervals that resample seeds and test images (paired: B and C on the same
+  images), beside the *spill bound* - the IoU of the true mask against the same mask dilated by
+  half a receptive field, an oracle that reads the mask: the best a map that spills by that much
+  can score;
+- :func:`calibration_table` gives B's cell probabilities by kind of cell (cells of real images,
+  cells of fake images that see only real pixels, that see some fake pixels, whose centre is
+  fake), as histograms, and the share of real-only cells in B's training data with the
+  probability it implies for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import metrics
+from .config import ConfigError, Paths, Profile
+from .data.layout import DatasetKey
+from .experiments import CELEBA_TEST, get_experiment
+
+EXPERIMENTS = ("patches-B", "patches-C")
+# What Patches B and C read: the builder's ``only`` (the 9k subset comes with repaint-p2)
+BUILD_ONLY = ("real", "repaint-p2")
+PAPER_INPUT = 299
+CELL_KINDS = ("real image", "fake image, sees only real pixels", "fake image, sees some fake pixels",
+              "fake image, centre on the fake region")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One side of the geometry study under one seed: the profile and paths its runs use."""
+
+    size: int
+    seed: int
+    profile: Profile
+    paths: Paths
+
+
+def data_root(paths: Paths, profile: Profile, size: int) -> Path:
+    """DOLOS-mini at ``size`` px: the study's own data root at the profile's side (so the
+    Table 2 runs are the first seed's points there), else ``data/dolos-mini-<profile>-<size>px``."""
+    if size == profile.image_size:
+        return paths.data_root
+    return paths.root / "data" / f"dolos-mini-{profile.name}-{size}px"
+
+
+def points(profile: Profile, paths: Paths) -> list[Point]:
+    """Every (seed, side) of the stage: ``geometry_seeds`` seeds from ``profile.seed`` x
+    ``profile.geometry_sizes``, seed by seed."""
+    if profile.build_sizes is None or not profile.geometry_sizes:
+        raise ConfigError(f"profile {profile.name!r}: the geometry stage builds DOLOS-mini at "
+                          f"several sides; it runs on the smoke and mini profiles")
+    if profile.geometry_seeds < 1:
+        raise ConfigError(f"geometry_seeds must be >= 1, got {profile.geometry_seeds}")
+    out = []
+    for k in range(profile.geometry_seeds):      # seed-major: a cut-short run has every side
+        for size in profile.geometry_sizes:
+            p = Paths(root=paths.root, profile=paths.profile, data_root=data_root(paths, profile, size),
+                      tag=paths.tag)
+            seed = profile.seed + k
+            out.append(Point(size, seed, profile.replace(image_size=size, input_size=size, seed=seed), p))
+    return out
+
+
+def build_data(profile: Profile, paths: Paths, progress: bool = True) -> dict[int, dict]:
+    """Build DOLOS-mini at every side of the stage but the profile's own (the data stage's);
+    skipped where already built. Returns each side's build record."""
+    from .data.mini import build_mini
+
+    out = {}
+    for size in profile.geometry_sizes:
+        root = data_root(paths, profile, size)
+        if size == profile.image_size:
+            continue
+        out[size] = build_mini(root, profile.replace(image_size=size), seed=0, progress=progress,
+                               only=BUILD_ONLY)
+    return out
+
+
+# --- the receptive field, measured ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """A map cell's patch of the input: ``side`` px wide, cell ``i``'s centre at
+    ``offset + i * jump`` (input pixels)."""
+
+    side: int
+    jump: float
+    offset: float
+    map_side: int
+    input_size: int
+
+    def boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell index, the first and last input pixel its patch covers (clipped)."""
+        c = self.offset + self.jump * np.arange(self.map_side)
+        half = (self.side - 1) / 2
+        lo = np.clip(np.floor(c - half + 1e-6), 0, self.input_size - 1).astype(int)
+        hi = np.clip(np.ceil(c + half - 1e-6), 0, self.input_size - 1).astype(int)
+        return lo, hi
+
+    def centres(self) -> np.ndarray:
+        return np.clip(np.round(self.offset + self.jump * np.arange(self.map_side)), 0,
+                       self.input_size - 1).astype(int)
+
+
+def receptive_field(method: str = "patches", input_size: int = 96, probes: int = 8,
+                    seed: int = 0) -> ReceptiveField:
+    """Measure a method's map-cell receptive field by gradients: the input pixels on which an
+    interior cell's fake logit depends (union over ``probes`` random inputs, since max-pooling
+    routes each gradient through one pixel of its window), and the shift between two
+    neighbouring cells' patches. Measured at an input large enough for an interior cell's patch
+    to lie inside it (at least 160 px: the patch, its stride and its offset do not depend on the
+    input side), the map side at ``input_size``. Model weights do not matter (random init)."""
+    from .models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(method, "full").eval()
+    at = max(input_size, 160)
+    x = torch.randn(probes, 3, at, at, requires_grad=True)
+    logits = model(x)["map_logits"]
+    i = logits.shape[-1] // 2
+    support = []
+    for cell in (i, i + 1):
+        g, = torch.autograd.grad(logits[:, 1, cell, cell].sum(), x, retain_graph=True)
+        rows = torch.nonzero((g.abs().sum((0, 1)) > 0).any(1)).flatten().numpy()
+        support.append((rows.min(), rows.max()))
+    (a0, a1), (b0, b1) = support
+    jump = float((b0 + b1) / 2 - (a0 + a1) / 2)
+    return ReceptiveField(int(a1 - a0 + 1), jump, float((a0 + a1) / 2 - i * jump),
+                          model.map_size(input_size), int(input_size))
+
+
+def cell_kinds(masks: np.ndarray, rf: ReceptiveField) -> np.ndarray:
+    """(N, h, w) kind of each map cell of fake images (indices into ``CELL_KINDS``: 1 its patch
+    sees only real pixels, 2 it sees some fake pixels but its centre is real, 3 its centre is
+    fake). ``masks``: (N, S, S) with 1 = fake at the input side."""
+    masks = np.asarray(masks) > 0
+    if masks.shape[-1] != rf.input_size:
+        raise ValueError(f"masks are {masks.shape[-1]} px, the receptive field is measured at "
+                         f"{rf.input_size} px")
+    lo, hi = rf.boxes()
+    c = rf.centres()
+    integral = np.pad(masks.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+    r0, r1 = lo[:, None], hi[:, None] + 1                            # rows (h, 1)
+    c0, c1 = lo[None, :], hi[None, :] + 1                            # cols (1, w)
+    fake_in_box = (integral[:, r1, c1] - integral[:, r0, c1] - integral[:, r1, c0]
+                   + integral[:, r0, c0])
+    centre_fake = masks[:, c[:, None], c[None, :]]
+    return np.where(centre_fake, 3, np.where(fake_in_box > 0, 2, 1)).astype(np.int8)
+
+
+# --- seed-and-image bootstrap ------------------------------------------------------------------
+
+def _draws(n_seeds: int, n_images: int, n: int, seed: int):
+    """``n`` bootstrap draws of seeds and of images (indices with replacement); one seed is
+    never resampled (its interval then covers images only)."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, n_seeds, (n, n_seeds)) if n_seeds > 1 else np.zeros((n, 1), int)
+    return s, rng.integers(0, n_images, (n, n_images))
+
+
+def _boot_means(values: np.ndarray, draws) -> np.ndarray:
+    """Replicates of the mean of ``values`` (seeds, images) under ``draws``."""
+    s, i = draws
+    return np.stack([values[s[r]][:, i[r]].mean() for r in range(len(s))])
+
+
+def _boot_auc(pos: np.ndarray, neg: np.ndarray, draws) -> np.ndarray:
+    """Replicates of the pooled pixel AUC from per-image histograms (seeds, images, bins)."""
+    s, i = draws
+    out = np.empty(len(s))
+    for r in range(len(s)):
+        sw = np.bincount(s[r], minlength=pos.shape[0]).astype(float)
+        iw = np.bincount(i[r], minlength=pos.shape[1]).astype(float)
+        w = sw[:, None] * iw[None, :]
+        out[r] = metrics.histogram_auc(np.einsum("si,sib->b", w, pos), np.einsum("si,sib->b", w, neg))
+    return out
+
+
+# --- per run ----------------------------------------------------------------------------------
+
+def _run_values(point: Point, exp_name: str) -> dict | None:
+    """Per-image IoU at 0.5 and at the run's validation-chosen threshold, and per-image pixel
+    histograms, of one trained run on the Repaint-P2 test set; None if not predicted."""
+    from .evaluate import _load, masks_for
+    from .runs import resolve_run
+
+    run = resolve_run(get_experiment(exp_name), point.profile, point.paths)
+    fake = _load(run, CELEBA_TEST[0], point.profile)
+    valid = _load(run, CELEBA_TEST[0], point.profile, "valid")
+    if fake is None or valid is None:
+        return None
+    masks = masks_for(fake)
+    t, _ = metrics.oracle_threshold_iou(valid.maps, masks_for(valid))
+    pos, neg = metrics.pixel_histograms(fake.maps, masks)
+    return {"iou": metrics.localization(fake.maps, masks).iou,
+            "iou_val": metrics.localization(fake.maps, masks, threshold=t).iou,
+            "threshold": t, "pos": pos, "neg": neg, "run": run.run_id, "names": fake.names}
+
+
+def spill_bound(masks: np.ndarray, radius: int) -> np.ndarray:
+    """Per-image IoU-lg of the true mask against the same mask dilated by ``radius`` px (a
+    disc): the best a map that spills ``radius`` px around every fake region can score. An
+    oracle: it reads the mask."""
+    import cv2
+
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    grown = np.stack([cv2.dilate(m.astype(np.uint8), disc) for m in np.asarray(masks)])
+    return metrics.localization(grown.astype(np.float32), masks).iou
+
+
+def _summary(reps: np.ndarray, value: float, per_seed: list[float]) -> dict:
+    lo, hi = (np.nanquantile(reps, [0.025, 0.975]) if np.isfinite(reps).any() else (np.nan, np.nan))
+    return {"value": value, "ci_low": float(lo), "ci_high": float(hi),
+            "seed_min": float(np.min(per_seed)), "seed_max": float(np.max(per_seed))}
+
+
+def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
+    """The rows of one side (see :func:`geometry_table`)."""
+    rf = receptive_field("patches", size)
+    base = {"size": size, "rf_px": rf.side, "rf_share": rf.side / size, "map_side": rf.map_side}
+    vals = {e: [v for p in pts if (v := _run_values(p, e)) is not None] for e in EXPERIMENTS}
+    n_seeds = min(len(v) for v in vals.values())
+    if n_seeds == 0:
+        return [{**base, "row": "B", "metric": "iou", "value": np.nan, "seeds": 0}]
+    draws = _draws(n_seeds, len(vals["patches-B"][0]["iou"]), profile.bootstrap, profile.seed)
+    rows, reps, means = [], {}, {}
+    for e, label in zip(EXPERIMENTS, ("B", "C")):
+        vs = vals[e][:n_seeds]
+        common = {**base, "row": label, "seeds": n_seeds, "runs": " ".join(v["run"] for v in vs)}
+        for metric in ("iou", "iou_val"):
+            m = np.stack([v[metric] for v in vs])
+            reps[label, metric], means[label, metric] = _boot_means(m, draws), m.mean(1)
+            rows.append({**common, "metric": metric,
+                         "thresholds": " ".join(f"{v['threshold']:.2f}" for v in vs),
+                         **_summary(100 * reps[label, metric], 100 * float(m.mean()), 100 * m.mean(1))})
+        pos, neg = np.stack([v["pos"] for v in vs]), np.stack([v["neg"] for v in vs])
+        per_seed = [100 * metrics.histogram_auc(p.sum(0), q.sum(0)) for p, q in zip(pos, neg)]
+        rows.append({**common, "metric": "pixel_auc",
+                     **_summary(100 * _boot_auc(pos, neg, draws),
+                                100 * metrics.histogram_auc(pos.sum((0, 1)), neg.sum((0, 1))), per_seed)})
+    for metric in ("iou", "iou_val"):
+        b, c = means["B", metric], means["C", metric]
+        rows.append({**base, "row": "B/C", "metric": metric, "seeds": n_seeds,
+                     **_summary(reps["B", metric] / reps["C", metric], float(b.mean() / c.mean()), b / c)})
+    iou = spill_bound(_test_masks(pts[0]), rf.side // 2)
+    rows.append({**base, "row": "spill bound", "metric": "iou", "seeds": 0,
+                 **_summary(100 * metrics.bootstrap_means(iou, profile.bootstrap, profile.seed),
+                            100 * float(iou.mean()), [100 * float(iou.mean())])})
+    return rows
+
+
+def _test_masks(point: Point, key: str = CELEBA_TEST[0]) -> np.ndarray:
+    """(N, S, S) masks (1 = fake) of a side's Repaint-P2 test images, as the predictions read
+    them (the profile's ``max_test_images`` first files)."""
+    from .data.datasets import read_mask
+
+    folder = DatasetKey.parse(key).masks_dir(point.paths.data_root, "test")
+    names = sorted(f for f in folder.iterdir() if f.suffix == ".png")[:point.profile.max_test_images]
+    return np.stack([read_mask(f) for f in names])
+
+
+def geometry_table(profile: Profile, paths: Paths, progress: bool = True) -> pd.DataFrame:
+    """One row per (side, row, metric): rows ``B``, ``C``, ``B/C`` and ``spill bound``; metrics
+    ``iou`` (at 0.5), ``iou_val`` (at each run's validation-chosen threshold), ``pixel_auc``;
+    values in % (B/C as a ratio) with 95% intervals resampling seeds and images (B and C on the
+    same draws), the range over seeds, the seeds found and the receptive field's share of the
+    image side. Sides whose runs are missing have NaN values."""
+    from tqdm.auto import tqdm
+
+    pts = points(profile, paths)
+    rows = []
+    for size in tqdm(list(dict.fromkeys(p.size for p in pts)), desc="geometry: sides", disable=not progress):
+        rows += _side_rows(size, [p for p in pts if p.size == size], profile)
+    cols = ["size", "rf_px", "rf_share", "map_side", "row", "metric", "value", "ci_low", "ci_high",
+            "seed_min", "seed_max", "seeds", "thresholds", "runs"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def _histogram(values: np.ndarray, bins: int) -> np.ndarray:
+    return np.histogram(np.clip(values, 0, 1), bins=np.linspace(0, 1, bins + 1))[0]
+
+
+def calibration_table(profile: Profile, paths: Paths, bins: int = 40,
+                      progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """B's cell probabilities on the test sets by kind of cell (``CELL_KINDS``), pooled over the
+    seeds: ``(histograms, summary)``. ``histograms``: size, kind, bin_low, bin_high, count,
+    density (share of the kind's cells). ``summary`` per size and kind: cells, mean probability,
+    share above 0.5; and per size the share of real-only cells among the cells of B's fake
+    training images (``train_real_only_share``) with the probability a cell that sees only real
+    pixels is pushed towards in training (``settle``: the share of such cells that carry the
+    label fake, with B's real and fake training images as they are drawn)."""
+    from tqdm.auto import tqdm
+
+    from .evaluate import _load, masks_for
+    from .runs import resolve_run
+
+    pts = points(profile, paths)
+    hist_rows, summary = [], []
+    exp = get_experiment("patches-B")
+    for size in tqdm(list(dict.fromkeys(p.size for p in pts)), desc="calibration: sides", disable=not progress):
+        rf = receptive_field("patches", size)
+        probs: dict[int, list[np.ndarray]] = {k: [] for k in range(len(CELL_KINDS))}
+        for p in (q for q in pts if q.size == size):
+            run = resolve_run(exp, p.profile, p.paths)
+            fake, real = _load(run, CELEBA_TEST[0], p.profile), _load(run, CELEBA_TEST[1], p.profile)
+            if fake is None or real is None:
+                continue
+            kinds = cell_kinds(masks_for(fake), rf)
+            maps = np.asarray(fake.maps, dtype=np.float32)
+            probs[0].append(np.asarray(real.maps, dtype=np.float32).ravel())
+            for k in (1, 2, 3):
+                probs[k].append(maps[kinds == k])
+        train = training_shares(pts[[q.size for q in pts].index(size)], rf)
+        for k, label in enumerate(CELL_KINDS):
+            v = np.concatenate(probs[k]) if probs[k] else np.zeros(0)
+            counts = _histogram(v, bins)
+            edges = np.linspace(0, 1, bins + 1)
+            hist_rows += [{"size": size, "kind": label, "bin_low": edges[j], "bin_high": edges[j + 1],
+                           "count": int(counts[j]), "density": counts[j] / max(len(v), 1)}
+                          for j in range(bins)]
+            summary.append({"size": size, "rf_share": rf.side / size, "kind": label, "cells": len(v),
+                            "mean_prob": float(v.mean()) if len(v) else np.nan,
+                            "share_above_0.5": float((v > 0.5).mean()) if len(v) else np.nan, **train})
+    return pd.DataFrame(hist_rows), pd.DataFrame(summary)
+
+
+def training_shares(point: Point, rf: ReceptiveField) -> dict:
+    """In B's training data at this side: the share of the fake images' cells whose patch sees
+    only real pixels, and the probability such a cell is pushed to (``settle``): the share of
+    all real-only cells (fake images' and every cell of a real image) labelled fake, with the
+    real and fake training images as many as they are (the weak loop draws from both alike)."""
+    from .data.datasets import read_mask
+
+    exp = get_experiment("patches-B")
+    fake_key = next(t.key for t in exp.train if t.key != "celebahq/real")
+    folder = DatasetKey.parse(fake_key).masks_dir(point.paths.data_root, "train")
+    masks = np.stack([read_mask(f) for f in sorted(folder.glob("*.png"))])
+    n_real = len(list(DatasetKey.parse("celebahq/real").images_dir(point.paths.data_root, "train").glob("*.png")))
+    share = float((cell_kinds(masks, rf) == 1).mean())
+    n_fake = len(masks)
+    return {"train_real_only_share": share,
+            "settle": share * n_fake / (share * n_fake + n_real) if n_real + n_fake else np.nan}
+
+
+def _cell(geo: pd.DataFrame, size: int, row: str, metric: str) -> pd.Series | None:
+    r = geo[(geo["size"] == size) & (geo["row"] == row) & (geo["metric"] == metric)]
+    return r.iloc[0] if len(r) and r.iloc[0]["value"] == r.iloc[0]["value"] else None
+
+
+def _fmt(r: pd.Series | None, ratio: bool = False) -> str:
+    if r is None:
+        return "missing"
+    f = ".2f" if ratio else ".1f"
+    return f"{r['value']:{f}} [{r['ci_low']:{f}}, {r['ci_high']:{f}}]"
+
+
+def trend(geo: pd.DataFrame, metric: str) -> str:
+    """Whether B/C (at ``metric``) rises from the smallest to the largest side: ``rises`` when
+    the largest side's interval lies above the smallest's, ``falls`` when below, else
+    ``flat within the intervals``; ``missing`` without both."""
+    sizes = sorted(geo["size"].unique())
+    a, b = _cell(geo, sizes[0], "B/C", metric), _cell(geo, sizes[-1], "B/C", metric)
+    if a is None or b is None or len(sizes) < 2:
+        return "missing"
+    if b["ci_low"] > a["ci_high"]:
+        return "rises"
+    if b["ci_high"] < a["ci_low"]:
+        return "falls"
+    return "flat within the intervals"
+
+
+def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]:
+    """What the geometry and calibration tables show, in sentences with their numbers."""
+    out = []
+    for size in sorted(geo["size"].unique()):
+        share = geo[geo["size"] == size]["rf_share"].iloc[0]
+        seeds = _cell(geo, size, "B", "iou")
+        n = int(seeds["seeds"]) if seeds is not None else 0
+        out.append(f"{size} px (field {100 * share:.0f}% of the side, {n} seed(s)): "
+                   f"IoU at 0.5 B {_fmt(_cell(geo, size, 'B', 'iou'))}, C {_fmt(_cell(geo, size, 'C', 'iou'))}, "
+                   f"B/C {_fmt(_cell(geo, size, 'B/C', 'iou'), True)}; at the validation-chosen threshold "
+                   f"B {_fmt(_cell(geo, size, 'B', 'iou_val'))}, C {_fmt(_cell(geo, size, 'C', 'iou_val'))}, "
+                   f"B/C {_fmt(_cell(geo, size, 'B/C', 'iou_val'), True)}; pixel AUC B "
+                   f"{_fmt(_cell(geo, size, 'B', 'pixel_auc'))}, C {_fmt(_cell(geo, size, 'C', 'pixel_auc'))}; "
+                   f"spill bound {_fmt(_cell(geo, size, 'spill bound', 'iou'))}")
+    out.append(f"B/C at 0.5 {trend(geo, 'iou')} with the input side; at the validation-chosen "
+               f"threshold it {trend(geo, 'iou_val')}.")
+    if cal is not None and len(cal):
+        for size, g in cal.groupby("size"):
+            k = g.set_index("kind")
+            ro, real, fake = (k.loc[CELL_KINDS[1]], k.loc[CELL_KINDS[0]], k.loc[CELL_KINDS[3]])
+            out.append(f"{size} px calibration: cells of fake images that see only real pixels have mean "
+                       f"probability {ro['mean_prob']:.2f} ({100 * ro['share_above_0.5']:.0f}% above 0.5; "
+                       f"cells of real images {real['mean_prob']:.2f}, {100 * real['share_above_0.5']:.0f}%; "
+                       f"cells centred on the fake region {fake['mean_prob']:.2f}, "
+                       f"{100 * fake['share_above_0.5']:.0f}%); in B's training data "
+                       f"{100 * ro['train_real_only_share']:.0f}% of a fake image's cells see only real "
+                       f"pixels, which pushes such cells towards {ro['settle']:.2f}.")
+    return out
