@@ -25,6 +25,7 @@ TABLES = [
     ("postprocess", "Extension (FOCAL) · map post-processing"),
     ("robustness", "Extension (FakeLocator) · robustness to perturbations"),
     ("scaling", "Budget scaling · Patches B and C against training steps (opt-in stage)"),
+    ("geometry", "Receptive-field geometry · Patches B and C against the input side (opt-in stage)"),
     ("seed_spread", "Spread over training seeds (--seeds N)"),
 ]
 PAPER_COLS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]
@@ -83,6 +84,12 @@ CAPTIONS = {
     "robustness": "Extension: IoU under test-time perturbations; the first point of each line is "
                   "the clean test set.",
     "budget_scaling": "Budget scaling: IoU, pixel AUC and AP of Patches B and C against steps.",
+    "geometry": "Geometry: Patches B and C against the receptive field's share of the image side, "
+                "at 0.5 and at the validation-chosen threshold, with the spill bound (an oracle: "
+                "the mask against itself dilated by half a field); intervals over seeds and images.",
+    "calibration": "Geometry, the calibration half: weak Patches' cell probabilities by kind of "
+                   "cell, the 0.5 threshold (solid) and where real-only cells are pushed in "
+                   "training (dashed).",
 }
 
 
@@ -274,6 +281,20 @@ def postprocess_lines(res: Path) -> list[str]:
             "images per model, gains against Table 2's 0.5 threshold): " + "; ".join(out) + "."]
 
 
+def geometry_lines(res: Path) -> list[str]:
+    """What the opt-in geometry stage measured (``geometry.csv``, ``calibration.csv``), in
+    sentences; empty when it has not run."""
+    f = res / "geometry.csv"
+    if not f.exists():
+        return []
+    from .geometry import summary_lines as geo_lines
+
+    cal = res / "calibration.csv"
+    body = geo_lines(pd.read_csv(f), pd.read_csv(cal) if cal.exists() else None)
+    return ["Receptive-field geometry (opt-in stage `--only geometry`, [geometry.csv](geometry.csv), "
+            "IoU-lg in %, 95% intervals over seeds and test images):", ""] + [f"- {x}" for x in body]
+
+
 def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
     """The claims table as shown: the paper-profile column only when it has something."""
     return claims.drop(columns=["paper profile"]) if (claims["paper profile"] == "").all() else claims
@@ -301,6 +322,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "evidence about DOLOS.", ""]
     claims = claims_table(res, paths.root / "results" / "paper") if (res / "table2.csv").exists() else None
     lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + postprocess_lines(res) + [""]
+    lines += geometry_lines(res) + ([""] if geometry_lines(res) else [])
     if claims is not None and len(claims):
         lines += ["## The paper's claims against this run", "",
                   "Verdicts come from the 95% intervals (glossary). [claims.csv](claims.csv)", "",

@@ -236,6 +236,35 @@ def test_scaling_stage_is_opt_in_and_tables_steps_per_budget(smoke_study):
     assert (root / "figures" / "smoke" / "budget_scaling.png").exists()
 
 
+@pytest.mark.xdist_group("smoke-study")
+def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
+    """``--only geometry`` on the smoke profile (sides 48 and 64, one seed): the 64 px points are
+    Table 2's patches-B and patches-C (reused), the 48 px ones train on DOLOS-mini built at 48 px
+    with only the sets B and C read; the table has B, C, B/C and the spill bound per side, the
+    calibration table every kind of cell, and both figures are written."""
+    root, out, _ = smoke_study
+    assert "stage geometry" not in out
+    r = run("--profile", "smoke", "--only", "geometry", "--repo", str(root))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "[geometry, 64 px, seed 0 1/2] patches-B: done, skipped" in r.stdout
+    assert "[geometry, 48 px, seed 0 1/2] patches-B: training" in r.stdout
+    built = root / "data" / "dolos-mini-smoke-48px"
+    assert json.loads((built / "DOLOS-MINI.json").read_text())["only"] == ["real", "repaint-p2"]
+    assert not (built / "celebahq" / "fake" / "lama").exists()
+    res = root / "results" / "smoke"
+    geo = pd.read_csv(res / "geometry.csv")
+    assert sorted(geo["size"].unique()) == [48, 64] and (geo["rf_px"] == 43).all()
+    for size in (48, 64):
+        g = geo[geo["size"] == size]
+        assert {"B", "C", "B/C", "spill bound"} <= set(g["row"])
+        assert g[g.row.isin(["B", "C"])]["value"].notna().all() and (g[g.row == "B"]["seeds"] == 1).all()
+        assert (g[g.row == "spill bound"]["value"] > 0).all()
+    cal = pd.read_csv(res / "calibration.csv")
+    assert len(cal) == 2 * 4 and cal["cells"].sum() > 0 and cal["settle"].between(0, 1).all()
+    for stem in ("geometry", "calibration"):
+        assert (root / "figures" / "smoke" / f"{stem}.png").exists(), stem
+
+
 def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     """Kill a smoke run with two trainings at a time (``--jobs 2``) during training (SIGKILL
     to the whole process group: pipeline, workers, kernels; no clean-up), start it again:

@@ -1,0 +1,104 @@
+"""The geometry stage's measurements (dolos_core/geometry.py) on hand-built cases; the stage
+itself runs on the smoke study in tests/test_pipeline.py."""
+
+from __future__ import annotations
+
+import filecmp
+
+import numpy as np
+import pytest
+
+from dolos_core import geometry, metrics
+from dolos_core.config import get_profile
+from dolos_core.data.mini import build_mini
+
+
+def test_patches_receptive_field_is_the_hand_computed_one():
+    """Xception up to block2, by hand (field r, jump j): conv1 3x3 stride 2 -> r 3, j 2; conv2
+    3x3 -> 7; block1's two separable 3x3 -> 11, 15; its 3x3 max-pool stride 2 -> 19, j 4;
+    block2's two -> 27, 35; its pool -> 43, j 8. conv1 and conv2 are unpadded: cell 0 is
+    centred on pixel 1 + 2 = 3; the padded layers after keep that centre."""
+    for size in (64, 96, 224):
+        rf = geometry.receptive_field("patches", size)
+        assert (rf.side, rf.jump, rf.offset) == (43, 8.0, 3.0), (size, rf)
+    assert geometry.receptive_field("patches", 96).map_side == 12
+
+
+def test_cell_kinds_by_hand():
+    """A 5 px field every 2 px from pixel 2 on an 8 px image (4x4 cells), one fake pixel at
+    (4, 4): cells whose box [c-2, c+2] holds it see fake; the cell centred on it is 'centre'."""
+    rf = geometry.ReceptiveField(side=5, jump=2.0, offset=2.0, map_side=4, input_size=8)
+    mask = np.zeros((1, 8, 8), np.uint8)
+    mask[0, 4, 4] = 1
+    kinds = geometry.cell_kinds(mask, rf)[0]
+    # centres 2, 4, 6, 8->clipped 7; boxes [0,4], [2,6], [4,7], [6,7]: pixel 4 in the first three
+    expect = np.array([[2, 2, 2, 1], [2, 3, 2, 1], [2, 2, 2, 1], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(kinds, expect)
+    with pytest.raises(ValueError, match="measured at 8 px"):
+        geometry.cell_kinds(np.zeros((1, 16, 16)), rf)
+
+
+def test_spill_bound_of_a_straight_edge():
+    """The left half of a 32 px image is fake: dilating by r moves the edge r px, so the IoU of
+    the mask against it is 16 / (16 + r)."""
+    mask = np.zeros((1, 32, 32), np.uint8)
+    mask[:, :, :16] = 1
+    assert geometry.spill_bound(mask, 0)[0] == pytest.approx(1.0)
+    assert geometry.spill_bound(mask, 4)[0] == pytest.approx(16 / 20)
+
+
+def test_histogram_auc_by_hand_and_per_image_histograms_pool():
+    """pos in bins 1 and 2, neg in bins 0 and 1: of the 4 pairs, 3 are won and 1 tied -> 0.875.
+    Per-image histograms summed give the pooled AUC of pooled_pixel_metrics."""
+    assert metrics.histogram_auc(np.array([0, 1, 1.]), np.array([1, 1, 0.])) == pytest.approx(0.875)
+    assert np.isnan(metrics.histogram_auc(np.zeros(3), np.ones(3)))
+    rng = np.random.default_rng(0)
+    maps = rng.random((6, 8, 8)).astype(np.float16)
+    masks = (rng.random((6, 32, 32)) > 0.7).astype(np.uint8)
+    pos, neg = metrics.pixel_histograms(maps, masks)
+    assert pos.shape == (6, 1000) and pos.sum() + neg.sum() == 6 * 32 * 32
+    assert 100 * metrics.histogram_auc(pos.sum(0), neg.sum(0)) == pytest.approx(
+        metrics.pooled_pixel_metrics(maps, masks)["pixel_auc"])
+
+
+def test_seed_and_image_bootstrap():
+    """One seed: only images are resampled; B/C on the same draws is paired (B = C / 2 exactly
+    gives an interval of exactly 0.5)."""
+    c = np.random.default_rng(1).random((3, 50))
+    draws = geometry._draws(3, 50, 200, seed=0)
+    b = geometry._boot_means(c / 2, draws) / geometry._boot_means(c, draws)
+    assert np.allclose(b, 0.5)
+    s, i = geometry._draws(1, 50, 10, seed=0)
+    assert (s == 0).all() and i.shape == (10, 50)
+    spread = geometry._boot_means(c, geometry._draws(3, 50, 500, 0))
+    images_only = geometry._boot_means(c[:1], geometry._draws(1, 50, 500, 0))
+    assert spread.std() > 0 and images_only.std() > 0
+
+
+def test_restricted_build_writes_the_same_images(tmp_path):
+    """``only``: the named generators' files, byte-identical to the full build's."""
+    prof = get_profile("smoke")
+    build_mini(tmp_path / "full", prof, seed=0, progress=False)
+    meta = build_mini(tmp_path / "part", prof, seed=0, progress=False, only=("real", "repaint-p2"))
+    assert meta["only"] == ["real", "repaint-p2"]
+    part = sorted(p.relative_to(tmp_path / "part") for p in (tmp_path / "part").rglob("*.png"))
+    tops = {"/".join(p.parts[:3]) for p in part}
+    assert tops == {"celebahq/real/train", "celebahq/real/valid", "celebahq/real/test",
+                    "celebahq/fake/repaint-p2", "celebahq/fake/repaint-p2-9k"}, tops
+    for rel in part:
+        assert filecmp.cmp(tmp_path / "full" / rel, tmp_path / "part" / rel, shallow=False), rel
+    with pytest.raises(ValueError, match="include 'real' and 'repaint-p2'"):
+        build_mini(tmp_path / "x", prof, only=("lama",))
+
+
+def test_geometry_points_need_a_built_profile(tmp_path):
+    from dolos_core.config import ConfigError, get_paths
+
+    paths = get_paths("paper", tmp_path, root=tmp_path)
+    with pytest.raises(ConfigError, match="smoke and mini"):
+        geometry.points(get_profile("paper"), paths)
+    pts = geometry.points(get_profile("mini"), get_paths("mini", root=tmp_path))
+    assert [(p.seed, p.size) for p in pts[:4]] == [(0, 96), (0, 160), (0, 224), (1, 96)]
+    assert pts[0].paths.data_root == tmp_path / "data" / "dolos-mini-mini"
+    assert pts[1].paths.data_root == tmp_path / "data" / "dolos-mini-mini-160px"
+    assert pts[1].profile.input_size == 160 and pts[3].profile.seed == 1
