@@ -33,7 +33,7 @@ MAX_WIDTH = 1200
 # The reading order: the chapters, then one training notebook per experiment.
 ORDER = ("01_data", "02_train", "03_main_table", "04_cross_dataset", "05_cross_generator",
          "06_qualitative", "07_postprocessing", "08_robustness", "09_loss_variants",
-         "10_budget_scaling")
+         "10_budget_scaling", "11_geometry")
 
 
 def reading_order(names: list[str]) -> list[str]:
