@@ -188,6 +188,79 @@ def seed_table(paths: Paths, profile: Profile, seeds: int) -> tuple[pd.DataFrame
     return per_seed, spread
 
 
+def run_threshold(run, exp: Experiment, profile: Profile) -> float | None:
+    """The threshold that maximises mean IoU-lg on every validation split ``exp`` predicts
+    (``experiments.prediction_sets``; pooled), or None without one."""
+    from .experiments import prediction_sets
+
+    valid = [p for k, s in prediction_sets(exp) if s == "valid" and (p := _load(run, k, profile, s)) is not None]
+    if not valid:
+        return None
+    maps = np.concatenate([v.maps for v in valid])
+    t, _ = metrics.oracle_threshold_iou(maps, np.concatenate([masks_for(v) for v in valid]))
+    return t
+
+
+PER_IMAGE_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
+PER_IMAGE_BASELINES = ("everything-fake", "mask-prior")
+
+
+def _image_rows(name: str, seed: int | None, key: str, maps: np.ndarray, names, masks: np.ndarray,
+                threshold: float | None) -> pd.DataFrame:
+    loc = metrics.localization(maps, masks)
+    iou_val = (metrics.localization(maps, masks, threshold=threshold).iou if threshold is not None
+               else np.full(len(names), np.nan))
+    auc = metrics.per_image_pixel_metrics(maps, masks)["pixel_auc_img"]
+    return pd.DataFrame({"experiment": name, "seed": seed, "test_set": key, "image": names,
+                         "area": loc.mask_area, "iou": loc.iou, "iou_val": iou_val, "auc": auc,
+                         "threshold": threshold})
+
+
+def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFrame:
+    """Per fake test image, the input of the claims' paired bootstrap (ours): IoU-lg at 0.5
+    (``iou``), at the run's validation-chosen threshold (``iou_val``; NaN without validation
+    predictions), per-image pixel AUC (``auc``, 0-1; NaN for an empty or full mask) and the mask
+    area; for every experiment of Table 2, Table 3 and Figure 6 under seeds ``profile.seed``
+    ... ``+ seeds - 1`` (the seeds that exist), and for the baselines everything-fake and
+    mask-prior on every fake test set (``seed`` empty; the mask prior's threshold chosen on the
+    Repaint-P2 validation split, as Table 2's)."""
+    from .baselines import baseline_maps, fit_mask_prior
+    from .data.layout import split_exists
+
+    frames = []
+    for k in range(seeds):
+        prof = profile.replace(seed=profile.seed + k)
+        for e in experiments_in(*PER_IMAGE_GROUPS):
+            run = resolve_run(e, prof, paths)
+            threshold = None
+            for key in e.test:
+                if DatasetKey.parse(key).label != 1 or (pred := _load(run, key, prof)) is None:
+                    continue
+                threshold = run_threshold(run, e, prof) if threshold is None else threshold
+                frames.append(_image_rows(e.name, prof.seed, key, pred.maps, pred.names, masks_for(pred), threshold))
+    fake_sets = [k for k in dict.fromkeys((CELEBA_TEST[0], *FIG6_TEST))
+                 if split_exists(paths.data_root, DatasetKey.parse(k), "test")]
+    fitted = {"mask-prior": fit_mask_prior(paths.data_root)} if fake_sets else {}
+    for name in PER_IMAGE_BASELINES if fake_sets else ():
+        t = None
+        if split_exists(paths.data_root, DatasetKey.parse(CELEBA_TEST[0]), "valid"):
+            vm, _, vn = baseline_maps(name, paths.data_root, CELEBA_TEST[0], profile.max_test_images, fitted, "valid")
+            vmask = Predictions(vm, np.zeros(len(vn)), vn, _meta(paths, CELEBA_TEST[0], "valid")).masks()
+            t, _ = metrics.oracle_threshold_iou(vm, vmask)
+        for key in fake_sets:
+            maps, _, names = baseline_maps(name, paths.data_root, key, profile.max_test_images, fitted)
+            masks = Predictions(maps, np.zeros(len(names)), names, _meta(paths, key, "test")).masks()
+            frames.append(_image_rows(f"baseline-{name}", None, key, maps, names, masks, t))
+    cols = ["experiment", "seed", "test_set", "image", "area", "iou", "iou_val", "auc", "threshold"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def _meta(paths: Paths, key: str, split: str) -> dict:
+    k = DatasetKey.parse(key)
+    mdir = k.masks_dir(paths.data_root, split)
+    return {"label": k.label, "masks_dir": str(mdir) if mdir else None}
+
+
 def iou_by_area_table(paths: Paths, profile: Profile, group: str = "table2",
                       key: str = CELEBA_TEST[0]) -> pd.DataFrame:
     """Ours: mean IoU-lg (%) and image count per bin of mask area, per experiment of ``group``

@@ -441,6 +441,8 @@ def _run(args, held) -> int:
         return out
 
     def stage_jobs(stage: str) -> list[TrainJob]:
+        from .experiments import PAPER_GROUPS
+
         if stage == "geometry":
             from . import geometry
 
@@ -453,7 +455,7 @@ def _run(args, held) -> int:
         jobs = training_jobs(stage, trains[stage])
         if stage == "train":
             for k in range(1, args.seeds):
-                jobs += training_jobs(stage, [e for e in trains[stage] if e.group == "table2"], k)
+                jobs += training_jobs(stage, [e for e in trains[stage] if e.group in PAPER_GROUPS], k)
         return jobs
 
     pending: dict[str, list] = {}     # stage -> handles of its trainings not yet waited for
@@ -526,7 +528,7 @@ def _run(args, held) -> int:
             wait_for(stage)
         for nb in st.notebooks:
             extra = {"build": default_root, "force": bool(args.force)} if stage == "data" else {}
-            if nb == "03_main_table":
+            if nb in ("03_main_table", "05_cross_generator"):
                 extra = {"seeds": args.seeds}
             sec = run_notebook(nb, nb, {**common, **extra}, paths)
             log(f"  {nb} finished in {_fmt(sec)}")

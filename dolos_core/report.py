@@ -53,8 +53,11 @@ GLOSSARY = [
     ("baselines", "`everything-fake` (IoU = mean mask area), `everything-real`, `mask-prior` (the "
      "training masks' per-pixel fake share), `pixel-lr` (per-pixel colour/noise logistic "
      "regression): what a map scores without learning generators"),
-    ("verdict", "holds / does not hold when the 95% intervals separate, inconclusive when they "
-     "overlap, cannot be checked when an experiment is missing"),
+    ("verdict", "holds / does not hold when the 95% interval of the claimed quantity lies above / "
+     "below 0 at 0.5 and at the validation-chosen thresholds alike; inconclusive when it straddles 0; "
+     "threshold-dependent when the two thresholds disagree; uninformative when a compared model did "
+     "not learn on its own test set (it does not clear everything-fake or the mask prior); cannot be "
+     "checked when a run is missing"),
     ("run", "the hash of an experiment's configuration (`runs/<profile>/checkpoints/<experiment>/<run>/`)"),
 ]
 CAPTIONS = {
@@ -235,12 +238,9 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
         out.append(f"Detection AP of the weak models ranges from {lo} {val(lo, 'ap_mean', 'ap')} to "
                    f"{hi} {val(hi, 'ap_mean', 'ap')} (chance 50).")
     if claims is not None and len(claims):
-        real = claims[claims.verdict != "context"]
-        counts = real["verdict"].value_counts()
-        words = {"holds": "hold", "does not hold": "do not hold", "inconclusive": "are inconclusive",
-                 "cannot be checked": "cannot be checked"}
-        out.append(f"Of the {len(real)} claims checked below, " + ", ".join(
-            f"{counts.get(v, 0)} {w}" for v, w in words.items() if counts.get(v, 0)) + ".")
+        from .claims import verdict_counts
+
+        out.append(f"Claims checked below ({verdict_counts(claims)}).")
     return [" ".join(out)]
 
 
@@ -296,8 +296,20 @@ def geometry_lines(res: Path) -> list[str]:
 
 
 def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
-    """The claims table as shown: the paper-profile column only when it has something."""
-    return claims.drop(columns=["paper profile"]) if (claims["paper profile"] == "").all() else claims
+    """The claims table as shown: verdicts, the claimed quantity at 0.5 and at the
+    validation-chosen thresholds with intervals, seeds and the note; values and baselines are in
+    claims.csv."""
+    def q(r, k):
+        v = r[f"quantity_{k}"]
+        return "missing" if pd.isna(v) else f"{v:.1f} [{r[f'quantity_{k}_low']:.1f}, {r[f'quantity_{k}_high']:.1f}]"
+
+    rows = [{"id": r["id"], "source": r["source"], "claim": r["claim"], "verdict": r["verdict"],
+             "at 0.5": f"{r['verdict_05']}: {q(r, '05')}" if r["source"] != "context" else "",
+             "at val. threshold": f"{r['verdict_val']}: {q(r, 'val')}" if r["source"] != "context" else "",
+             "seeds": r["seeds"] if isinstance(r["seeds"], str) else "",
+             "note": r["note"] if isinstance(r["note"], str) else (r["values"] if r["source"] == "context" else "")}
+            for _, r in claims.iterrows()]
+    return pd.DataFrame(rows)
 
 
 def _figure_order(png: Path):
@@ -320,12 +332,16 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "methods' behaviour on a world built to have the paper's structure; they are not "
                   "comparable with the paper's numbers, and agreement with the paper here is not "
                   "evidence about DOLOS.", ""]
-    claims = claims_table(res, paths.root / "results" / "paper") if (res / "table2.csv").exists() else None
+    claims = claims_table(res, profile.bootstrap, profile.seed) if (res / "per_image.csv").exists() else None
     lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + postprocess_lines(res) + [""]
     lines += geometry_lines(res) + ([""] if geometry_lines(res) else [])
     if claims is not None and len(claims):
         lines += ["## The paper's claims against this run", "",
-                  "Verdicts come from the 95% intervals (glossary). [claims.csv](claims.csv)", "",
+                  "Each claim is a quantity that is positive when it holds, bootstrapped over test "
+                  "images (paired: every run on a test set is resampled on the same images) and over "
+                  "seeds where a run has several; its verdict at the paper's 0.5 and at the validation-"
+                  "chosen thresholds, and the final verdict (glossary). The compared values and every "
+                  "test set's baselines, with intervals: [claims.csv](claims.csv).", "",
                   _claims_view(claims).to_markdown(index=False), ""]
     lines += ["## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
     lines += ["## Figures", ""]

@@ -1,85 +1,139 @@
-"""The claims table (dolos_core/claims.py) on hand-built tables: verdicts follow the intervals."""
+"""The claims (dolos_core/claims.py) on hand-built per-image tables: each verdict from the
+bootstrapped difference, paired on the images, with the reviewer's cases - a model at its
+baseline (uninformative), verdicts that flip with the threshold, seeds."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from dolos_core.claims import FAILS, HOLDS, MISSING, OPEN, Value, claims, claims_table, greater
+from dolos_core.claims import (COLUMNS, FAILS, HOLDS, MISSING, OPEN, THRESHOLD, UNINFORMATIVE, claims,
+                               claims_table, final_verdict, sign_verdict, verdict_counts)
+from dolos_core.experiments import FIG6_GENERATORS
 
-
-def _t2(half_width=1.0, **iou):
-    rows = [{"experiment": f"{m}-{s}", "iou": iou.get(f"{m}_{s}", 10.0)}
-            for m in ("gradcam", "patches", "attention") for s in "ABC"]
-    rows.append({"experiment": "baseline-everything-fake", "iou": 12.0})
-    df = pd.DataFrame(rows)
-    df["iou_ci_low"], df["iou_ci_high"] = df["iou"] - half_width, df["iou"] + half_width
-    return df
+T = "celebahq/repaint-p2"
+N = 40
 
 
-def _t3(a, b, c, half_width=1.0):
-    df = pd.DataFrame({"experiment": ["patches-A-ffhq", "patches-B-ffhq", "patches-C-ffhq"], "iou": [a, b, c]})
-    df["iou_ci_low"], df["iou_ci_high"] = df["iou"] - half_width, df["iou"] + half_width
-    return df
+def _table(cells: dict | None = None, spread: float = 0.2, seeds: dict | None = None) -> pd.DataFrame:
+    """Every cell the claims read, each image's value = the cell's value (%, at 0.5 and at the
+    validation-chosen threshold) + the same per-image offset on every cell of a test set (from
+    -spread to +spread): differences between cells are exact, single cells vary a lot.
+    Learned models default to 50/50, everything-fake to 10/10, the mask prior to 0/20.
+    ``seeds``: experiment -> per-seed shifts (%)."""
+    cells = dict(cells or {})
+    keys = {}
+    for m in ("gradcam", "patches", "attention"):
+        for s in "ABC":
+            keys[f"{m}-{s}", T] = (50, 50)
+    for s in "ABC":
+        keys[f"patches-{s}-ffhq", T] = (50, 50)
+    for g in FIG6_GENERATORS:
+        for h in FIG6_GENERATORS:
+            keys[f"patches-full-{g}", f"celebahq/{h}"] = (60, 60) if g == h else (20, 20)
+            keys[f"patches-full-allbut-{g}", f"celebahq/{h}"] = (40, 40) if g == h else (60, 60)
+    for ts in (T, *(f"celebahq/{g}" for g in FIG6_GENERATORS)):
+        keys["baseline-everything-fake", ts] = (10, 10)
+        keys["baseline-mask-prior", ts] = (0, 20)
+    keys.update(cells)
+    offset = np.linspace(-spread, spread, N)
+    rows = []
+    for (exp, ts), (v05, vval) in keys.items():
+        shifts = (seeds or {}).get(exp, [0.0]) if not exp.startswith("baseline") else [None]
+        for k, shift in enumerate(shifts):
+            d = (shift or 0.0) / 100
+            rows.append(pd.DataFrame({
+                "experiment": exp, "seed": None if shift is None else k, "test_set": ts,
+                "image": [f"{i:03d}.png" for i in range(N)],
+                "iou": np.clip(v05 / 100 + offset + d, -1, 2), "iou_val": np.clip(vval / 100 + offset + d, -1, 2)}))
+    return pd.concat(rows, ignore_index=True)
 
 
-def _dom(ind, outd, drop_lo, drop_hi, held=30.0):
-    return pd.DataFrame([
-        {"panel": "single", "quantity": "in_domain", "iou": ind, "ci_low": ind - 2, "ci_high": ind + 2},
-        {"panel": "single", "quantity": "out_of_domain", "iou": outd, "ci_low": outd - 2, "ci_high": outd + 2},
-        {"panel": "single", "quantity": "drop", "iou": ind - outd, "ci_low": drop_lo, "ci_high": drop_hi},
-        {"panel": "all-but", "quantity": "out_of_domain", "iou": held, "ci_low": held - 2, "ci_high": held + 2}])
+def _rows(df: pd.DataFrame, n_boot: int = 200) -> dict:
+    return claims(df, n_boot=n_boot).set_index("id").to_dict("index")
 
 
-def _verdicts(rows):
-    return {r["id"]: r["verdict"] for r in rows}
+def test_sign_and_final_rules():
+    assert sign_verdict(0.1, 3) == HOLDS and sign_verdict(-3, -0.1) == FAILS
+    assert sign_verdict(-1, 1) == OPEN and sign_verdict(np.nan, 1) == MISSING
+    assert final_verdict(HOLDS, HOLDS, []) == HOLDS
+    assert final_verdict(FAILS, HOLDS, []) == THRESHOLD
+    assert final_verdict(HOLDS, HOLDS, ["x did not learn"]) == UNINFORMATIVE
+    assert final_verdict(MISSING, HOLDS, []) == MISSING
 
 
-def test_interval_rule():
-    assert greater(Value(10, 9, 11), Value(5, 4, 8.9)) == HOLDS
-    assert greater(Value(10, 9, 11), Value(5, 4, 9.0)) == OPEN          # touching intervals
-    assert greater(Value(5, 4, 6), Value(10, 9, 11)) == FAILS
-    assert greater(Value(), Value(1, 0, 2)) == MISSING
+def test_paired_differences_decide_where_single_intervals_overlap():
+    """FFHQ-trained C 2 points below CelebA-HQ-trained C on every image: each cell's interval is
+    ~+-5 points wide and they overlap, but the paired difference is exactly 2: holds."""
+    r = _rows(_table({("patches-C", T): (52, 52), ("patches-C-ffhq", T): (50, 50)}))["T3-C"]
+    assert r["verdict"] == HOLDS and r["quantity_05"] == pytest.approx(2.0)
+    assert r["quantity_05_low"] == pytest.approx(2.0) and r["quantity_05_high"] == pytest.approx(2.0)
+    assert "patches-C on repaint-p2: 52.0 [" in r["values"]
+    lo, hi = (float(x) for x in r["values"].split("52.0 [")[1].split("]")[0].split(", "))
+    assert hi - lo > 4 and lo < 51.9        # each cell alone overlaps the other's interval
 
 
-def test_claims_hold_where_the_intervals_separate():
-    t2 = _t2(patches_A=30, patches_B=50, patches_C=60)     # B 50 [49, 51] vs 0.75 C = 45 [44.25, 45.75]
-    v = _verdicts(claims(t2, _t3(20, 40, 50), _dom(60, 20, 30, 50)))
-    assert v["T2-best-A"] == v["T2-best-B"] == v["T2-best-C"] == HOLDS
-    assert v["T2-weak"] == HOLDS and v["T2-weak-above-baseline"] == HOLDS
-    assert v["T3-A"] == v["T3-B"] == v["T3-C"] == HOLDS
-    assert v["F6-generators"] == HOLDS and v["F6-more-generators"] == HOLDS
-    assert v["context-DeCLIP"] == "context"
-    assert v["T2-weak-above-prior"] == MISSING          # no calibrated IoU in these tables
+def test_a_model_at_its_baseline_makes_the_claim_uninformative():
+    """T3-B 'holds' (CelebA-trained B above FFHQ-trained B), but the FFHQ model scores what
+    marking everything fake scores: uninformative, and the note says which model and why."""
+    r = _rows(_table({("patches-B-ffhq", T): (10, 10), ("patches-B", T): (30, 30)}))["T3-B"]
+    assert r["verdict_05"] == HOLDS and r["verdict_val"] == HOLDS
+    assert r["verdict"] == UNINFORMATIVE
+    assert "patches-B-ffhq did not learn" in r["note"] and "everything fake 10.0" in r["note"]
+    assert "patches-B did not learn" not in r["note"]
 
 
-def test_weak_patches_against_the_mask_prior_at_calibrated_thresholds():
-    t2 = _t2(patches_B=20)
-    extra = pd.DataFrame([{"experiment": "baseline-mask-prior", "iou": 0.0, "iou_ci_low": 0.0, "iou_ci_high": 0.0}])
-    t2 = pd.concat([t2, extra], ignore_index=True)
-    t2["iou_val_thr"] = t2["experiment"].map({"patches-B": 31.0, "baseline-mask-prior": 24.0})
-    t2["iou_val_thr_ci_low"], t2["iou_val_thr_ci_high"] = t2["iou_val_thr"] - 2, t2["iou_val_thr"] + 2
-    row = next(r for r in claims(t2) if r["id"] == "T2-weak-above-prior")
-    assert row["verdict"] == HOLDS and "B 31.0 [29.0, 33.0], mask prior 24.0 [22.0, 26.0]" == row["evidence"]
-    t2.loc[t2.experiment == "patches-B", "iou_val_thr_ci_low"] = 25.0
-    assert next(r for r in claims(t2) if r["id"] == "T2-weak-above-prior")["verdict"] == OPEN
+def test_gradcam_at_the_mask_prior_is_uninformative():
+    """Grad-CAM B at the mask prior's IoU (at their validation-chosen thresholds): it did not learn."""
+    r = _rows(_table({("gradcam-B", T): (24, 20), ("patches-B", T): (18, 31)}))["T2-best-B"]
+    assert r["verdict"] == UNINFORMATIVE and "gradcam-B did not learn" in r["note"] and "mask prior" in r["note"]
 
 
-def test_claims_fail_or_stay_open_where_the_numbers_say_so():
-    t2 = _t2(patches_A=30, patches_B=44, patches_C=60, gradcam_B=50)   # gradcam best in B
-    t2.loc[t2.experiment == "patches-C", ["iou_ci_low", "iou_ci_high"]] = [50, 70]   # wide C
-    v = _verdicts(claims(t2, _t3(20, 40, 60.5), _dom(40, 38, -1, 5, held=10)))
-    assert v["T2-best-B"] == FAILS and v["T2-best-A"] == HOLDS
-    assert v["T2-weak"] == OPEN                       # 44 [43, 45] vs 0.75 x [50, 70] = [37.5, 52.5]
-    assert v["T3-C"] == OPEN and v["T3-A"] == HOLDS   # 60 [59, 61] vs 60.5 [59.5, 61.5]
-    assert v["F6-generators"] == OPEN and v["F6-more-generators"] == FAILS
-    assert "B 44.0 [43.0, 45.0]" in next(r for r in claims(t2) if r["id"] == "T2-weak")["evidence"]
+def test_a_verdict_that_flips_with_the_threshold_says_so():
+    """Patches B below Grad-CAM B at 0.5 but above it at the validation-chosen thresholds, all
+    models above their baselines: threshold-dependent, both verdicts shown."""
+    r = _rows(_table({("gradcam-B", T): (30, 28), ("patches-B", T): (25, 40), ("attention-B", T): (22, 30)}))["T2-best-B"]
+    assert (r["verdict_05"], r["verdict_val"], r["verdict"]) == (FAILS, HOLDS, THRESHOLD)
+    assert r["quantity_05"] == pytest.approx(-5.0) and r["quantity_val"] == pytest.approx(10.0)
 
 
-def test_missing_experiments_are_never_a_verdict(tmp_path):
-    t2 = _t2().query("experiment != 'patches-B'")
-    v = _verdicts(claims(t2))
-    assert v["T2-weak"] == MISSING and v["T2-best-B"] == MISSING and v["T3-A"] == MISSING
-    assert v["F6-generators"] == MISSING
-    t2.to_csv(tmp_path / "table2.csv", index=False)
+def test_headline_is_the_relative_drops_by_hand():
+    """C 60, B 30 (weak drop 50% of C), FFHQ C 45 (dataset drop 25%), Figure 6 in 60 / out 20
+    (generator drop 66.7%): min(25 - 50, 66.7 - 50) = -25 points of C: does not hold."""
+    r = _rows(_table({("patches-C", T): (60, 60), ("patches-B", T): (30, 30), ("patches-C-ffhq", T): (45, 45)}))
+    assert r["headline"]["quantity_05"] == pytest.approx(-25.0)
+    assert r["headline"]["verdict"] == FAILS
+    assert r["T2-weak"]["quantity_05"] == pytest.approx(30 - 0.75 * 60)
+
+
+def test_ldm_hardest_in_domain_and_held_out():
+    cells = {("patches-full-ldm", "celebahq/ldm"): (45, 45), ("patches-full-allbut-ldm", "celebahq/ldm"): (50, 50)}
+    r = _rows(_table(cells))
+    assert r["F6-LDM-hardest"]["verdict"] == HOLDS and r["F6-LDM-hardest"]["quantity_05"] == pytest.approx(15.0)
+    assert r["F6-LDM-hardest-held-out"]["verdict"] == FAILS        # 50 on LDM, 40 on the others
+    assert r["F6-generators"]["verdict"] == HOLDS and r["F6-more-generators"]["verdict"] == HOLDS
+
+
+def test_seeds_widen_the_interval_and_are_reported():
+    base = {("patches-C", T): (52, 52), ("patches-C-ffhq", T): (50, 50)}
+    one = _rows(_table(base))["T3-C"]
+    three = _rows(_table(base, seeds={"patches-C": [-3.0, 0.0, 3.0], "patches-C-ffhq": [0.0, 0.0, 0.0]}))["T3-C"]
+    assert one["seeds"] == "1" and three["seeds"] == "3"
+    assert three["quantity_05_high"] - three["quantity_05_low"] > 1.0
+    assert three["verdict"] == OPEN                    # the seed spread covers the 2-point gap
+
+
+def test_missing_runs_and_counts():
+    df = _table()
+    df = df[df.experiment != "patches-A-ffhq"]
+    out = claims(df, n_boot=50)
+    assert out.set_index("id").loc["T3-A", "verdict"] == MISSING
+    assert list(out.columns) == COLUMNS
+    text = verdict_counts(out)
+    assert text.startswith("the paper's 11:") and "ours 3:" in text
+
+
+def test_claims_table_without_per_image_is_empty(tmp_path):
     df = claims_table(tmp_path)
-    assert list(df.columns[-2:]) == ["verdict", "paper profile"] and (df["paper profile"] == "").all()
+    assert len(df) == 0 and list(df.columns) == COLUMNS
