@@ -1,10 +1,12 @@
 """The paper's claims (and a few of ours) against this run's evidence, decided on a bootstrap of
 the difference each claim asserts.
 
-Input: ``per_image.csv`` (``evaluate.per_image_table``): per fake test image and run, IoU-lg at
+Inputs: ``per_image.csv`` (``evaluate.per_image_table``): per fake test image and run, IoU-lg at
 0.5 (``iou``) and at the run's validation-chosen threshold (``iou_val``), for every experiment
 of Table 2, Table 3 and Figure 6 and every seed trained, and for the baselines everything-fake
-and mask-prior on every fake test set.
+and mask-prior on every fake test set; ``training.csv`` (``evaluate.convergence_table``), to
+name the compared runs whose validation loss was still falling when they stopped
+(``undertrained``: their numbers may move with a longer schedule).
 
 Each claim is a quantity that is positive when the claim holds (e.g. Patches B minus 0.75 x
 Patches C). It is computed from per-cell means (a cell: one experiment on one test set) and
@@ -280,8 +282,9 @@ def _baselines(ev: Evidence, test_sets) -> str:
     return "; ".join(parts)
 
 
-def assess(ev: Evidence, c: Claim) -> dict:
-    """One claims row (see ``claims_table`` for the columns)."""
+def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset()) -> dict:
+    """One claims row (see ``claims_table`` for the columns); ``undertrained``: the experiments
+    whose validation loss was still falling when training stopped (``evaluate.convergence``)."""
     q = {m: _interval(ev, c.quantity, m) for m in METRICS}
     v05, vval = sign_verdict(*q["iou"][1:]), sign_verdict(*q["iou_val"][1:])
     notes = []
@@ -300,19 +303,23 @@ def assess(ev: Evidence, c: Claim) -> dict:
             "verdict_05": v05, "verdict_val": vval, "verdict": final_verdict(v05, vval, notes),
             "values": values, "baselines": _baselines(ev, c.test_sets),
             "seeds": "-".join(str(s) for s in (seeds[0], seeds[-1])) if seeds[0] != seeds[-1] else str(seeds[0]),
-            "note": "; ".join(notes)}
+            "note": "; ".join(notes),
+            "undertrained": " ".join(sorted(({e for e, _ in c.shown} | set(c.models)) & set(undertrained)))}
 
 
 COLUMNS = ["id", "source", "claim", "verdict", "verdict_05", "verdict_val", "quantity_05",
            "quantity_05_low", "quantity_05_high", "quantity_val", "quantity_val_low",
-           "quantity_val_high", "unit", "values", "baselines", "seeds", "note"]
+           "quantity_val_high", "unit", "values", "baselines", "seeds", "note", "undertrained"]
 
 
-def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+           training: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every claim of ``claim_list`` assessed on one run's per-image table, plus the DeCLIP
-    context row (not a claim of the paper)."""
+    context row (not a claim of the paper). ``training``: ``evaluate.convergence_table``; the
+    ``undertrained`` column names the compared runs still improving when they stopped."""
     ev = Evidence(per_image, n_boot, seed)
-    rows = [assess(ev, c) for c in claim_list()]
+    under = set(training.loc[training["undertrained"].astype(bool), "experiment"]) if training is not None else set()
+    rows = [assess(ev, c, under) for c in claim_list()]
     ind = _interval(ev, _mean_of([_diag(g) for g in FIG6_GENERATORS]), "iou")
     outd = _interval(ev, _mean_of(_off()), "iou")
     rows.append({"id": "context-DeCLIP", "source": "context", "verdict": "context",
@@ -328,7 +335,8 @@ def claims_table(results_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> 
     f = Path(results_dir) / "per_image.csv"
     if not f.exists():
         return pd.DataFrame(columns=COLUMNS)
-    return claims(pd.read_csv(f), n_boot, seed)
+    t = Path(results_dir) / "training.csv"
+    return claims(pd.read_csv(f), n_boot, seed, pd.read_csv(t) if t.exists() else None)
 
 
 def verdict_counts(df: pd.DataFrame) -> str:

@@ -408,6 +408,46 @@ def training_runs(paths: Paths, profile: Profile, groups: tuple[str, ...] | None
     return out
 
 
+UNDERTRAINED_DROP = 1.0     # % the validation loss still fell over the last quarter of epochs
+
+
+def convergence(history: list[dict]) -> dict:
+    """Whether a training was still improving when it stopped: the relative drop (%) of the
+    validation loss from the start of its last quarter of epochs (at least one epoch) to its
+    end, and ``undertrained`` when it exceeds ``UNDERTRAINED_DROP`` %."""
+    v = [h["valid_loss"] for h in history if h.get("valid_loss") is not None]
+    if len(v) < 2:
+        return {"epochs": len(v), "last_quarter_drop": np.nan, "undertrained": False}
+    q = max(1, int(round(len(v) / 4)))
+    drop = 100 * (v[-1 - q] - v[-1]) / abs(v[-1 - q]) if v[-1 - q] else 0.0
+    return {"epochs": len(v), "last_quarter_drop": float(drop), "undertrained": bool(drop > UNDERTRAINED_DROP)}
+
+
+def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFrame:
+    """Every run of the paper's experiments (each seed) and of the loss variants: its kept
+    epoch and whether its validation loss was still falling over its last quarter
+    (``convergence``). Columns: experiment, seed, run, epochs, best_epoch,
+    last_quarter_drop (%), undertrained."""
+    import json
+
+    from .experiments import PAPER_GROUPS
+
+    rows = []
+    for k in range(seeds):
+        prof = profile.replace(seed=profile.seed + k)
+        for name, e in EXPERIMENTS.items():
+            if e.group not in PAPER_GROUPS + ("loss-variants",) or (k and e.group not in PAPER_GROUPS):
+                continue
+            f = resolve_run(e, prof, paths).checkpoint_dir / "train.json"
+            if not f.exists():
+                continue
+            m = json.loads(f.read_text())
+            rows.append({"experiment": name, "seed": prof.seed, "run": m.get("run_id"),
+                         "best_epoch": m.get("best_epoch"), **convergence(m.get("history", []))})
+    cols = ["experiment", "seed", "run", "epochs", "best_epoch", "last_quarter_drop", "undertrained"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
 def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f") -> list[Path]:
     """Write ``stem``.csv, .md and .tex atomically; missing values stay empty / 'missing'."""
     results_dir = Path(results_dir)

@@ -281,6 +281,63 @@ def postprocess_lines(res: Path) -> list[str]:
             "images per model, gains against Table 2's 0.5 threshold): " + "; ".join(out) + "."]
 
 
+def _start_label(method: str, supervision: str, profile: Profile, root: Path) -> str:
+    from .weights import PAPER_START, WEIGHT_FILES, default_weights_dir, resolve_init
+
+    if profile.init == "paper":
+        key = PAPER_START[(method, supervision)]
+        if key is None:
+            authors = (method, supervision) == ("patches", "weak") and profile.patches_weak_init == "authors"
+            return "random (Patch-Forensics Xavier init)" if authors else "random (PyTorch default init)"
+        return {"imagenet": "ImageNet Xception", "ffd": "FFD Xception (Dang et al.)"}.get(key, WEIGHT_FILES[key].what)
+    return resolve_init(method, supervision, profile.init, profile.weights_dir or default_weights_dir(root),
+                        profile.patches_weak_init).label
+
+
+def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper")) -> pd.DataFrame:
+    """Per method x setup, what each profile trains with: starting weights (as this checkout's
+    weights folder resolves them), learning rate, batch, optimiser steps, input side and map
+    side (measured by a forward pass). Generated from the profiles, so it cannot drift from them."""
+    from .config import get_profile
+    from .experiments import experiments_in, plan_for
+    from .models import build_model
+
+    sides: dict[tuple[str, int], int] = {}
+    rows = []
+    for e in experiments_in("table2"):
+        row = {"experiment": e.name}
+        for name in names:
+            prof = get_profile(name)
+            sched = prof.schedule(e.method, e.supervision)
+            epochs, iters = plan_for(e, prof)
+            if (e.method, prof.input_size) not in sides:
+                sides[e.method, prof.input_size] = build_model(e.method, "full").map_size(prof.input_size)
+            row.update({f"{name} start": _start_label(e.method, e.supervision, prof, root),
+                        f"{name} lr": sched.lr, f"{name} batch": sched.batch_size,
+                        f"{name} steps": f"{epochs} x {iters} = {epochs * iters:,}",
+                        f"{name} input": prof.input_size,
+                        f"{name} map": f"{sides[e.method, prof.input_size]}x{sides[e.method, prof.input_size]}"})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def undertrained_lines(res: Path) -> list[str]:
+    """The runs whose validation loss was still falling over their last quarter of epochs
+    (``training.csv``), in one sentence; empty when none or not evaluated."""
+    f = res / "training.csv"
+    if not f.exists():
+        return []
+    t = pd.read_csv(f)
+    flagged = t[t["undertrained"].astype(bool)]
+    if not len(flagged):
+        return [f"No run's validation loss was still falling over its last quarter of epochs ({len(t)} runs)."]
+    names = ", ".join(f"{r.experiment} (seed {r.seed}, -{r.last_quarter_drop:.0f}%)" for r in flagged.itertuples())
+    return [f"**Undertrained**: {len(flagged)} of {len(t)} runs were still improving when they stopped - their "
+            f"validation loss fell by more than 1% over the last quarter of their epochs ([training.csv]"
+            f"(training.csv)): {names}. Their numbers may move with a longer schedule; the claims that "
+            "read them name them (`undertrained`)."]
+
+
 def geometry_lines(res: Path) -> list[str]:
     """What the opt-in geometry stage measured (``geometry.csv``, ``calibration.csv``), in
     sentences; empty when it has not run."""
@@ -343,6 +400,14 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "chosen thresholds, and the final verdict (glossary). The compared values and every "
                   "test set's baselines, with intervals: [claims.csv](claims.csv).", "",
                   _claims_view(claims).to_markdown(index=False), ""]
+    under = undertrained_lines(res)
+    if under:
+        lines += ["## Convergence", ""] + under + [""]
+    if profile.name != "paper":
+        lines += ["## Footing: this profile against the paper's", "",
+                  "What each Table 2 run trains with here and in the paper profile (generated from "
+                  "the profiles; `start` as this checkout's weights folder resolves it):", "",
+                  footing_table(paths.root, (profile.name, "paper")).to_markdown(index=False), ""]
     lines += ["## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
     lines += ["## Figures", ""]
     if figs.exists():

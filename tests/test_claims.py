@@ -124,6 +124,18 @@ def test_seeds_widen_the_interval_and_are_reported():
     assert three["verdict"] == OPEN                    # the seed spread covers the 2-point gap
 
 
+def test_undertrained_runs_are_named():
+    from dolos_core.evaluate import convergence
+
+    falling = [{"valid_loss": v} for v in (0.9, 0.8, 0.7, 0.6)]
+    flat = [{"valid_loss": v} for v in (0.9, 0.6, 0.6, 0.6)]
+    assert convergence(falling)["undertrained"] and convergence(falling)["last_quarter_drop"] == pytest.approx(100 / 7)
+    assert not convergence(flat)["undertrained"]
+    training = pd.DataFrame({"experiment": ["patches-C-ffhq", "patches-C"], "undertrained": [True, False]})
+    r = claims(_table(), n_boot=50, training=training).set_index("id")
+    assert r.loc["T3-C", "undertrained"] == "patches-C-ffhq" and r.loc["T2-weak", "undertrained"] == ""
+
+
 def test_missing_runs_and_counts():
     df = _table()
     df = df[df.experiment != "patches-A-ffhq"]
@@ -137,3 +149,17 @@ def test_missing_runs_and_counts():
 def test_claims_table_without_per_image_is_empty(tmp_path):
     df = claims_table(tmp_path)
     assert len(df) == 0 and list(df.columns) == COLUMNS
+
+
+def test_footing_table_reads_the_profiles(tmp_path):
+    """Generated from the profiles: the paper's schedules and starts, the mini's random starts
+    when the weights folder is empty, map sides measured (37 at 299 px, 12 at 96 for Patches)."""
+    from dolos_core.report import footing_table
+
+    t = footing_table(tmp_path).set_index("experiment")
+    assert len(t) == 9
+    assert t.loc["patches-B", "paper steps"] == "100 x 500 = 50,000" and t.loc["patches-B", "paper batch"] == 64
+    assert t.loc["patches-B", "paper map"] == "37x37" and t.loc["patches-B", "mini map"] == "12x12"
+    assert t.loc["gradcam-A", "paper start"] == "ImageNet Xception"
+    assert t.loc["attention-C", "mini start"].startswith("random (no xcp_reg.tar")
+    assert t.loc["attention-C", "paper lr"] == 3e-4 and t.loc["attention-B", "paper lr"] == 1e-4
