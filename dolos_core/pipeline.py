@@ -543,7 +543,7 @@ def _run(args, held) -> int:
             from .publish import publish
             from .report import _git
 
-            done = publish(paths, profile.name, _git(code_root()), overrides)
+            done = publish(paths, profile.name, _git(code_root()), overrides, stages)
             log(f"  published {len(done)} notebooks to {paths.results / 'notebooks'}; "
                 f"open {paths.results / 'html' / 'index.html'}")
         credit(stage, t0, before_stage)

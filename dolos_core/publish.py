@@ -137,12 +137,32 @@ def _header(stem: str, commit: str, profile: str, overrides: dict) -> str:
             f"[`notebooks/{clean}.ipynb`](../../../notebooks/{clean}.ipynb).")
 
 
-def publish(paths, profile_name: str, commit: str, overrides: dict | None = None) -> list[Path]:
+def stage_of(stem: str) -> str:
+    """The stage that executes a notebook copy: its chapter's, or for ``02_train-<experiment>``
+    copies the stage that trains the experiment (``-<side>px-seed<k>``: geometry)."""
+    import re as _re
+
+    from .experiments import EXPERIMENTS
+    from .stages import STAGE_TABLE
+
+    if stem.startswith("02_train-"):
+        rest = stem.removeprefix("02_train-")
+        if _re.search(r"-\d+px-seed\d+$", rest):
+            return "geometry"
+        group = getattr(EXPERIMENTS.get(_re.sub(r"-seed\d+$", "", rest)), "group", "")
+        return {"scaling": "scaling", "loss-variants": "extensions"}.get(group, "train")
+    return next((s.name for s in STAGE_TABLE if stem in s.notebooks), "")
+
+
+def publish(paths, profile_name: str, commit: str, overrides: dict | None = None,
+            stages: tuple[str, ...] | list[str] | None = None) -> list[Path]:
     """Publish every executed notebook of ``paths.notebooks_out`` into
     ``paths.results/notebooks/`` and its HTML into ``paths.results/html/`` (with ``index.html``
     in reading order, and the report at ``commit``). Each header names the commit that executed
-    that notebook, as the pipeline recorded it. Returns the published notebooks in reading
-    order."""
+    that notebook, as the pipeline recorded it. A published copy with no executed notebook is
+    removed only when its stage is among ``stages`` (the stages this run chose; None: any), so
+    a default run keeps the published pages of the opt-in stages it did not run. Returns the
+    notebooks published now, in reading order."""
     src = paths.notebooks_out
     stems = reading_order([p.stem for p in src.glob("*.ipynb")])
     out_dir, html_dir = paths.results / "notebooks", paths.results / "html"
@@ -156,9 +176,11 @@ def publish(paths, profile_name: str, commit: str, overrides: dict | None = None
         _write_if_changed(html_dir / f"{stem}.html", _html(nb, stem))
         published.append(out_dir / f"{stem}.ipynb")
     for stale in set(out_dir.glob("*.ipynb")) - set(published):
-        stale.unlink()
-        (html_dir / f"{stale.stem}.html").unlink(missing_ok=True)
-    _write_if_changed(html_dir / "index.html", _index(stems, paths, profile_name, commit))
+        if stages is None or stage_of(stale.stem) in stages:
+            stale.unlink()
+            (html_dir / f"{stale.stem}.html").unlink(missing_ok=True)
+    listed = reading_order([p.stem for p in out_dir.glob("*.ipynb")])
+    _write_if_changed(html_dir / "index.html", _index(listed, paths, profile_name, commit))
     return published
 
 

@@ -164,6 +164,18 @@ def test_published_notebooks_are_readable_offline_and_stable(smoke_study):
     after = files()
     changed = [p.name for p in before if before[p] != after.get(p)]
     assert changed == ["index.html"] and set(after) == set(before)    # only the commit line of the index
+    # a copy with no executed notebook: kept when its (opt-in) stage did not run, removed when it did
+    from dolos_core.publish import stage_of
+
+    assert [stage_of(s) for s in ("10_budget_scaling", "02_train-patches-B-x4", "02_train-patches-B-160px-seed1",
+                                  "02_train-patches-C-l1", "02_train-patches-C-seed2", "03_main_table")] == \
+        ["scaling", "scaling", "geometry", "extensions", "train", "evaluate"]
+    orphan = res / "notebooks" / "10_budget_scaling.ipynb"
+    orphan.write_text((res / "notebooks" / "03_main_table.ipynb").read_text())
+    publish(get_paths("smoke", root=root), "smoke", "test", stages=["data", "train", "evaluate", "report", "publish"])
+    assert orphan.exists() and "10_budget_scaling.html" in (res / "html" / "index.html").read_text()
+    publish(get_paths("smoke", root=root), "smoke", "test", stages=["scaling", "publish"])
+    assert not orphan.exists()
 
 
 @pytest.mark.xdist_group("smoke-study")
