@@ -18,9 +18,6 @@ from typing import Any, Mapping
 import torch
 
 PROFILES = ("smoke", "mini", "paper")
-METHODS = ("gradcam", "patches", "attention")
-SUPERVISIONS = ("weak", "full")
-SETUPS = ("A", "B", "C")
 PRECISIONS = ("fp32", "bf16")
 
 

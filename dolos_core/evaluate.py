@@ -387,12 +387,6 @@ def domain_summary(paths: Paths, profile: Profile, cells: list | None = None) ->
     return pd.DataFrame(rows, columns=["panel", "quantity", "iou", "ci_low", "ci_high", "cells"])
 
 
-def domain_averages(cg: pd.DataFrame) -> pd.DataFrame:
-    """In-domain vs out-of-domain mean IoU per panel (the text of paper 5.3)."""
-    return (cg.dropna(subset=["iou"]).groupby(["panel", "in_domain"])["iou"].mean()
-            .unstack().rename(columns={True: "in_domain", False: "out_of_domain"}))
-
-
 def training_runs(paths: Paths, profile: Profile, groups: tuple[str, ...] | None = None) -> dict[str, dict]:
     """The ``train.json`` (config and curve) of every experiment trained under this
     configuration (only those of ``groups`` when given), in the registry's order."""
@@ -474,6 +468,6 @@ def paper_view(df: pd.DataFrame) -> pd.DataFrame:
     return df[PAPER_COLUMNS]
 
 
-__all__ = ["table2", "table3", "cross_generator", "domain_averages", "loss_variants_table",
+__all__ = ["table2", "table3", "cross_generator", "loss_variants_table",
            "save_table", "paper_view", "experiment_row", "score",
            "FIG6_GENERATORS"]

@@ -22,7 +22,7 @@ CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
 FIG6_GENERATORS = ("repaint-p2-9k", "ldm", "lama", "pluralistic")
 FIG6_TEST = tuple(f"celebahq/{g}" for g in FIG6_GENERATORS)
 # The paper's names of the generators (the layout's folder names are the keys)
-GENERATOR_NAMES = {"repaint-p2-9k": "Repaint-P2", "repaint-p2": "Repaint-P2", "ldm": "Repaint-LDM",
+GENERATOR_NAMES = {"repaint-p2-9k": "Repaint-P2 (9k)", "repaint-p2": "Repaint-P2", "ldm": "Repaint-LDM",
                    "lama": "LaMa", "pluralistic": "Pluralistic", "p2": "P2"}
 
 
@@ -132,7 +132,6 @@ def _build() -> dict[str, Experiment]:
 
 
 EXPERIMENTS: dict[str, Experiment] = _build()
-GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut", "loss-variants", "scaling")
 # The runs of the budget-scaling figure: the Table 2 runs (1x) and the "scaling" group.
 SCALING_RUNS = ("patches-B", "patches-C", "patches-B-x0.25", "patches-B-x4", "patches-C-x0.25",
                 "patches-C-x4", "patches-B-authors-init", "patches-B-authors-init-x4")

@@ -163,24 +163,28 @@ def table2_figure(t2: pd.DataFrame, title: str = ""):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
     base = t2.set_index("experiment")
     specs = (("iou", "iou", "IoU-lg at threshold 0.5 (%)", "ABC"),
-             ("pixel_auc", None, "pixel AUC, threshold-free (%)", "ABC"),
+             ("pixel_auc", None, "pixel AUC, threshold-free, pooled (%)", "ABC"),
              ("ap_mean", "ap", "detection AP, weak setups (%)", "AB"))
     for ax, (col, ci, label, setups) in zip(axes, specs):
         _bars_with_ci(ax, t2, col, ci, setups)
         ax.set_ylabel(label)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
-    for name, ls in (("baseline-everything-fake", ":"), ("baseline-mask-prior", "--")):
-        if name in base.index and not np.isnan(base.loc[name, "iou"]):
-            axes[0].axhline(base.loc[name, "iou"], color="black", ls=ls, lw=1,
-                            label=name.removeprefix("baseline-").replace("-", " ") + " baseline")
+    # the mask prior at 0.5 marks (almost) nothing: it is drawn at its validation-chosen threshold
+    for name, col, ls, text in (("baseline-everything-fake", "iou", ":", "everything fake"),
+                                ("baseline-mask-prior", "iou_val_thr", "--", "mask prior, at its val. threshold")):
+        if name in base.index and col in base and not np.isnan(base.loc[name, col]):
+            axes[0].axhline(base.loc[name, col], color="black", ls=ls, lw=1,
+                            label=f"{text} ({base.loc[name, col]:.1f})")
     if "baseline-mask-prior" in base.index and not np.isnan(base.loc["baseline-mask-prior", "pixel_auc"]):
         axes[1].axhline(base.loc["baseline-mask-prior", "pixel_auc"], color="black", ls="--", lw=1,
                         label="mask prior baseline")
     for ax in axes[1:]:
         ax.axhline(50, color="grey", ls="-.", lw=1, label="chance")
-    for ax in axes:
-        ax.legend(fontsize=7, loc="upper left")
+    for ax in axes:      # below the axes: never over a bar or an error bar
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    axes[1].text(0.99, 0.01, "pooled over all pixels: no interval", transform=axes[1].transAxes,
+                 ha="right", va="bottom", fontsize=7, color="grey")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -219,7 +223,8 @@ def iou_by_area_figure(by_area: pd.DataFrame):
 def loss_variants_figure(lv: pd.DataFrame):
     """IoU-lg with 95% intervals of each localization loss (setup C), one panel per method;
     the paper's loss (Patches: cross-entropy; Attention: BCE) is one colour in both panels,
-    and a variant that adds the class loss says that it also trains on real images."""
+    a variant that adds the class loss says that it also trains on real images, and a variant
+    whose map is one constant value (pixel AUC 50) is marked so."""
     d = lv.copy()
     d["variant"] = d.apply(lambda r: "paper (CE / BCE)" if r["loss"] in ("ce", "bce") else
                            r["loss"].upper() + (" + class loss\n(adds real images)" if r["rho_class"] else ""),
@@ -237,6 +242,10 @@ def loss_variants_figure(lv: pd.DataFrame):
                 continue
             err = [[val - g.loc[v, "iou_ci_low"]], [g.loc[v, "iou_ci_high"] - val]]
             ax.bar(i, val, 0.7, color=colours[v], yerr=err, capsize=3)
+            auc = g.loc[v, "pixel_auc"] if "pixel_auc" in g else np.nan
+            if abs(auc - 50) < 0.5:      # one value everywhere: the network collapsed to a constant map
+                ax.text(i, g.loc[v, "iou_ci_high"] + 2, "constant map\n(pixel AUC 50)", ha="center",
+                        fontsize=7, color="tab:red")
         ax.set_xticks(range(len(variants)), variants, fontsize=8)
         ax.set_title(m)
         ax.grid(axis="y", alpha=0.3)

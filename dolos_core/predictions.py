@@ -45,16 +45,6 @@ class Predictions:
         return np.stack([read_mask(mdir / n) for n in self.names])
 
 
-def predictions_path(paths: Paths, exp: Experiment | str, test_key: str, profile: Profile,
-                     split: str = "test") -> Path:
-    """The predictions file of ``exp``'s run under this configuration on one test set."""
-    from .experiments import get_experiment
-    from .runs import resolve_run
-
-    exp = get_experiment(exp) if isinstance(exp, str) else exp
-    return resolve_run(exp, profile, paths).predictions_file(test_key, split)
-
-
 def predictions_current(path: Path, profile: Profile) -> bool:
     """Whether a predictions file exists and was made with this profile's test settings."""
     if not (path.exists() and path.with_suffix(".json").exists()):

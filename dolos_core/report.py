@@ -28,8 +28,9 @@ TABLES = [
     ("geometry", "Receptive-field geometry · Patches B and C against the input side (opt-in stage)"),
     ("seed_spread", "Spread over training seeds (--seeds N)"),
 ]
-PAPER_COLS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]
 SHORT_TABLES = ("table2", "table3", "loss_variants", "seed_spread")     # shown; the others are linked
+SHOWN_COLUMNS = {"loss_variants": ["experiment", "method", "loss", "rho_class", "iou", "iou_ci_low",
+                                   "iou_ci_high", "iou_val_thr", "val_threshold", "pixel_auc", "status"]}
 GLOSSARY = [
     ("IoU-lg (`iou`)", "the authors' localization metric: the fake-probability map upsampled to "
      "the mask (bicubic), thresholded at 0.5, intersection over union with the mask, per image "
@@ -425,8 +426,9 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         if stem in ("table2", "table3"):
             lines += [f"### {title}", "", links, "", compact_table(df).to_markdown(index=False), ""]
         elif stem in SHORT_TABLES:
-            lines += [f"### {title}", "", links, "",
-                      df.to_markdown(index=False, floatfmt=".1f", missingval="missing"), ""]
+            shown = [c for c in SHOWN_COLUMNS.get(stem, df.columns) if c in df]
+            lines += [f"### {title}", "", links + (" (every column)" if len(shown) < len(df.columns) else ""), "",
+                      df[shown].to_markdown(index=False, floatfmt=".1f", missingval="missing"), ""]
         else:
             lines += [f"### {title}", "", f"{len(df)} rows: {links}", ""]
     lines += ["## Where these numbers come from", "",

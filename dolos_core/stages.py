@@ -48,5 +48,4 @@ STAGE_TABLE = (
 )
 STAGES = tuple(s.name for s in STAGE_TABLE)
 BY_NAME = {s.name: s for s in STAGE_TABLE}
-OPT_IN_STAGES = tuple(s.name for s in STAGE_TABLE if s.opt_in)
 DEFAULT_STAGES = tuple(s.name for s in STAGE_TABLE if not s.opt_in)

@@ -67,8 +67,7 @@ from ..config import BuildSizes, Profile
 from .layout import SPLITS, DatasetKey
 
 BUILDER_VERSION = 3
-PARTS = ("background", "hair", "skin", "brows", "eyes", "nose", "mouth")
-BG, HAIR, SKIN, BROWS, EYES, NOSE, MOUTH = range(7)
+BG, HAIR, SKIN, BROWS, EYES, NOSE, MOUTH = range(7)      # the part labels of a rendered face
 SMALL_PARTS = (BROWS, EYES, NOSE, MOUTH)
 # Probability of each mask choice: a single part, or two small parts together.
 MASK_CHOICES = ((SKIN,), (HAIR,), (EYES,), (NOSE,), (MOUTH,), (BROWS,), (EYES, MOUTH),
