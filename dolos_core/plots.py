@@ -163,7 +163,7 @@ def table2_figure(t2: pd.DataFrame, title: str = ""):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
     base = t2.set_index("experiment")
     specs = (("iou", "iou", "IoU-lg at threshold 0.5 (%)", "ABC"),
-             ("pixel_auc", None, "pixel AUC, threshold-free, pooled (%)", "ABC"),
+             ("pixel_auc", None, "pixel AUC, threshold-free (%)\npooled over all pixels: no interval", "ABC"),
              ("ap_mean", "ap", "detection AP, weak setups (%)", "AB"))
     for ax, (col, ci, label, setups) in zip(axes, specs):
         _bars_with_ci(ax, t2, col, ci, setups)
@@ -183,8 +183,6 @@ def table2_figure(t2: pd.DataFrame, title: str = ""):
         ax.axhline(50, color="grey", ls="-.", lw=1, label="chance")
     for ax in axes:      # below the axes: never over a bar or an error bar
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
-    axes[1].text(0.99, 0.01, "pooled over all pixels: no interval", transform=axes[1].transAxes,
-                 ha="right", va="bottom", fontsize=7, color="grey")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
