@@ -355,26 +355,34 @@ def table3_figure(t2: pd.DataFrame, t3: pd.DataFrame):
 
 
 def robustness(rob: pd.DataFrame):
-    """IoU-lg of each Table 2 model against each perturbation, one panel per method, one line
-    per setup; the first point of every line is the unperturbed test set."""
-    import seaborn as sns
-
-    d = rob.copy()
-    d["condition"] = np.where(d.perturbation == "none", "clean",
-                              d["perturbation"] + " " + d["strength"].astype(str))
-    order = list(dict.fromkeys(d["condition"]))
-    methods = [m for m in ("gradcam", "patches", "attention") if m in set(d.method)]
-    fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.6 * max(1, len(methods)), 4),
-                             sharey=True, squeeze=False)
-    for ax, m in zip(axes[0], methods):
-        sns.lineplot(data=d[d.method == m], x="condition", y="iou", hue="setup", marker="o",
-                     ax=ax, sort=False, hue_order=sorted(set(d[d.method == m].setup)))
-        ax.set_xticks(range(len(order)), order, rotation=70, fontsize=8)
-        ax.set_title(m)
-        ax.set_xlabel("perturbation (JPEG quality, blur sigma px, resize factor, noise sigma /255)",
-                      fontsize=7)
-        ax.set_ylabel("IoU-lg (%)")
+    """IoU-lg of each Table 2 model under each perturbation: one panel per kind of perturbation,
+    its strengths in order on the x axis after the unperturbed point ("clean", the same in every
+    panel); one line per model (colour: method, line style: setup). Every point is scored on the
+    same first ``n_images`` test images (the clean point is therefore not Table 2's number,
+    which uses the whole test set)."""
+    kinds = [k for k in dict.fromkeys(rob["perturbation"]) if k != "none"]
+    units = {"jpeg": "JPEG quality", "blur": "blur sigma (px)", "resize": "resize factor", "noise": "noise sigma (/255)"}
+    styles = {"A": ":", "B": "--", "C": "-"}
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(3.6 * max(1, len(kinds)), 3.8), sharey=True, squeeze=False)
+    clean = rob[rob.perturbation == "none"].set_index("experiment")["iou"]
+    for ax, kind in zip(axes[0], kinds):
+        d = rob[rob.perturbation == kind]
+        strengths = list(dict.fromkeys(d["strength"]))
+        for exp, g in d.groupby("experiment", sort=False):
+            g = g.set_index("strength").reindex(strengths)
+            m, setup = g["method"].dropna().iloc[0], g["setup"].dropna().iloc[0]
+            ax.plot(range(len(strengths) + 1), [clean.get(exp, np.nan), *g["iou"]], marker="o", ms=3,
+                    color=METHOD_COLOURS.get(m, "black"), ls=styles.get(setup, "-"), label=exp)
+        ax.set_xticks(range(len(strengths) + 1), ["clean", *[f"{float(x):g}" for x in strengths]], fontsize=8)
+        ax.set_xlabel(units.get(kind, kind))
+        ax.set_title(kind)
         ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("IoU-lg (%)")
+    n = int(rob["n_images"].max()) if "n_images" in rob and len(rob) else 0
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=5, frameon=False)
+    fig.suptitle(f"Robustness: IoU-lg on the first {n} test images per set (colour: method; line: setup "
+                 "A dotted, B dashed, C solid)", fontsize=10)
     fig.tight_layout()
     return fig
 
