@@ -263,19 +263,21 @@ def _meta(paths: Paths, key: str, split: str) -> dict:
 
 def iou_by_area_table(paths: Paths, profile: Profile, group: str = "table2",
                       key: str = CELEBA_TEST[0]) -> pd.DataFrame:
-    """Ours: mean IoU-lg (%) and image count per bin of mask area, per experiment of ``group``
-    (``metrics.iou_by_area``); experiments without predictions are left out."""
+    """Ours: mean IoU-lg (%) with its 95% interval, image count and the everything-fake
+    baseline per bin of mask area, per experiment of ``group`` (``metrics.iou_by_area``);
+    experiments without predictions are left out."""
     rows = []
     for e in experiments_in(group):
         pred = _load(resolve_run(e, profile, paths), key, profile)
         if pred is None:
             continue
         loc = metrics.localization(pred.maps, masks_for(pred))
-        d = metrics.iou_by_area(loc.iou, loc.mask_area)
+        d = metrics.iou_by_area(loc.iou, loc.mask_area, n_boot=profile.bootstrap, seed=profile.seed)
         d["experiment"], d["method"], d["setup"] = e.name, e.method, e.setup
         rows.append(d)
     if not rows:
-        return pd.DataFrame(columns=["area_bin", "mean", "count", "experiment", "method", "setup"])
+        return pd.DataFrame(columns=["area_bin", "mean", "ci_low", "ci_high", "count", "everything_fake",
+                                     "experiment", "method", "setup"])
     out = pd.concat(rows, ignore_index=True)
     out["area_bin"] = out["area_bin"].astype(str)
     return out

@@ -308,10 +308,19 @@ def bootstrap_ap_ci(real_scores: np.ndarray, fake_scores: np.ndarray, n: int = 2
 
 
 def iou_by_area(iou: np.ndarray, area: np.ndarray,
-                edges: tuple[float, ...] = (0, 0.02, 0.05, 0.1, 0.2, 1.0)):
-    """Ours: mean IoU (%) and count per bin of mask area (fraction of the image)."""
+                edges: tuple[float, ...] = (0, 0.05, 0.1, 0.2, 1.0), n_boot: int = 1000, seed: int = 0):
+    """Ours: per bin of mask area (fraction of the image), mean IoU (%) with its 95% bootstrap
+    interval, the image count, and the everything-fake baseline's mean IoU there (an image's
+    everything-fake IoU is its mask area)."""
     import pandas as pd
 
+    iou, area = np.asarray(iou, dtype=float), np.asarray(area, dtype=float)
     bins = pd.cut(area, bins=list(edges), include_lowest=True)
-    df = pd.DataFrame({"area_bin": bins, "iou": 100 * np.asarray(iou)})
-    return df.groupby("area_bin", observed=False)["iou"].agg(["mean", "count"]).reset_index()
+    rows = []
+    for b in bins.categories:
+        sel = np.asarray(bins == b)
+        lo, hi = bootstrap_mean_ci(iou[sel], n_boot, seed) if sel.any() else (np.nan, np.nan)
+        rows.append({"area_bin": b, "mean": 100 * iou[sel].mean() if sel.any() else np.nan,
+                     "ci_low": lo, "ci_high": hi, "count": int(sel.sum()),
+                     "everything_fake": 100 * area[sel].mean() if sel.any() else np.nan})
+    return pd.DataFrame(rows)

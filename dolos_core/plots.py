@@ -191,8 +191,8 @@ def table2_figure(t2: pd.DataFrame, title: str = ""):
 
 def iou_by_area_figure(by_area: pd.DataFrame):
     """IoU-lg against mask area (``evaluate.iou_by_area_table``), one panel per setup, one line
-    per method; bins named in % of the image with their image counts; the everything-fake
-    baseline (IoU = area) would rise along the bins too."""
+    per method with 95% intervals; bins named in % of the image with their image counts; the
+    everything-fake baseline (an image's IoU = its fake area), which rises along the bins too."""
     d = by_area.copy()
 
     def label(b: str) -> str:
@@ -205,9 +205,14 @@ def iou_by_area_figure(by_area: pd.DataFrame):
     setups = sorted(set(d["setup"]))
     fig, axes = plt.subplots(1, len(setups), figsize=(4.2 * len(setups), 3.4), sharey=True, squeeze=False)
     for ax, s in zip(axes[0], setups):
-        for m in METHOD_ORDER:
+        for k, m in enumerate(METHOD_ORDER):
             g = d[(d.setup == s) & (d.method == m)].set_index("bin").reindex(order)
-            ax.plot(range(len(order)), g["mean"], "o-", color=METHOD_COLOURS[m], label=m)
+            x = np.arange(len(order)) + 0.08 * (k - 1)       # side by side: intervals do not hide each other
+            err = [g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]] if "ci_low" in g else None
+            ax.errorbar(x, g["mean"], yerr=err, fmt="o-", capsize=2, color=METHOD_COLOURS[m], label=m)
+        if "everything_fake" in d:
+            base = d[d.setup == s].groupby("bin", sort=False)["everything_fake"].first().reindex(order)
+            ax.plot(range(len(order)), base, "k:", marker="x", label="everything fake")
         ax.set_xticks(range(len(order)), [f"{b}\nn={counts[b]}" for b in order], fontsize=8)
         ax.set_title(f"setup {s}")
         ax.set_xlabel("fake area (% of image), images per bin")

@@ -130,10 +130,13 @@ def test_oracle_threshold_and_bootstrap():
 
 
 def test_iou_by_area_bins():
-    df = metrics.iou_by_area(np.array([1.0, 0.0, 0.5]), np.array([0.01, 0.015, 0.5]))
+    df = metrics.iou_by_area(np.array([1.0, 0.0, 0.5]), np.array([0.01, 0.03, 0.5]), n_boot=200)
     first = df.iloc[0]
     assert first["count"] == 2 and first["mean"] == pytest.approx(50.0)
-    assert df.iloc[-1]["mean"] == pytest.approx(50.0)
+    assert first["everything_fake"] == pytest.approx(2.0)          # the mean mask area there, in %
+    assert first["ci_low"] < 50 < first["ci_high"]
+    assert df.iloc[-1]["mean"] == pytest.approx(50.0) and df.iloc[-1]["ci_low"] == pytest.approx(50.0)
+    assert df.iloc[1]["count"] == 0 and np.isnan(df.iloc[1]["mean"])
 
 
 @pytest.mark.parametrize("k", [7, 1369, 65536, 90000])
