@@ -444,6 +444,10 @@ def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.Data
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
+EXACT_COLUMNS = {"val_threshold", "oracle_threshold", "threshold", "budget", "rho_class", "rho_localize",
+                 "rf_share", "strength", "quantity_05", "settle"}
+
+
 def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f") -> list[Path]:
     """Write ``stem``.csv, .md and .tex atomically; missing values stay empty / 'missing'."""
     results_dir = Path(results_dir)
@@ -454,13 +458,17 @@ def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = "
         df.to_csv(tmp, index=False, float_format="%.4f")
     out.append(csv)
     md = results_dir / f"{stem}.md"
+    # thresholds, budgets and weights keep their digits (0.45 is not "0.5", a 0.25 budget not "0.2")
+    fmts = [".3g" if c in EXACT_COLUMNS else floatfmt for c in df.columns]
     with atomic_path(md) as tmp:
-        tmp.write_text(df.to_markdown(index=False, floatfmt=floatfmt, missingval="missing") + "\n")
+        shown = df.astype(object).where(df.notna(), None)           # NaN -> None: printed "missing"
+        tmp.write_text(shown.to_markdown(index=False, floatfmt=fmts, missingval="missing") + "\n")
     out.append(md)
     tex = results_dir / f"{stem}.tex"
     with atomic_path(tex) as tmp:
-        tmp.write_text(df.to_latex(index=False, float_format=lambda x: f"{x:{floatfmt}}",
-                                   na_rep="--"))
+        tmp.write_text(df.to_latex(index=False, na_rep="--", formatters={
+            c: (lambda x, f=(".3g" if c in EXACT_COLUMNS else floatfmt): "--" if pd.isna(x) else f"{x:{f}}")
+            for c in df.columns if pd.api.types.is_float_dtype(df[c])}))
     out.append(tex)
     return out
 

@@ -211,3 +211,18 @@ def test_constant_maps_stay_constant_and_score_as_pillow(h, H):
         ref = reference_iou(maps, masks)
         assert 100 * ours.iou.mean() == pytest.approx(ref["iou"], abs=1e-9)
         assert 100 * ours.iou.mean() == pytest.approx(100 * masks.mean() if passes else 0.0, abs=1e-9)
+
+
+def test_saved_tables_keep_thresholds_and_budgets_exact(tmp_path):
+    """IoU at one decimal, a threshold of 0.45 and a budget of 0.25 as they are, NaN as "missing"."""
+    import pandas as pd
+
+    from dolos_core.evaluate import save_table
+
+    df = pd.DataFrame({"experiment": ["a", "b"], "iou": [63.21, np.nan], "val_threshold": [0.45, 0.4],
+                       "budget": [0.25, 4.0]})
+    save_table(df, tmp_path, "t")
+    md = (tmp_path / "t.md").read_text()
+    assert "63.2 " in md and "0.45" in md and "0.25" in md and "missing" in md and "nan" not in md
+    tex = (tmp_path / "t.tex").read_text()
+    assert "0.45" in tex and "0.25" in tex and "--" in tex
