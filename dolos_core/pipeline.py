@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -270,7 +271,9 @@ def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    args.command = " ".join(["./run_all.sh", *(shlex.quote(a) for a in argv)])     # as the report names it
     from .experiments import EXPERIMENTS
 
     if args.list:
@@ -536,7 +539,7 @@ def _run(args, held) -> int:
             from .report import write_report
 
             timings_now = {**_load_timings(paths), **timings}
-            path = write_report(paths, profile, timings_now, skipped)
+            path = write_report(paths, profile, timings_now, skipped, getattr(args, "command", None))
             log(f"  wrote {path}")
         if stage == "publish":
             from .locks import code_root

@@ -375,7 +375,8 @@ def _figure_order(png: Path):
     return (png.stem not in order, order.index(png.stem) if png.stem in order else 0, png.stem)
 
 
-def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None) -> Path:
+def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None,
+                 command: str | None = None) -> Path:
     from .claims import claims_table
 
     res, figs = paths.results, paths.figures
@@ -434,6 +435,8 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
     lines += ["## Where these numbers come from", "",
               f"- generated: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
               f"- code: {code}",
+              *([f"- command: `{command}` (the last run that wrote this report; the executed "
+                 "notebooks name the commit each ran at)"] if command else []),
               f"- machine: {_machine()}",
               f"- device (auto): {resolve_device('auto')}",
               f"- data root: `{_shown(paths.data_root, paths.root)}`",
