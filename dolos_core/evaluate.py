@@ -169,22 +169,34 @@ def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool 
 
 def seed_table(paths: Paths, profile: Profile, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``--seeds N``: Table 2's experiments trained with seeds ``profile.seed`` ... ``+ N - 1``
-    (each its own run). Returns the per-seed rows (experiment, seed, iou, ap_mean, pixel_auc,
-    run) and per experiment the mean, standard deviation (ddof 1), min and max over the seeds
-    that exist."""
-    rows = []
+    (each its own run). Returns the per-seed rows (experiment, seed, iou, ap_mean, run) and per
+    experiment the mean over the seeds that exist with its 95% interval resampling seeds and
+    test images together (``iou_ci_low/high``), the standard deviation over seeds (ddof 1), min
+    and max."""
+    rows, per_image = [], {}
     for k in range(seeds):
         prof = profile.replace(seed=profile.seed + k)
         for e in experiments_in("table2"):
+            run = resolve_run(e, prof, paths)
+            fake = _load(run, CELEBA_TEST[0], prof)
+            if fake is None:
+                continue
             r = experiment_row(e, paths, prof, extras=False)
-            if r.get("status") == "ok":
-                rows.append({"experiment": e.name, "seed": prof.seed, "iou": r["iou"],
-                             "ap_mean": r.get("ap_mean", np.nan), "run": r["run"]})
+            rows.append({"experiment": e.name, "seed": prof.seed, "iou": r["iou"],
+                         "ap_mean": r.get("ap_mean", np.nan), "run": r["run"]})
+            per_image.setdefault(e.name, []).append(metrics.localization(fake.maps, masks_for(fake)).iou)
     per_seed = pd.DataFrame(rows, columns=["experiment", "seed", "iou", "ap_mean", "run"])
     spread = (per_seed.groupby("experiment", sort=False)
               .agg(seeds=("seed", "count"), iou_mean=("iou", "mean"), iou_std=("iou", "std"),
                    iou_min=("iou", "min"), iou_max=("iou", "max"), ap_mean=("ap_mean", "mean"),
                    ap_std=("ap_mean", "std")).reset_index())
+    cis = {}
+    for name, ious in per_image.items():
+        v = np.stack(ious)
+        reps = metrics.seed_image_means(v, metrics.seed_image_draws(len(v), v.shape[1], profile.bootstrap, profile.seed))
+        cis[name] = metrics.percentile_ci(reps)
+    spread.insert(3, "iou_ci_low", spread["experiment"].map(lambda n: cis.get(n, (np.nan, np.nan))[0]))
+    spread.insert(4, "iou_ci_high", spread["experiment"].map(lambda n: cis.get(n, (np.nan, np.nan))[1]))
     return per_seed, spread
 
 

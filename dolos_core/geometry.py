@@ -171,18 +171,7 @@ def cell_kinds(masks: np.ndarray, rf: ReceptiveField) -> np.ndarray:
 
 # --- seed-and-image bootstrap ------------------------------------------------------------------
 
-def _draws(n_seeds: int, n_images: int, n: int, seed: int):
-    """``n`` bootstrap draws of seeds and of images (indices with replacement); one seed is
-    never resampled (its interval then covers images only)."""
-    rng = np.random.default_rng(seed)
-    s = rng.integers(0, n_seeds, (n, n_seeds)) if n_seeds > 1 else np.zeros((n, 1), int)
-    return s, rng.integers(0, n_images, (n, n_images))
-
-
-def _boot_means(values: np.ndarray, draws) -> np.ndarray:
-    """Replicates of the mean of ``values`` (seeds, images) under ``draws``."""
-    s, i = draws
-    return np.stack([values[s[r]][:, i[r]].mean() for r in range(len(s))])
+_draws, _boot_means = metrics.seed_image_draws, metrics.seed_image_means
 
 
 def _boot_auc(pos: np.ndarray, neg: np.ndarray, draws) -> np.ndarray:

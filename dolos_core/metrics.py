@@ -280,6 +280,23 @@ def bootstrap_means(values: np.ndarray, n: int = 1000, seed: int = 0) -> np.ndar
     return values[rng.integers(0, len(values), (n, len(values)))].mean(1)
 
 
+def seed_image_draws(n_seeds: int, n_images: int, n: int = 1000, seed: int = 0):
+    """``n`` bootstrap draws (indices with replacement) of seeds and of test images; one seed is
+    never resampled (an interval over one run's seed covers images only)."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, n_seeds, (n, n_seeds)) if n_seeds > 1 else np.zeros((n, 1), int)
+    return s, rng.integers(0, n_images, (n, n_images))
+
+
+def seed_image_means(values: np.ndarray, draws) -> np.ndarray:
+    """Replicates of the mean of ``values`` (seeds, images) under ``seed_image_draws``: the
+    seeds (independent trainings) and the test images are resampled together. Two quantities
+    on the same draws are paired (same images, same seed positions)."""
+    s, i = draws
+    values = np.asarray(values, dtype=np.float64)
+    return np.stack([values[s[r]][:, i[r]].mean() for r in range(len(s))])
+
+
 def percentile_ci(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval (%) of bootstrap replicates of a value in [0, 1]."""
     if np.isnan(replicates).all():

@@ -439,6 +439,7 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     assert sorted(per_seed.seed) == [0, 1] and per_seed.run.nunique() == 2
     row = spread.set_index("experiment").loc["patches-C"]
     assert row.seeds == 2 and row.iou_min <= row.iou_mean <= row.iou_max
+    assert row.iou_ci_low <= row.iou_mean <= row.iou_ci_high      # seeds and images resampled
     assert run("--seeds", "0").returncode == 2
 
 
