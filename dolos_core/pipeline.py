@@ -433,7 +433,7 @@ def _run(args, held) -> int:
         out = []
         for i, e in enumerate(runnable, 1):
             finished = is_trained(run_paths, e, prof) and not missing_predictions(run_paths, e, prof)
-            if finished and not args.force:
+            if finished and not args.force and not args.rerun_notebooks:
                 log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
                 continue
             out.append(TrainJob(f"02_train-{e.name}{suffix}", e.name, f"{label} {i}/{len(runnable)}",
@@ -444,8 +444,6 @@ def _run(args, held) -> int:
         return out
 
     def stage_jobs(stage: str) -> list[TrainJob]:
-        from .experiments import PAPER_GROUPS
-
         if stage == "geometry":
             from . import geometry
 
@@ -458,7 +456,7 @@ def _run(args, held) -> int:
         jobs = training_jobs(stage, trains[stage])
         if stage == "train":
             for k in range(1, args.seeds):
-                jobs += training_jobs(stage, [e for e in trains[stage] if e.group in PAPER_GROUPS], k)
+                jobs += training_jobs(stage, [e for e in trains[stage] if e.group == "table2"], k)
         return jobs
 
     pending: dict[str, list] = {}     # stage -> handles of its trainings not yet waited for

@@ -249,6 +249,23 @@ def test_scaling_stage_is_opt_in_and_tables_steps_per_budget(smoke_study):
 
 
 @pytest.mark.xdist_group("smoke-study")
+def test_rerun_notebooks_executes_a_finished_training_without_training(smoke_study):
+    """``--rerun-notebooks``: the finished patches-C's notebook runs again (at this commit), its
+    checkpoint and predictions are left byte for byte as they were."""
+    root, _, _ = smoke_study
+    run_dir = only_run(root / "runs" / "smoke" / "checkpoints" / "patches-C")
+    pred = only_run(root / "runs" / "smoke" / "predictions" / "patches-C") / "celebahq_repaint-p2.npz"
+    before = {f: f.read_bytes() for f in (run_dir / "best.pt", run_dir / "train.json", pred)}
+    nb = root / "runs" / "smoke" / "notebooks" / "02_train-patches-C.ipynb"
+    mtime = nb.stat().st_mtime
+    r = run("--profile", "smoke", "--only", "train,patches-C", "--rerun-notebooks", "--repo", str(root))
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "patches-C: done, skipped" not in r.stdout and "patches-C: finished in" in r.stdout
+    assert nb.stat().st_mtime > mtime and "already trained" in nb.read_text()
+    assert all(f.read_bytes() == b for f, b in before.items())
+
+
+@pytest.mark.xdist_group("smoke-study")
 def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
     """``--only geometry`` on the smoke profile (sides 48 and 64, one seed): the 64 px points are
     Table 2's patches-B and patches-C (reused), the 48 px ones train on DOLOS-mini built at 48 px
