@@ -266,10 +266,15 @@ def claim_list() -> list[Claim]:
     out.append(Claim("T2-weak-above-prior", "ours", "Weakly supervised Patches (B) localizes above where fakes "
                      "usually are (the mask prior)", lambda m: m(*b) - m(PRIOR, TEST), (b, (PRIOR, TEST)), ()))
     held = [_held(g) for g in FIG6_GENERATORS]
-    out.append(Claim("F6-more-generators", "ours", "Training on three generators helps the held-out one: its IoU "
-                     "is above the single-generator out-of-domain IoU",
-                     lambda m: _mean_of(held)(m) - _mean_of(off)(m), tuple(held),
-                     tuple(e for e, _ in held) + singles, fig6_sets))
+
+    def gain_per_generator(m):      # the smallest gain: a mean could be carried by two near-twin generators
+        return np.minimum.reduce([m(*_held(g)) - _mean_of([(f"patches-full-{h}", f"celebahq/{g}")
+                                                            for h in FIG6_GENERATORS if h != g])(m)
+                                  for g in FIG6_GENERATORS])
+    out.append(Claim("F6-more-generators", "ours", "Training on three generators helps every held-out one: on each "
+                     "generator, the model trained on the other three scores above the mean of the single-generator "
+                     "models trained on another generator (the smallest of the four gains)",
+                     gain_per_generator, tuple(held), tuple(e for e, _ in held) + singles, fig6_sets))
     return out
 
 

@@ -113,6 +113,10 @@ def test_ldm_hardest_in_domain_and_held_out():
     assert r["F6-LDM-hardest"]["verdict"] == HOLDS and r["F6-LDM-hardest"]["quantity_05"] == pytest.approx(15.0)
     assert r["F6-LDM-hardest-held-out"]["verdict"] == FAILS        # 50 on LDM, 40 on the others
     assert r["F6-generators"]["verdict"] == HOLDS and r["F6-more-generators"]["verdict"] == HOLDS
+    # the smallest per-generator gain decides: one held-out generator below its single-generator mean
+    cells[("patches-full-allbut-repaint-p2-9k", "celebahq/repaint-p2-9k")] = (15, 15)
+    r = _rows(_table(cells))["F6-more-generators"]
+    assert r["verdict"] == FAILS and r["quantity_05"] == pytest.approx(15 - 20)
 
 
 def test_seeds_widen_the_interval_and_are_reported():
