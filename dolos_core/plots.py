@@ -589,8 +589,9 @@ def calibration_figure(hist: pd.DataFrame, summary: pd.DataFrame):
         for kind, colour in zip(kinds, colours):
             k = h[h["kind"] == kind]
             s = summary[(summary["size"] == size) & (summary["kind"] == kind)].iloc[0]
-            ax.step(k["bin_low"], k["density"], where="post", color=colour,
-                    label=f"{kind} ({int(s.cells):,} cells, {100 * s['share_above_0.5']:.0f}% > 0.5)")
+            ax.stairs(k["density"].to_numpy(), np.r_[k["bin_low"].to_numpy(), k["bin_high"].iloc[-1]],
+                      color=colour, lw=1.5,
+                      label=f"{kind} ({int(s.cells):,} cells, {100 * s['share_above_0.5']:.0f}% > 0.5)")
         settle = summary[summary["size"] == size]["settle"].iloc[0]
         ax.axvline(0.5, color="black", lw=1)
         ax.axvline(settle, color="black", ls="--", lw=1)
