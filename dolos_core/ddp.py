@@ -2,7 +2,8 @@
 
 ``train_experiment(..., gpus=K)`` (``./run_all.sh --gpus-per-experiment K``) holds the run's
 lock, writes what the ranks need to a file in the run's folder and starts
-``python -m torch.distributed.run --standalone --nproc_per_node K -m dolos_core.ddp FILE``.
+``python -m torch.distributed.run --standalone --nproc_per_node K -m dolos_core.ddp_worker FILE``
+(``train.launch_ddp``; the ranks start in ``ddp_worker``).
 Every rank runs the one training loop (``train._train``):
 
 - the global batch and the learning rate are the schedule's: each rank takes every K-th image
@@ -19,11 +20,6 @@ Every rank runs the one training loop (``train._train``):
 
 from __future__ import annotations
 
-import os
-import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -102,77 +98,3 @@ def mean_over_ranks(x: float) -> float:
         t = t.cuda()
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
-
-
-def launch(exp, profile, paths, run, device: str, force: bool, gpus: int,
-           max_epochs: int | None = None):
-    """Train ``exp`` into ``run`` with ``gpus`` processes under torchrun (the caller holds the
-    run's lock); return the ``TrainResult`` that rank 0 wrote."""
-    from .config import resolve_device
-    from .io import atomic_path, read_json
-    from .train import TrainResult, finished_or_reset
-
-    out = run.checkpoint_dir
-    meta_path = out / "train.json"
-    finished = finished_or_reset(exp, out, force)
-    if finished is not None:
-        return finished
-    dev = resolve_device(device)
-    if dev.type == "mps":
-        raise RuntimeError(f"{exp.name}: several processes per experiment need CUDA GPUs (nccl) "
-                           "or the CPU (gloo); Apple MPS has no distributed backend")
-    if dev.type == "cuda" and torch.cuda.device_count() < gpus:
-        raise RuntimeError(f"{exp.name}: {gpus} GPUs per experiment asked for, but this process "
-                           f"sees {torch.cuda.device_count()} (CUDA_VISIBLE_DEVICES="
-                           f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
-    resumed_from = 0
-    if (out / "last.pt").exists() and meta_path.exists():
-        resumed_from = len(read_json(meta_path)["history"])
-    spec = out / "ddp-spec.pkl"
-    with atomic_path(spec) as tmp:
-        tmp.write_bytes(pickle.dumps({"exp": exp, "profile": profile, "paths": paths, "run": run,
-                                      "device": dev.type, "max_epochs": max_epochs}))
-    env = dict(os.environ)
-    if dev.type != "cuda":      # CPU processes share the cores
-        threads = int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads())
-        env["OMP_NUM_THREADS"] = str(max(1, threads // gpus))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-           "-m", "dolos_core.ddp", str(spec)]
-    print(f"{exp.name}: DistributedDataParallel on {gpus} {'GPUs' if dev.type == 'cuda' else 'CPU processes (gloo)'}",
-          flush=True)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    tail: list[str] = []
-    for line in proc.stdout:            # rank 0's per-epoch lines, shown where the call was made;
-        if line.startswith(f"{exp.name} epoch "):   # the rest only when it fails
-            print(line, end="", flush=True)
-        tail = (tail + [line])[-40:]
-    rc = proc.wait()
-    spec.unlink(missing_ok=True)
-    if rc != 0:
-        raise RuntimeError(f"{exp.name}: distributed training failed (torchrun exit status {rc}); "
-                           "its last lines:\n" + "".join(tail[-15:]))
-    meta = read_json(meta_path)
-    return TrainResult(exp.name, out / "best.pt", meta["history"], meta["best_epoch"], meta["seconds"],
-                       resumed_from=resumed_from)
-
-
-def _rank_main(spec_file: str) -> None:
-    """One rank, started by torchrun: join the group, train, leave."""
-    from .train import _train
-
-    spec = pickle.loads(Path(spec_file).read_bytes())
-    cuda = spec["device"] == "cuda"
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        device = torch.device("cuda", local) if cuda else torch.device(spec["device"])
-        _train(spec["exp"], spec["profile"], spec["paths"], spec["run"], device, force=False,
-               progress=False, max_epochs=spec["max_epochs"])
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    _rank_main(sys.argv[1])

@@ -25,6 +25,7 @@ from pathlib import Path
 from .config import Paths, Profile
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for, test_set_name
+from .weights import InitChoice, default_weights_dir, resolve_init
 
 # Profile fields a training reads (everything else - bootstrap, test caps, batch size of
 # prediction - changes evaluation only, never the trained weights).
@@ -85,8 +86,6 @@ def data_summary(data_root: Path, needs: list[tuple[str, str]]) -> dict:
 
 def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
     """Everything that changes what ``exp`` learns under ``profile`` on ``paths.data_root``."""
-    from .train import experiment_init, weak_init_of
-
     epochs, iters = plan_for(exp, profile)
     start = experiment_init(exp, profile, paths)
     exp_dict = dataclasses.asdict(exp)
@@ -107,6 +106,20 @@ def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
     if (exp.method, exp.supervision) == ("patches", "weak"):
         cfg["patches_weak_init"] = weak_init_of(exp, profile)
     return cfg
+
+
+def experiment_init(exp: Experiment, profile: Profile, paths: Paths,
+                    init: str | None = None) -> InitChoice:
+    """What ``exp`` starts from: ``init`` (a policy or a path) or the profile's policy, with
+    the profile's weights folder (default ``weights/`` in the repository)."""
+    weights_dir = profile.weights_dir or default_weights_dir(paths.root)
+    return resolve_init(exp.method, exp.supervision, init or profile.init, weights_dir,
+                        weak_init_of(exp, profile))
+
+
+def weak_init_of(exp: Experiment, profile: Profile) -> str:
+    """The random init of a weak Patches run: the experiment's own choice, else the profile's."""
+    return exp.patches_weak_init or profile.patches_weak_init
 
 
 def config_id(cfg: dict) -> str:

@@ -26,7 +26,8 @@ from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for
 from .io import load_torch, read_json, save_torch, write_json
 from .models import DolosModel, build_model
-from .weights import InitChoice, default_weights_dir, resolve_init
+from .runs import experiment_init, weak_init_of  # noqa: F401  (also where callers find them)
+from .weights import InitChoice
 
 
 @dataclass
@@ -85,20 +86,6 @@ def experiment_transform(exp: Experiment, model: DolosModel, input_size: int,
     the model's map (see ``data.transform_for``)."""
     map_size = model.map_size(input_size) if exp.supervision == "full" else None
     return transform_for(exp.method, exp.supervision, input_size, map_size, train=train)
-
-
-def experiment_init(exp: Experiment, profile: Profile, paths: Paths,
-                    init: str | None = None) -> InitChoice:
-    """What ``exp`` starts from: ``init`` (a policy or a path) or the profile's policy, with
-    the profile's weights folder (default ``weights/`` in the repository)."""
-    weights_dir = profile.weights_dir or default_weights_dir(paths.root)
-    return resolve_init(exp.method, exp.supervision, init or profile.init, weights_dir,
-                        weak_init_of(exp, profile))
-
-
-def weak_init_of(exp: Experiment, profile: Profile) -> str:
-    """The random init of a weak Patches run: the experiment's own choice, else the profile's."""
-    return exp.patches_weak_init or profile.patches_weak_init
 
 
 def set_numerics(precision: str) -> None:
@@ -179,9 +166,8 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     try:
         with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=RUN_LOCK_WAIT):
             if gpus > 1:
-                from .ddp import launch
 
-                return launch(exp, profile, paths, run, device, force, gpus, max_epochs)
+                return launch_ddp(exp, profile, paths, run, device, force, gpus, max_epochs)
             return _train(exp, profile, paths, run, device, force, progress, max_epochs)
     except Locked as exc:
         raise RuntimeError(str(exc)) from None
@@ -363,3 +349,58 @@ def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = 
     model.load_state_dict(load_torch(best))
     dev = resolve_device(device)
     return model.to(dev).to(memory_format=torch.channels_last).eval()
+
+
+def launch_ddp(exp, profile, paths, run, device: str, force: bool, gpus: int,
+           max_epochs: int | None = None):
+    """Train ``exp`` into ``run`` with ``gpus`` processes under torchrun (the caller holds the
+    run's lock); return the ``TrainResult`` that rank 0 wrote."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from .io import atomic_path
+
+    out = run.checkpoint_dir
+    meta_path = out / "train.json"
+    finished = finished_or_reset(exp, out, force)
+    if finished is not None:
+        return finished
+    dev = resolve_device(device)
+    if dev.type == "mps":
+        raise RuntimeError(f"{exp.name}: several processes per experiment need CUDA GPUs (nccl) "
+                           "or the CPU (gloo); Apple MPS has no distributed backend")
+    if dev.type == "cuda" and torch.cuda.device_count() < gpus:
+        raise RuntimeError(f"{exp.name}: {gpus} GPUs per experiment asked for, but this process "
+                           f"sees {torch.cuda.device_count()} (CUDA_VISIBLE_DEVICES="
+                           f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+    resumed_from = 0
+    if (out / "last.pt").exists() and meta_path.exists():
+        resumed_from = len(read_json(meta_path)["history"])
+    spec = out / "ddp-spec.pkl"
+    with atomic_path(spec) as tmp:
+        tmp.write_bytes(pickle.dumps({"exp": exp, "profile": profile, "paths": paths, "run": run,
+                                      "device": dev.type, "max_epochs": max_epochs}))
+    env = dict(os.environ)
+    if dev.type != "cuda":      # CPU processes share the cores
+        threads = int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads())
+        env["OMP_NUM_THREADS"] = str(max(1, threads // gpus))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+           "-m", "dolos_core.ddp_worker", str(spec)]
+    print(f"{exp.name}: DistributedDataParallel on {gpus} {'GPUs' if dev.type == 'cuda' else 'CPU processes (gloo)'}",
+          flush=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    for line in proc.stdout:            # rank 0's per-epoch lines, shown where the call was made;
+        if line.startswith(f"{exp.name} epoch "):   # the rest only when it fails
+            print(line, end="", flush=True)
+        tail = (tail + [line])[-40:]
+    rc = proc.wait()
+    spec.unlink(missing_ok=True)
+    if rc != 0:
+        raise RuntimeError(f"{exp.name}: distributed training failed (torchrun exit status {rc}); "
+                           "its last lines:\n" + "".join(tail[-15:]))
+    meta = read_json(meta_path)
+    return TrainResult(exp.name, out / "best.pt", meta["history"], meta["best_epoch"], meta["seconds"],
+                       resumed_from=resumed_from)
