@@ -1,6 +1,6 @@
 """Copy the mini profile's regenerated results into README.md between the ``mini-results``
 markers: the summary sentences that REPORT.md shows (both built from
-``results/mini/*.csv`` by ``dolos_core.report`` and ``dolos_core.claims``), the post-processing
+``results/mini/*.csv`` by ``dolos_core.runner.report`` and ``dolos_core.runner.claims``), the post-processing
 extension's sentence, the geometry stage's sentences, and links to the claims, Table 2 and the report. So the README says
 exactly what ``./run_all.sh`` produced. A maintainer's tool: run it after a mini study, then
 commit."""
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dolos_core.claims import claims_table
-from dolos_core.report import geometry_lines, postprocess_lines, summary_lines
+from dolos_core.runner.claims import claims_table
+from dolos_core.runner.report import geometry_lines, postprocess_lines, summary_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- mini-results:start -->", "<!-- mini-results:end -->"

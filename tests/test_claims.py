@@ -1,4 +1,4 @@
-"""The claims (dolos_core/claims.py) on hand-built per-image tables: each verdict from the
+"""The claims (dolos_core/runner/claims.py) on hand-built per-image tables: each verdict from the
 bootstrapped difference, paired on the images, with the reviewer's cases - a model at its
 baseline (uninformative), verdicts that flip with the threshold, seeds."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dolos_core.claims import (COLUMNS, FAILS, HOLDS, MISSING, OPEN, THRESHOLD, UNINFORMATIVE, claims,
+from dolos_core.runner.claims import (COLUMNS, FAILS, HOLDS, MISSING, OPEN, THRESHOLD, UNINFORMATIVE, claims,
                                claims_table, final_verdict, sign_verdict, verdict_counts)
 from dolos_core.experiments import FIG6_GENERATORS
 
@@ -107,6 +107,14 @@ def test_headline_is_the_relative_drops_by_hand():
     assert r["T2-weak"]["quantity_05"] == pytest.approx(30 - 0.75 * 60)
 
 
+def test_headline_with_nothing_to_lose_is_missing_not_an_error():
+    """A C model at IoU 0 (a smoke study's few steps) leaves the relative drops undefined: the
+    headline is reported missing, the other claims are still decided."""
+    r = _rows(_table({("patches-C", T): (0, 0)}, spread=0.0), n_boot=50)
+    assert r["headline"]["verdict"] == MISSING
+    assert r["T2-weak"]["verdict"] != MISSING
+
+
 def test_ldm_hardest_in_domain_and_held_out():
     cells = {("patches-full-ldm", "celebahq/ldm"): (45, 45), ("patches-full-allbut-ldm", "celebahq/ldm"): (50, 50)}
     r = _rows(_table(cells))
@@ -158,7 +166,7 @@ def test_claims_table_without_per_image_is_empty(tmp_path):
 def test_footing_table_reads_the_profiles(tmp_path):
     """Generated from the profiles: the paper's schedules and starts, the mini's random starts
     when the weights folder is empty, map sides measured (37 at 299 px, 12 at 96 for Patches)."""
-    from dolos_core.report import footing_table
+    from dolos_core.runner.report import footing_table
 
     t = footing_table(tmp_path).set_index("experiment")
     assert len(t) == 9

@@ -30,7 +30,7 @@ def run(*args, timeout=900, **kw):
 
 
 def test_unknown_flag_prints_usage_and_exits_2():
-    """The command line is checked before any environment is set up (dolos_core/cli.py, the
+    """The command line is checked before any environment is set up (dolos_core/runner/cli.py, the
     one definition of it, read by the script and the pipeline alike)."""
     r = run("--no-such-flag")
     assert r.returncode == 2
@@ -140,7 +140,7 @@ def test_published_notebooks_are_readable_offline_and_stable(smoke_study):
     """The publish stage: every executed notebook, with its outputs, without the machine's
     paths, in reading order in the HTML index; publishing again changes no byte."""
     from dolos_core.config import get_paths
-    from dolos_core.publish import publish, published_outputs, reading_order
+    from dolos_core.runner.publish import publish, published_outputs, reading_order
 
     root, _, _ = smoke_study
     res = root / "results" / "smoke"
@@ -165,7 +165,7 @@ def test_published_notebooks_are_readable_offline_and_stable(smoke_study):
     changed = [p.name for p in before if before[p] != after.get(p)]
     assert changed == ["index.html"] and set(after) == set(before)    # only the commit line of the index
     # a copy with no executed notebook: kept when its (opt-in) stage did not run, removed when it did
-    from dolos_core.publish import stage_of
+    from dolos_core.runner.publish import stage_of
 
     assert [stage_of(s) for s in ("10_budget_scaling", "02_train-patches-B-x4", "02_train-patches-B-160px-seed1",
                                   "02_train-patches-C-l1", "02_train-patches-C-seed2", "03_main_table")] == \
@@ -415,7 +415,7 @@ def test_set_with_an_unknown_field_is_one_message(tmp_path):
 def test_notebook_parameters_are_checked_before_running(tmp_path):
     """A misspelt parameter stops before any kernel starts, naming it and the right one."""
     from dolos_core.config import get_paths
-    from dolos_core.pipeline import UserError, run_notebook
+    from dolos_core.runner.pipeline import UserError, run_notebook
 
     with pytest.raises(UserError, match="'profle' \\(did you mean 'profile'\\?\\)"):
         run_notebook("03_main_table", "x", {"profle": "smoke"}, get_paths("smoke", root=tmp_path))
@@ -426,7 +426,7 @@ def test_every_notebook_takes_the_common_parameters():
     """The pipeline passes profile, data_root, device and overrides to every notebook."""
     import papermill as pm
 
-    from dolos_core.pipeline import NOTEBOOK_DIR
+    from dolos_core.runner.pipeline import NOTEBOOK_DIR
 
     notebooks = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     assert len(notebooks) == 11
@@ -464,10 +464,10 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch):
     """``--executor slurm``: every --slurm-* flag ends up in the sbatch script submitit writes
     (read here with fake ``sbatch``/``srun`` on PATH: no cluster needed); with no Slurm at all
     the run stops with one line."""
-    from dolos_core.cli import parse_args
+    from dolos_core.runner.cli import parse_args
     from dolos_core.config import get_paths
-    from dolos_core.jobs import make_executor
-    from dolos_core.pipeline import slurm_options
+    from dolos_core.runner.jobs import make_executor
+    from dolos_core.runner.pipeline import slurm_options
 
     args = parse_args(["--executor", "slurm", "--jobs", "3", "--gpus-per-experiment", "2",
                        "--slurm-partition", "gpu", "--slurm-time", "1-12:00", "--slurm-cpus-per-job", "16",
@@ -495,7 +495,7 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch):
 def test_wallclock_estimate_packs_the_longest_trainings_first():
     """Hand-worked: 3, 2, 2, 1 hours on two slots -> 3+1 and 2+2 -> 4 h; one slot: the sum;
     two GPUs per experiment halve each training (ideal scaling)."""
-    from dolos_core.pipeline import estimate_wallclock
+    from dolos_core.runner.pipeline import estimate_wallclock
 
     hours = {"a": 3.0, "b": 2.0, "c": 2.0, "d": 1.0}
     assert estimate_wallclock(hours, 2) == 4.0
@@ -510,7 +510,7 @@ def test_job_slots_pin_gpus_and_share_the_cores(monkeypatch):
     is one message naming both; on a CPU, the cores are shared."""
     import torch
 
-    from dolos_core.jobs import _slots
+    from dolos_core.runner.jobs import _slots
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5,7")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from .io import atomic_path
+from ..io import atomic_path
 
 JPEG_QUALITY = 80
 MAX_WIDTH = 1200
@@ -39,7 +39,7 @@ ORDER = ("01_data", "02_train", "03_main_table", "04_cross_dataset", "05_cross_g
 def reading_order(names: list[str]) -> list[str]:
     """Notebook stems in reading order: chapter by chapter (``02_train-<experiment>`` copies
     under chapter 02, in the experiment registry's order)."""
-    from .experiments import EXPERIMENTS
+    from ..experiments import EXPERIMENTS
 
     exp_rank = {n: i for i, n in enumerate(EXPERIMENTS)}
 
@@ -142,7 +142,7 @@ def stage_of(stem: str) -> str:
     copies the stage that trains the experiment (``-<side>px-seed<k>``: geometry)."""
     import re as _re
 
-    from .experiments import EXPERIMENTS
+    from ..experiments import EXPERIMENTS
     from .stages import STAGE_TABLE
 
     if stem.startswith("02_train-"):

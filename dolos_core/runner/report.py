@@ -1,6 +1,6 @@
 """``results/<profile>/REPORT.md``: a run's report. A one-screen summary in prose (every number
 from this run's tables, with its interval), the paper's claims against the evidence
-(``dolos_core.claims``), a glossary, the figures embedded with captions saying what to look
+(``dolos_core.runner.claims``), a glossary, the figures embedded with captions saying what to look
 at, the short tables (long ones linked as CSVs), and where the numbers came from: code checkout
 and commit (a loud warning for a dirty tree), machine, device, packages, data, the run and
 training time of every experiment."""
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import Paths, Profile, resolve_device
-from .io import atomic_path
+from ..config import Paths, Profile, resolve_device
+from ..io import atomic_path
 
 TABLES = [
     ("table2", "Table 2 · methods x setups on CelebA-HQ (paper 5.1)"),
@@ -134,7 +134,7 @@ def _shown(path: Path, root: Path) -> str:
 def _code_line(paths: Paths) -> str:
     """Which code made this report: the checkout of the imported ``dolos_core`` and its git
     commit; ``this checkout`` when that is where the report is written."""
-    from .locks import code_root
+    from ..locks import code_root
 
     code = code_root()
     where = "this checkout" if code == Path(paths.root).resolve() else f"the checkout at {code}"
@@ -143,7 +143,7 @@ def _code_line(paths: Paths) -> str:
 
 def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
     """One row per experiment trained under this configuration, from its ``train.json``."""
-    from .evaluate import training_runs
+    from ..evaluate import training_runs
 
     rows = []
     for name, m in sorted(training_runs(paths, profile).items()):
@@ -283,7 +283,7 @@ def postprocess_lines(res: Path) -> list[str]:
 
 
 def _start_label(method: str, supervision: str, profile: Profile, root: Path) -> str:
-    from .weights import PAPER_START, WEIGHT_FILES, default_weights_dir, resolve_init
+    from ..weights import PAPER_START, WEIGHT_FILES, default_weights_dir, resolve_init
 
     if profile.init == "paper":
         key = PAPER_START[(method, supervision)]
@@ -299,9 +299,9 @@ def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper")) -> pd.
     """Per method x setup, what each profile trains with: starting weights (as this checkout's
     weights folder resolves them), learning rate, batch, optimiser steps, input side and map
     side (measured by a forward pass). Generated from the profiles, so it cannot drift from them."""
-    from .config import get_profile
-    from .experiments import experiments_in, plan_for
-    from .models import build_model
+    from ..config import get_profile
+    from ..experiments import experiments_in, plan_for
+    from ..models import build_model
 
     sides: dict[tuple[str, int], int] = {}
     rows = []
@@ -345,7 +345,7 @@ def geometry_lines(res: Path) -> list[str]:
     f = res / "geometry.csv"
     if not f.exists():
         return []
-    from .geometry import summary_lines as geo_lines
+    from ..geometry import summary_lines as geo_lines
 
     cal = res / "calibration.csv"
     body = geo_lines(pd.read_csv(f), pd.read_csv(cal) if cal.exists() else None)

@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .experiments import CELEBA_TEST, FIG6_GENERATORS
+from ..experiments import CELEBA_TEST, FIG6_GENERATORS
 
 WEAK_RATIO = 0.75          # "B close to C": at least this share of C's IoU
 # Second-hand context (DeCLIP, Smeu et al., WACV 2025, re-measuring Patch-Forensics on DOLOS)
@@ -239,7 +239,11 @@ def claim_list() -> list[Claim]:
                      lambda m: _mean_of(diag)(m) - _mean_of(off)(m), tuple(diag), singles, fig6_sets))
 
     def frac_drop(hi, lo):
-        return lambda m: (hi(m) - lo(m)) / hi(m)
+        def drop(m):            # a drop as a fraction of ``hi``; NaN where ``hi`` is 0 (nothing to lose)
+            top = np.asarray(hi(m), dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(top > 0, (top - np.asarray(lo(m), dtype=float)) / np.where(top > 0, top, 1), np.nan)
+        return drop
 
     weak = frac_drop(lambda m: m(*c), lambda m: m(*b))
     data = frac_drop(lambda m: m(*c), lambda m: m("patches-C-ffhq", TEST))

@@ -1,7 +1,7 @@
 """``./run_all.sh``: the study as stages of papermill notebooks, resumable, with a summary.
 
-The stages are a table (``dolos_core.stages``): each trains its experiments (notebook 02 once
-per experiment) and then runs its notebooks; the command line is ``dolos_core.cli``. A finished
+The stages are a table (``dolos_core.runner.stages``): each trains its experiments (notebook 02 once
+per experiment) and then runs its notebooks; the command line is ``dolos_core.runner.cli``. A finished
 experiment (checkpoint and predictions on disk) is skipped unless ``--force``; an interrupted
 training resumes from its last epoch. Errors the user can fix (a missing data root, a broken
 file, an unknown name) end with one message and exit status 1 (2 for bad arguments), never a
@@ -19,46 +19,16 @@ import time
 from pathlib import Path
 
 from .cli import parse_args
+from .notebooks import NOTEBOOK_DIR, UserError, _fmt, check_notebook_params, ensure_kernel, log, run_notebook  # noqa: F401
 from .stages import BY_NAME, DEFAULT_STAGES, STAGES
 
 # Without a GPU a paper-profile run that trains more images than this stops unless --device cpu.
 _CPU_IMAGES_LIMIT = 200_000
 
 
-# The notebooks ship with the code; outputs go wherever the Paths say.
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-
-
-class UserError(Exception):
-    """An error with a message for the user; no traceback is printed."""
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _fmt(sec: float) -> str:
-    sec = int(round(sec))
-    return f"{sec // 60}m{sec % 60:02d}s" if sec >= 60 else f"{sec}s"
-
-
-def ensure_kernel() -> None:
-    """Register the ``dolos`` Jupyter kernel for this interpreter if it is missing."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    specs = KernelSpecManager().find_kernel_specs()
-    if "dolos" in specs:
-        spec = json.loads((Path(specs["dolos"]) / "kernel.json").read_text())
-        if spec.get("argv", [None])[0] == sys.executable:
-            return
-    from ipykernel.kernelspec import install
-
-    install(prefix=sys.prefix, kernel_name="dolos", display_name="Python (dolos)")
-
-
 def resolve_only(only: str | None):
     """Split ``--only`` into stages and experiment names (unknown names are an error)."""
-    from .experiments import EXPERIMENTS
+    from ..experiments import EXPERIMENTS
 
     if not only:
         return list(DEFAULT_STAGES), None
@@ -81,8 +51,8 @@ def resolve_only(only: str | None):
 def stage_experiments(stages: list[str], only_exps: list[str] | None) -> dict[str, list]:
     """The experiments each stage trains (``Stage.trains``), filtered by the experiment names
     of ``--only``. A named experiment whose own stage is not chosen trains in ``train``."""
-    from .experiments import EXPERIMENTS, PAPER_GROUPS, SCALING_RUNS
-    from .geometry import EXPERIMENTS as GEOMETRY_RUNS
+    from ..experiments import EXPERIMENTS, PAPER_GROUPS, SCALING_RUNS
+    from ..geometry import EXPERIMENTS as GEOMETRY_RUNS
 
     pools = {"paper": [e for e in EXPERIMENTS.values() if e.group in PAPER_GROUPS],
              "loss-variants": [e for e in EXPERIMENTS.values() if e.group == "loss-variants"],
@@ -97,65 +67,6 @@ def stage_experiments(stages: list[str], only_exps: list[str] | None) -> dict[st
                  if e.name in only_exps and e.group != "table2"]
         out["train"] = out["train"] + [e for e in moved if e not in out["train"]]
     return out
-
-
-def check_notebook_params(src: Path, params: dict) -> None:
-    """Every parameter passed to a notebook is one its ``parameters`` cell declares (papermill
-    would only log a warning and run with the default): an unknown name is an error naming it."""
-    import papermill as pm
-
-    declared = pm.inspect_notebook(str(src))
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        close = {u: difflib.get_close_matches(u, list(declared), n=1) for u in unknown}
-        hints = "; ".join(f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items())
-        raise UserError(f"notebook {src.name}: unknown parameter(s) {hints}; it takes "
-                        f"{', '.join(declared)}")
-
-
-def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
-    """Execute ``notebooks/<name>.ipynb`` with papermill; the executed copy goes to
-    ``runs/<profile>/notebooks/<out_name>.ipynb``. Returns seconds."""
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
-    src = NOTEBOOK_DIR / f"{name}.ipynb"
-    check_notebook_params(src, params)
-    out = paths.notebooks_out / f"{out_name}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    # The kernel's own chatter (ipykernel's transport warning, papermill's parameter notes)
-    # goes to a log file instead of the terminal; the executed notebook keeps every output.
-    log_path = paths.notebooks_out / "kernels.log"
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(log_path, "a") as fh:
-        os.dup2(fh.fileno(), 2)
-        try:
-            pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="dolos",
-                                progress_bar=False, cwd=str(NOTEBOOK_DIR))
-        except PapermillExecutionError as exc:
-            raise UserError(f"{exc.ename}: {exc.evalue}\n  (notebook {name}; executed copy: "
-                            f"{out})") from None
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-    _stamp(out)
-    return time.time() - t0
-
-
-def _stamp(path: Path) -> None:
-    """Record in an executed notebook which commit of which checkout ran it (read when the
-    notebook is published)."""
-    import nbformat
-
-    from .locks import code_root
-    from .report import _git
-
-    nb = nbformat.read(str(path), as_version=4)
-    nb.metadata["dolos"] = {"commit": _git(code_root())}
-    nbformat.write(nb, str(path))
 
 
 def slurm_options(args):
@@ -175,14 +86,14 @@ def slurm_options(args):
 def cli_overrides(args) -> dict:
     """Profile overrides from ``--set``, ``--init`` and ``--weights`` (the two flags are
     shorthands for ``--set init=...`` and ``--set weights_dir=...``)."""
-    from .config import ConfigError, parse_set
+    from ..config import ConfigError, parse_set
 
     try:
         out = parse_set(args.sets)
     except ConfigError as exc:
         raise UserError(str(exc))
     if args.init is not None:
-        from .weights import INIT_POLICIES
+        from ..weights import INIT_POLICIES
 
         if args.init not in INIT_POLICIES and not Path(args.init).is_file():
             raise UserError(f"--init {args.init!r}: choose {', '.join(INIT_POLICIES)} or a checkpoint file")
@@ -195,8 +106,8 @@ def cli_overrides(args) -> dict:
 def check_weights(exps, profile, paths) -> None:
     """Before any training: every weight file the chosen experiments start from is there
     (``init=paper``), else one line naming the first missing file."""
-    from .train import experiment_init
-    from .weights import WeightsMissing
+    from ..train import experiment_init
+    from ..weights import WeightsMissing
 
     for e in exps:
         try:
@@ -207,7 +118,7 @@ def check_weights(exps, profile, paths) -> None:
 
 def check_data(paths, exps):
     """Before any training: which experiments the data root can serve; the rest are skipped."""
-    from .data.layout import DatasetKey, split_exists
+    from ..data.layout import DatasetKey, split_exists
 
     if not paths.data_root.is_dir():
         raise UserError(f"data root {paths.data_root} does not exist (--data-root); "
@@ -239,7 +150,7 @@ def gpu_throughput(root: Path, precision: str = "fp32") -> dict | None:
 
 def training_images(exps, profile) -> dict[str, int]:
     """Images each experiment's training processes: epochs x iterations x batch."""
-    from .experiments import plan_for
+    from ..experiments import plan_for
 
     out = {}
     for e in exps:
@@ -274,12 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     args.command = " ".join(["./run_all.sh", *(shlex.quote(a) for a in argv)])     # as the report names it
-    from .experiments import EXPERIMENTS
+    from ..experiments import EXPERIMENTS
 
     if args.list:
         hours = images = {}
         if args.profile == "paper":       # the images (and, when measured, GPU hours) of each experiment
-            from .config import get_profile, repo_root
+            from ..config import get_profile, repo_root
 
             paper = get_profile("paper")
             images = training_images(EXPERIMENTS.values(), paper)
@@ -322,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, held) -> int:
-    from .config import get_paths, get_profile, resolve_device, ConfigError
-    from .train import is_trained
-    from .predictions import missing_predictions
+    from ..config import get_paths, get_profile, resolve_device, ConfigError
+    from ..train import is_trained
+    from ..predictions import missing_predictions
 
     t_start = time.time()
     overrides = cli_overrides(args)
@@ -338,7 +249,7 @@ def _run(args, held) -> int:
         raise UserError(str(exc))
     # Every notebook kernel writes into this root and runs this checkout's code, whatever
     # checkout the environment's dolos_core was installed from (both passed explicitly).
-    from .locks import Locked, WrongCheckout, check_checkout, code_root, hold
+    from ..locks import Locked, WrongCheckout, check_checkout, code_root, hold
 
     try:
         check_checkout(paths.root)
@@ -394,7 +305,7 @@ def _run(args, held) -> int:
     timings: dict[str, float] = {}
     skipped: dict[str, list[str]] = {}
     from .jobs import TrainJob, completed, failure_lines, make_executor
-    from .locks import code_root as _code_root
+    from ..locks import code_root as _code_root
 
     try:
         executor = make_executor(args.executor, args.jobs, args.gpus_per_experiment, device.type, paths,
@@ -445,7 +356,7 @@ def _run(args, held) -> int:
 
     def stage_jobs(stage: str) -> list[TrainJob]:
         if stage == "geometry":
-            from . import geometry
+            from .. import geometry
 
             try:
                 pts = geometry.points(profile, paths)
@@ -540,7 +451,7 @@ def _run(args, held) -> int:
             path = write_report(paths, profile, timings_now, skipped, getattr(args, "command", None))
             log(f"  wrote {path}")
         if stage == "publish":
-            from .locks import code_root
+            from ..locks import code_root
             from .publish import publish
             from .report import _git
 
@@ -594,7 +505,7 @@ def _load_timings(paths) -> dict:
 
 
 def _save_timings(paths, timings: dict) -> None:
-    from .io import write_json
+    from ..io import write_json
 
     write_json(_timings_path(paths), {**_load_timings(paths), **{k: round(v, 1) for k, v in timings.items()}})
 

@@ -49,7 +49,7 @@ class TrainJob:
     data_root: str = ""
 
     def paths(self):
-        from .config import get_paths
+        from ..config import get_paths
 
         return get_paths(self.profile, self.data_root or None, root=self.root, tag=self.tag)
 
@@ -103,9 +103,9 @@ def _where(device: str) -> str:
 def run_job(job: TrainJob, executor: str = "serial", log: str = "") -> dict:
     """Run one training (notebook 02) here and now; never raises for a failed training: the
     record says what failed and where its log is. Called in this process, in a pool worker's
-    process (``python -m dolos_core.jobs``) or in a submitit job."""
-    from .io import write_json
-    from .pipeline import UserError, run_notebook
+    process (``python -m dolos_core.runner.jobs``) or in a submitit job."""
+    from ..io import write_json
+    from .notebooks import UserError, run_notebook
 
     os.environ["DOLOS_REPO"] = job.root
     if job.code not in sys.path:
@@ -228,7 +228,7 @@ class PoolExecutor:
             spec = log.with_suffix(".job.json")
             spec.write_text(json.dumps(asdict(job)))
             with open(log, "w") as fh:
-                proc = subprocess.Popen([sys.executable, "-m", "dolos_core.jobs", str(spec), str(log)],
+                proc = subprocess.Popen([sys.executable, "-m", "dolos_core.runner.jobs", str(spec), str(log)],
                                         stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **slot})
                 self.procs.add(proc)
                 rc = proc.wait()

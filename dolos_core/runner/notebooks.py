@@ -1,0 +1,102 @@
+"""Executing one chapter notebook with papermill: its parameters checked against the notebook's
+``parameters`` cell, the kernel registered, the executed copy stamped with the commit that ran
+it. Used by the pipeline and by the trainings' workers (``jobs``)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+# The notebooks ship with the code; outputs go wherever the Paths say.
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+class UserError(Exception):
+    """An error with a message for the user; no traceback is printed."""
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _fmt(sec: float) -> str:
+    sec = int(round(sec))
+    return f"{sec // 60}m{sec % 60:02d}s" if sec >= 60 else f"{sec}s"
+
+
+def ensure_kernel() -> None:
+    """Register the ``dolos`` Jupyter kernel for this interpreter if it is missing."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    if "dolos" in specs:
+        spec = json.loads((Path(specs["dolos"]) / "kernel.json").read_text())
+        if spec.get("argv", [None])[0] == sys.executable:
+            return
+    from ipykernel.kernelspec import install
+
+    install(prefix=sys.prefix, kernel_name="dolos", display_name="Python (dolos)")
+
+
+def check_notebook_params(src: Path, params: dict) -> None:
+    """Every parameter passed to a notebook is one its ``parameters`` cell declares (papermill
+    would only log a warning and run with the default): an unknown name is an error naming it."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(src))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        close = {u: difflib.get_close_matches(u, list(declared), n=1) for u in unknown}
+        hints = "; ".join(f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items())
+        raise UserError(f"notebook {src.name}: unknown parameter(s) {hints}; it takes "
+                        f"{', '.join(declared)}")
+
+
+def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
+    """Execute ``notebooks/<name>.ipynb`` with papermill; the executed copy goes to
+    ``runs/<profile>/notebooks/<out_name>.ipynb``. Returns seconds."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    src = NOTEBOOK_DIR / f"{name}.ipynb"
+    check_notebook_params(src, params)
+    out = paths.notebooks_out / f"{out_name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    # The kernel's own chatter (ipykernel's transport warning, papermill's parameter notes)
+    # goes to a log file instead of the terminal; the executed notebook keeps every output.
+    log_path = paths.notebooks_out / "kernels.log"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_path, "a") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="dolos",
+                                progress_bar=False, cwd=str(NOTEBOOK_DIR))
+        except PapermillExecutionError as exc:
+            raise UserError(f"{exc.ename}: {exc.evalue}\n  (notebook {name}; executed copy: "
+                            f"{out})") from None
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+    _stamp(out)
+    return time.time() - t0
+
+
+def _stamp(path: Path) -> None:
+    """Record in an executed notebook which commit of which checkout ran it (read when the
+    notebook is published)."""
+    import nbformat
+
+    from ..locks import code_root
+    from .report import _git
+
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["dolos"] = {"commit": _git(code_root())}
+    nbformat.write(nb, str(path))
