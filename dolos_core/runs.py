@@ -6,8 +6,9 @@ of :func:`training_config`: the experiment (train sets, loss, budget factor, ini
 the schedule as run (lr, batch, epochs x iterations), the profile fields training reads
 (input size, seed, validation cap, precision, weak-Patches init), the starting weights (policy,
 file name and size) and the data (a summary of what the experiment reads: not where it lives,
-so a fresh clone finds the same ids). Change any of
-them - a learning rate in a notebook cell, ``--set``, ``--init``, a ``--data-root`` with other files - and
+so a fresh clone finds the same ids) and the code (:func:`code_hash`: the source of the models,
+the data pipeline, the losses and the training loop - not of plots, tables or the runner). Change
+any of them - a learning rate in a notebook cell, ``--set``, ``--init``, a ``--data-root`` with other files - and
 the run trains into a new folder beside the old one; an identical configuration finds its
 finished run and reuses it. Evaluation resolves the same id from the same configuration, so a
 table never reads a run of another configuration: what is not there is reported as missing.
@@ -16,6 +17,7 @@ table never reads a run of another configuration: what is not there is reported 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +33,13 @@ from .weights import InitChoice, default_weights_dir, resolve_init
 # prediction - changes evaluation only, never the trained weights).
 TRAINING_FIELDS = ("input_size", "seed", "max_valid_images", "precision")
 ID_LENGTH = 10
+
+# The source that changes what a training learns (relative to the package): the models, the
+# data pipeline, the losses, the training loop, resizing and the starting weights. Plots, tables,
+# metrics, the extensions and the runner are not in it: editing them never retrains.
+TRAINING_SOURCES = ("models", "data/datasets.py", "data/layout.py", "losses.py", "train.py",
+                    "resize.py", "weights.py", "ddp.py", "ddp_worker.py")
+_PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,21 @@ def data_summary(data_root: Path, needs: list[tuple[str, str]]) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def code_hash(package: Path = _PACKAGE) -> str:
+    """A short hash of :data:`TRAINING_SOURCES` under ``package``: every ``.py`` file's path
+    (relative, so not where the checkout lives) and content (line endings normalised)."""
+    files = []
+    for rel in TRAINING_SOURCES:
+        p = package / rel
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(package).as_posix().encode() + b"\0")
+        h.update(f.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return h.hexdigest()[:ID_LENGTH]
+
+
 def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
     """Everything that changes what ``exp`` learns under ``profile`` on ``paths.data_root``."""
     epochs, iters = plan_for(exp, profile)
@@ -102,6 +126,7 @@ def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
                  "file": start.path.name if start.path else None,
                  "bytes": start.path.stat().st_size if start.path else None},
         "data": data_summary(paths.data_root, [n for n in exp.needs if n[1] != "test"]),
+        "code": code_hash(),
     }
     if (exp.method, exp.supervision) == ("patches", "weak"):
         cfg["patches_weak_init"] = weak_init_of(exp, profile)

@@ -107,3 +107,26 @@ def test_precision_is_a_field_recorded_in_the_run_id_and_fp32_is_the_default(tin
     # ... and other files make another run
     (copy / "celebahq" / "fake" / "repaint-p2" / "images" / "train" / "000.png").unlink()
     assert resolve_run(exp, prof, get_paths("smoke", copy, root=tiny_root.parent)).run_id != fp32.run_id
+
+
+def test_code_hash_follows_training_code_not_plots_nor_where_the_checkout_lives(tmp_path):
+    """The run id's code part: a copy of the package elsewhere hashes the same; a line added to
+    the losses (or the models, the data pipeline, the training loop) changes it; an edited plot
+    or report does not."""
+    import shutil
+
+    from dolos_core.runs import _PACKAGE, code_hash
+
+    copy = shutil.copytree(_PACKAGE, tmp_path / "elsewhere" / "dolos_core",
+                           ignore=shutil.ignore_patterns("__pycache__"))
+    base = code_hash(copy)
+    assert base == code_hash(_PACKAGE) and len(base) == 10
+    for untouched in ("plots.py", "metrics.py", "runner/report.py"):
+        with open(copy / untouched, "a") as f:
+            f.write("\n# an edit that changes no training\n")
+    assert code_hash.__wrapped__(copy) == base
+    for changed in ("losses.py", "models/patches.py", "data/datasets.py", "train.py"):
+        (copy / changed).write_text((copy / changed).read_text() + "\n# changed\n")
+        now = code_hash.__wrapped__(copy)
+        assert now != base, changed
+        base = now

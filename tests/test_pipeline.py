@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -588,3 +589,33 @@ def test_a_real_slurm_runs_the_trainings_as_one_array_and_resumes_a_cancelled_jo
         assert [h["epoch"] for h in meta["history"]] == list(range(80))
     finally:
         cluster.stop()
+
+
+def test_a_change_of_training_code_trains_beside_the_old_run_and_a_plot_edit_does_not(tmp_path):
+    """A run is its configuration and its code: in a copy of the checkout, a line appended to
+    the loss module makes the next ``--only train,patches-C`` train a new run beside the old
+    one (both kept); an edited plotting module finds that run done and skips it."""
+    copy = tmp_path / "checkout"
+    outputs = {".git", ".venv", "runs", "results", "figures", "data", "weights"}
+    shutil.copytree(REPO, copy, ignore=lambda d, names: [
+        n for n in names if n == "__pycache__" or n.endswith(".egg-info")
+        or (Path(d) == REPO and n in outputs)])
+
+    def train():
+        r = subprocess.run([str(copy / "run_all.sh"), "--profile", "smoke", "--only", "data,train,patches-C"],
+                           capture_output=True, text=True, timeout=600, env=ENV)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+        runs = sorted(p.name for p in (copy / "runs" / "smoke" / "checkpoints" / "patches-C").iterdir()
+                      if (p / "train.json").exists())
+        return r.stdout, runs
+
+    out, first = train()
+    assert "patches-C: finished in" in out and len(first) == 1
+    with open(copy / "dolos_core" / "losses.py", "a") as f:
+        f.write("\n# a change to the losses\n")
+    out, second = train()
+    assert "patches-C: finished in" in out and len(second) == 2 and first[0] in second
+    with open(copy / "dolos_core" / "plots.py", "a") as f:
+        f.write("\n# a change to a figure\n")
+    out, third = train()
+    assert "patches-C: done, skipped" in out and third == second

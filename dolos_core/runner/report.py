@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..config import Paths, Profile, resolve_device
 from ..io import atomic_path
+from ..runs import code_hash
 
 TABLES = [
     ("table2", "Table 2 · methods x setups on CelebA-HQ (paper 5.1)"),
@@ -148,7 +149,8 @@ def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
     rows = []
     for name, m in sorted(training_runs(paths, profile).items()):
         iters = m.get("iters_per_epoch", m.get("schedule", {}).get("iters_per_epoch"))
-        rows.append({"experiment": name, "run": m.get("run_id", "?"), "init": m.get("init", "?"),
+        rows.append({"experiment": name, "run": m.get("run_id", "?"),
+                     "code": m.get("run_config", {}).get("code", "not recorded"), "init": m.get("init", "?"),
                      "epochs x iters": f"{m.get('epochs')} x {iters}",
                      "batch": m.get("schedule", {}).get("batch_size"), "input": m.get("input_size"),
                      "resize": m.get("transform", {}).get("resize", "?"), "train s": m.get("seconds"),
@@ -434,7 +436,8 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
             lines += [f"### {title}", "", f"{len(df)} rows: {links}", ""]
     lines += ["## Where these numbers come from", "",
               f"- generated: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              f"- code: {code}",
+              f"- code: {code}; training code {code_hash()} (part of every run id; each run's "
+              "own is in the training runs below)",
               *([f"- command: `{command}` (the last run that wrote this report; the executed "
                  "notebooks name the commit each ran at)"] if command else []),
               f"- machine: {_machine()}",
@@ -456,7 +459,10 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         inits = ", ".join(f"{k} ({v})" for k, v in runs["init"].value_counts().items())
         lines += ["### Training runs", "",
                   "The run of each experiment every table here reads (`run`: the hash of its "
-                  "configuration, `runs/<profile>/checkpoints/<experiment>/<run>/`), what it "
+                  "configuration and code, `runs/<profile>/checkpoints/<experiment>/<run>/`; "
+                  "`code`: the hash of the training code it was trained with, the models, data "
+                  "pipeline, losses and training loop; this checkout's is "
+                  f"{code_hash()}), what it "
                   f"started from (`init`; here: {inits}; docs/running.md), its schedule "
                   "as run, its training time in seconds and where it ran.", "",
                   runs.to_markdown(index=False, floatfmt=".0f"), ""]
