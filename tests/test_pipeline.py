@@ -619,3 +619,31 @@ def test_a_change_of_training_code_trains_beside_the_old_run_and_a_plot_edit_doe
         f.write("\n# a change to a figure\n")
     out, third = train()
     assert "patches-C: done, skipped" in out and third == second
+
+
+@pytest.mark.xdist_group("smoke-study")
+def test_a_tagged_tweak_in_one_notebook_reaches_the_next(smoke_study, monkeypatch):
+    """Through papermill: 02 with ``tag="lr"`` and another learning rate trains a new run; 03
+    with the same tag and no overrides reads it (its Table 2 row names the new run, the untagged
+    Table 2 still the old one), and its study record says what the tag changed."""
+    from dolos_core.config import get_paths
+    from dolos_core.runner.notebooks import ensure_kernel, run_notebook
+
+    root, _, _ = smoke_study
+    monkeypatch.setenv("DOLOS_REPO", str(root))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    ensure_kernel()
+    paths = get_paths("smoke", root=root, tag="lr")
+    lr = {"schedules": {"patches-full": {"lr": 3e-3}}}
+    run_notebook("02_train", "lr-02", {"profile": "smoke", "experiment": "patches-C", "tag": "lr",
+                                       "overrides": lr}, paths)
+    trained = sorted(p.name for p in (root / "runs" / "smoke" / "checkpoints" / "patches-C").iterdir()
+                     if (p / "train.json").exists())
+    run_notebook("03_main_table", "lr-03", {"profile": "smoke", "tag": "lr"}, paths)
+    tagged = pd.read_csv(root / "results" / "smoke-lr" / "table2.csv").set_index("experiment")["run"]
+    default = pd.read_csv(root / "results" / "smoke" / "table2.csv").set_index("experiment")["run"]
+    new = set(trained) - {default["patches-C"]}
+    assert len(new) == 1 and tagged["patches-C"] == new.pop()
+    assert tagged["patches-B"] == default["patches-B"]          # untouched schedule, same run
+    record = json.loads((root / "results" / "smoke-lr" / "study.json").read_text())
+    assert record["overrides"] == lr

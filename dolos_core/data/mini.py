@@ -166,10 +166,8 @@ def render_scene(p: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
     if p["bg_textured"]:
         img *= 1 + 0.25 * _smooth_noise(rng, S, 6, 3)
     cx, cy = p["cx"] * S, p["cy"] * S
-    fh = p["fh"] * S
-    fw = fh * p["aspect"]
-    ang = p["angle"]
-    rad = np.deg2rad(ang)
+    fh, ang = p["fh"] * S, p["angle"]                  # face half-height, rotation (degrees)
+    fw, rad = fh * p["aspect"], np.deg2rad(ang)
     rot = np.array([[np.cos(rad), -np.sin(rad)], [np.sin(rad), np.cos(rad)]])
 
     def at(dx: float, dy: float) -> tuple[int, int]:
@@ -395,6 +393,34 @@ def plan(sizes: BuildSizes, factor: float) -> dict[tuple[str, str], dict[str, in
     return out
 
 
+def _render_all(todo: list, workers: int, progress: bool) -> None:
+    """Render every image of ``todo`` (``_job`` arguments), in ``workers`` processes."""
+    pool = get_context("spawn" if os.name == "nt" else "fork").Pool(workers) if workers > 1 else None
+    iterator = pool.imap_unordered(_job, todo, chunksize=16) if pool is not None else map(_job, todo)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=len(todo), desc="building DOLOS-mini", unit="img")
+    for _ in iterator:
+        pass
+    if pool is not None:
+        pool.close()
+        pool.join()
+
+
+def _copy_9k(root: Path, the_plan: dict) -> None:
+    """repaint-p2-9k: the first images of repaint-p2 (train: as many as the real train split)."""
+    src, dst = DatasetKey("celebahq", "repaint-p2"), DatasetKey("celebahq", "repaint-p2-9k")
+    for split in SPLITS:
+        n = the_plan[("celebahq", "real")][split]
+        for kind in ("images", "masks"):
+            sdir = src.images_dir(root, split) if kind == "images" else src.masks_dir(root, split)
+            ddir = dst.images_dir(root, split) if kind == "images" else dst.masks_dir(root, split)
+            ddir.mkdir(parents=True, exist_ok=True)
+            for name in sorted(os.listdir(sdir))[:n]:
+                shutil.copyfile(sdir / name, ddir / name)
+
+
 def build_mini(root: str | Path, profile: Profile, seed: int = 0, workers: int | None = None,
                force: bool = False, progress: bool = True, only: tuple[str, ...] | None = None) -> dict:
     """Write DOLOS-mini for ``profile`` under ``root``; return its metadata.
@@ -446,33 +472,8 @@ def build_mini(root: str | Path, profile: Profile, seed: int = 0, workers: int |
             todo += [(str(root), source, generator, split, i, profile.image_size, seed, n_real)
                      for i in range(splits[split])]
     t0 = time.time()
-    workers = workers or min(4, os.cpu_count() or 1)
-    iterator = None
-    if workers > 1:
-        pool = get_context("spawn" if os.name == "nt" else "fork").Pool(workers)
-        iterator = pool.imap_unordered(_job, todo, chunksize=16)
-    else:
-        pool = None
-        iterator = map(_job, todo)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=len(todo), desc="building DOLOS-mini", unit="img")
-    for _ in iterator:
-        pass
-    if pool is not None:
-        pool.close()
-        pool.join()
-    # repaint-p2-9k: the first images of repaint-p2 (train: as many as the real train split).
-    src, dst = DatasetKey("celebahq", "repaint-p2"), DatasetKey("celebahq", "repaint-p2-9k")
-    for split in SPLITS:
-        n = the_plan[("celebahq", "real")][split]
-        for kind in ("images", "masks"):
-            sdir = src.images_dir(root, split) if kind == "images" else src.masks_dir(root, split)
-            ddir = dst.images_dir(root, split) if kind == "images" else dst.masks_dir(root, split)
-            ddir.mkdir(parents=True, exist_ok=True)
-            for name in sorted(os.listdir(sdir))[:n]:
-                shutil.copyfile(sdir / name, ddir / name)
+    _render_all(todo, workers or min(4, os.cpu_count() or 1), progress)
+    _copy_9k(root, the_plan)
     meta["build_seconds"] = round(time.time() - t0, 1)
     meta["counts"] = {f"{s}/{g}": v for (s, g), v in the_plan.items()}
     meta["counts"]["celebahq/repaint-p2-9k"] = the_plan[("celebahq", "real")]

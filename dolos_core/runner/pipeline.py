@@ -233,57 +233,90 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, held) -> int:
-    from ..config import get_paths, get_profile, resolve_device, ConfigError
-    from ..train import is_trained
-    from ..predictions import missing_predictions
+    """The study: every chosen stage in order, then what is still training, then the summary."""
+    study = _StudyRun(args, held)
+    for stage in study.stages:
+        study.run_stage(stage)
+    study.drain()
+    return study.summary()
 
-    t_start = time.time()
-    overrides = cli_overrides(args)
+
+def _user_errors(fn, *args, **kw):
+    """``fn(...)``, with a ConfigError turned into a one-line UserError."""
+    from ..config import ConfigError
+
     try:
-        profile = get_profile(args.profile, **overrides)
+        return fn(*args, **kw)
     except ConfigError as exc:
-        raise UserError(str(exc))
-    try:
-        paths = get_paths(args.profile, args.data_root, root=args.repo, tag=args.tag)
-    except ConfigError as exc:
-        raise UserError(str(exc))
-    # Every notebook kernel writes into this root and runs this checkout's code, whatever
-    # checkout the environment's dolos_core was installed from (both passed explicitly).
-    from ..locks import Locked, WrongCheckout, check_checkout, code_root, hold
+        raise UserError(str(exc)) from None
 
-    try:
-        check_checkout(paths.root)
-    except WrongCheckout as exc:
-        raise UserError(str(exc))
-    os.environ["DOLOS_REPO"] = str(paths.root)
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(code_root())] + [
-        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    try:   # one writer per profile, tag and checkout; released when this process ends
-        held.enter_context(hold(paths.runs / f"run_all-{paths.output_name}.lock",
-                                f"{paths.output_name} of {paths.root}", log=log))
-    except Locked as exc:
-        raise UserError(str(exc))
-    try:
-        device = resolve_device(args.device)
-    except ConfigError as exc:
-        raise UserError(str(exc))
-    stages, only_exps = resolve_only(args.only)
-    default_root = args.data_root is None
-    if default_root and profile.build_sizes is None:
-        raise UserError("the paper profile needs the real DOLOS data: add --data-root DIR")
-    if not default_root and not paths.data_root.is_dir():
-        raise UserError(f"data root {paths.data_root} does not exist (--data-root)")
 
-    trains = stage_experiments(stages, only_exps)
-    paper_exps, ext_exps, scaling_exps = trains["train"], trains["extensions"], trains["scaling"]
+class _StudyRun:
+    """One ``./run_all.sh``: its profile, paths, executor, the trainings in flight and timings."""
 
-    log(f"DOLOS study · profile {profile.name} · data {paths.data_root} · device {device} · "
-        f"stages {', '.join(stages)}")
-    if "train" in stages or "extensions" in stages or "scaling" in stages:
-        check_weights(paper_exps + ext_exps + (scaling_exps if "scaling" in stages else []),
-                      profile, paths)
-    if profile.name == "paper" and ("train" in stages or "extensions" in stages):
-        on_gpu = device.type == "cuda" or args.executor == "slurm"    # Slurm: the jobs' GPUs
+    def __init__(self, args, held) -> None:
+        from ..config import get_paths, get_profile
+
+        self.args, self.t_start = args, time.time()
+        self.overrides = cli_overrides(args)
+        self.profile = _user_errors(get_profile, args.profile, **self.overrides)
+        self.paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo, tag=args.tag)
+        self._claim(held)
+        self.stages, only_exps = resolve_only(args.only)
+        self.default_root = args.data_root is None
+        if self.default_root and self.profile.build_sizes is None:
+            raise UserError("the paper profile needs the real DOLOS data: add --data-root DIR")
+        if not self.default_root and not self.paths.data_root.is_dir():
+            raise UserError(f"data root {self.paths.data_root} does not exist (--data-root)")
+        self.trains = stage_experiments(self.stages, only_exps)
+        log(f"DOLOS study · profile {self.profile.name} · data {self.paths.data_root} · device "
+            f"{self.device} · stages {', '.join(self.stages)}")
+        self._check_plan()
+        ensure_kernel()
+        self.common = {"profile": self.profile.name, "data_root": str(self.paths.data_root),
+                       "device": args.device, "overrides": self.overrides, "tag": self.paths.tag}
+        self.timings: dict[str, float] = {}
+        self.skipped: dict[str, list[str]] = {}
+        self.pending: dict[str, list] = {}   # stage -> handles of its trainings not yet waited for
+        self.records: list[dict] = []
+        # With parallel trainings, the time a stage spends waiting for another stage's
+        # trainings is that other stage's time (the summary reads "train 18m", not "evaluate").
+        self.waited: dict[str, float] = {}
+        self.executor = self._executor(held)
+
+    def _claim(self, held) -> None:
+        """Every notebook kernel writes into this root and runs this checkout's code, whatever
+        checkout the environment's dolos_core was installed from (both passed explicitly); one
+        writer per profile, tag and checkout, released when this process ends."""
+        from ..config import resolve_device
+        from ..locks import Locked, WrongCheckout, check_checkout, code_root, hold
+
+        paths = self.paths
+        try:
+            check_checkout(paths.root)
+        except WrongCheckout as exc:
+            raise UserError(str(exc))
+        os.environ["DOLOS_REPO"] = str(paths.root)
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(code_root())] + [
+            p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+        try:
+            held.enter_context(hold(paths.runs / f"run_all-{paths.output_name}.lock",
+                                    f"{paths.output_name} of {paths.root}", log=log))
+        except Locked as exc:
+            raise UserError(str(exc))
+        self.device = _user_errors(resolve_device, self.args.device)
+
+    def _check_plan(self) -> None:
+        """Starting weights present; for the paper profile, the plan and its hours (and a stop
+        when it would train millions of images on a CPU by accident)."""
+        args, profile, paths, stages = self.args, self.profile, self.paths, self.stages
+        paper_exps, ext_exps = self.trains["train"], self.trains["extensions"]
+        if {"train", "extensions", "scaling"} & set(stages):
+            check_weights(paper_exps + ext_exps + (self.trains["scaling"] if "scaling" in stages else []),
+                          profile, paths)
+        if profile.name != "paper" or not {"train", "extensions"} & set(stages):
+            return
+        on_gpu = self.device.type == "cuda" or args.executor == "slurm"    # Slurm: the jobs' GPUs
         images = training_images(paper_exps + ext_exps, profile)
         per_exp = estimate_hours(paper_exps + ext_exps, profile, gpu_throughput(paths.root, profile.precision))
         capped = f", capped at {profile.max_iters} iterations each" if profile.max_iters else ""
@@ -299,48 +332,46 @@ def _run(args, held) -> int:
         if not on_gpu and args.device != "cpu" and not args.yes and n_images > _CPU_IMAGES_LIMIT:
             raise UserError(f"no GPU: the paper profile trains {n_images / 1e6:.1f} M images at "
                             f"{profile.input_size} px. Add --device cpu to go on anyway, or run on a CUDA machine.")
-    ensure_kernel()
-    common = {"profile": profile.name, "data_root": str(paths.data_root), "device": args.device,
-              "overrides": overrides, "tag": paths.tag}
-    timings: dict[str, float] = {}
-    skipped: dict[str, list[str]] = {}
-    from .jobs import TrainJob, completed, failure_lines, make_executor
-    from ..locks import code_root as _code_root
 
-    try:
-        executor = make_executor(args.executor, args.jobs, args.gpus_per_experiment, device.type, paths,
-                                 slurm_options(args))
-    except (ValueError, ImportError, RuntimeError) as exc:
-        raise UserError(str(exc))
-    held.callback(executor.close)     # interrupted or stopped: running trainings are stopped (they resume)
-    if executor.name != "serial":
-        log(f"trainings: {executor.describe}")
+    def _executor(self, held):
+        from .jobs import make_executor
 
-    def training_jobs(stage: str, exps, seed_offset: int = 0, point=None) -> list[TrainJob]:
+        args = self.args
+        try:
+            executor = make_executor(args.executor, args.jobs, args.gpus_per_experiment, self.device.type,
+                                     self.paths, slurm_options(args))
+        except (ValueError, ImportError, RuntimeError) as exc:
+            raise UserError(str(exc))
+        held.callback(executor.close)   # interrupted or stopped: running trainings stop (they resume)
+        if executor.name != "serial":
+            log(f"trainings: {executor.describe}")
+        return executor
+
+    # -- trainings ---------------------------------------------------------------------------
+
+    def training_jobs(self, stage: str, exps, seed_offset: int = 0, point=None) -> list:
         """The unfinished trainings of ``exps`` (notebook 02 each) under the profile, its seed
         moved by ``seed_offset`` (``--seeds``: each seed is its own configuration, so its own
         run), or under a geometry ``point`` (its side, seed and data root); finished ones are
         skipped unless ``--force``."""
-        prof, run_paths, extra, suffix = profile, paths, {}, ""
+        from ..locks import code_root
+        from ..predictions import missing_predictions
+        from ..train import is_trained
+        from .jobs import TrainJob
+
+        args, prof, run_paths, extra, suffix = self.args, self.profile, self.paths, {}, ""
         if seed_offset:
-            prof = profile.replace(seed=profile.seed + seed_offset)
+            prof = self.profile.replace(seed=self.profile.seed + seed_offset)
             extra, suffix = {"seed": prof.seed}, f"-seed{prof.seed}"
         if point is not None:
             prof, run_paths = point.profile, point.paths
             extra = {"image_size": point.size, "input_size": point.size, "seed": point.seed}
             suffix = f"-{point.size}px-seed{point.seed}"
-        params = {**common, "overrides": {**overrides, **extra}, "data_root": str(run_paths.data_root)}
+        params = {**self.common, "overrides": {**self.overrides, **extra}, "data_root": str(run_paths.data_root)}
         label = stage if stage in ("scaling", "geometry") else "train"
         label += f", {point.size} px" if point is not None else ""
         label += f", seed {prof.seed}" if extra else ""
-        runnable, skip = check_data(run_paths, exps)
-        skipped.update(skip)
-        for name, missing in skip.items():
-            log(f"  skip {name}: data missing: {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
-        if exps and not runnable:
-            first = next(iter(skip.values()))
-            raise UserError(f"data root {run_paths.data_root} serves none of the chosen experiments; "
-                            f"for example {first[0]} is missing")
+        runnable = self._runnable(run_paths, exps)
         out = []
         for i, e in enumerate(runnable, 1):
             finished = is_trained(run_paths, e, prof) and not missing_predictions(run_paths, e, prof)
@@ -350,54 +381,63 @@ def _run(args, held) -> int:
             out.append(TrainJob(f"02_train-{e.name}{suffix}", e.name, f"{label} {i}/{len(runnable)}",
                                 {**params, "experiment": e.name, "force": bool(args.force),
                                  "gpus": args.gpus_per_experiment},
-                                str(paths.root), str(_code_root()), profile.name, paths.tag,
+                                str(self.paths.root), str(code_root()), self.profile.name, self.paths.tag,
                                 str(run_paths.data_root)))
         return out
 
-    def stage_jobs(stage: str) -> list[TrainJob]:
+    def _runnable(self, run_paths, exps) -> list:
+        """``exps`` whose data is there; the others are logged and listed as skipped."""
+        runnable, skip = check_data(run_paths, exps)
+        self.skipped.update(skip)
+        for name, missing in skip.items():
+            log(f"  skip {name}: data missing: {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+        if exps and not runnable:
+            first = next(iter(skip.values()))
+            raise UserError(f"data root {run_paths.data_root} serves none of the chosen experiments; "
+                            f"for example {first[0]} is missing")
+        return runnable
+
+    def stage_jobs(self, stage: str) -> list:
         if stage == "geometry":
             from .. import geometry
 
-            try:
-                pts = geometry.points(profile, paths)
-            except ConfigError as exc:
-                raise UserError(str(exc))
-            geometry.build_data(profile, paths)
-            return [j for pt in pts for j in training_jobs(stage, trains[stage], point=pt)]
-        jobs = training_jobs(stage, trains[stage])
+            pts = _user_errors(geometry.points, self.profile, self.paths)
+            geometry.build_data(self.profile, self.paths)
+            return [j for pt in pts for j in self.training_jobs(stage, self.trains[stage], point=pt)]
+        jobs = self.training_jobs(stage, self.trains[stage])
         if stage == "train":
-            for k in range(1, args.seeds):
-                jobs += training_jobs(stage, [e for e in trains[stage] if e.group == "table2"], k)
+            for k in range(1, self.args.seeds):
+                jobs += self.training_jobs(stage, [e for e in self.trains[stage] if e.group == "table2"], k)
         return jobs
 
-    pending: dict[str, list] = {}     # stage -> handles of its trainings not yet waited for
-    records: list[dict] = []
-
-    def submit(stage: str) -> None:
-        jobs = stage_jobs(stage)
+    def submit(self, stage: str) -> None:
+        jobs = self.stage_jobs(stage)
+        executor = self.executor
         if executor.eager and jobs:
             log(f"  submitted {len(jobs)} training(s) of stage {stage}: {', '.join(j.experiment for j in jobs)}")
         handles = executor.submit(jobs)
         if executor.eager:
-            pending[stage] = handles
+            self.pending[stage] = handles
             return
-        pending[stage] = []             # one at a time: each trains now, in this process
+        self.pending[stage] = []          # one at a time: each trains now, in this process
         for h in handles:
             log(f"  [{h.job.stage}] {h.job.experiment}: training")
-            collect([h])
+            self.collect([h])
 
-    def collect(handles) -> None:
+    def collect(self, handles) -> None:
+        from .jobs import completed, failure_lines
+
         for h in completed(handles):
             rec = h.result()
-            records.append(rec)
+            self.records.append(rec)
             if rec["status"] == "done":
-                where = "" if executor.name == "serial" else f" on {rec['host']} ({rec['where']})"
+                where = "" if self.executor.name == "serial" else f" on {rec['host']} ({rec['where']})"
                 log(f"  [{h.job.stage}] {h.job.experiment}: finished in {_fmt(rec['seconds'])}{where}")
             else:
                 log(f"  [{h.job.stage}] {h.job.experiment}: FAILED after {_fmt(rec['seconds'])}: "
                     + failure_lines(rec))
 
-    def wait_for(stage: str) -> None:
+    def wait_for(self, stage: str) -> None:
         """Wait for the trainings of ``stage`` and of every stage it reads (``Stage.after``)."""
         todo, seen = [stage], set()
         while todo:
@@ -406,93 +446,106 @@ def _run(args, held) -> int:
                 continue
             seen.add(s)
             todo += list(BY_NAME[s].after)
-            if pending.get(s):
-                handles, pending[s] = pending[s], []
+            if self.pending.get(s):
+                handles, self.pending[s] = self.pending[s], []
                 t = time.time()
-                collect(handles)
-                waited[s] = waited.get(s, 0.0) + time.time() - t
+                self.collect(handles)
+                self.waited[s] = self.waited.get(s, 0.0) + time.time() - t
 
-    # With parallel trainings, the time a stage spends waiting for another stage's trainings is
-    # that other stage's time (so the summary reads "train 18m" rather than "evaluate 18m").
-    waited: dict[str, float] = {}
-
-    def credit(stage: str, t0: float, before: dict) -> None:
-        moved = {s: waited[s] - before.get(s, 0.0) for s in waited if s != stage}
-        timings[stage] = timings.get(stage, 0.0) + time.time() - t0 - sum(moved.values())
+    def credit(self, stage: str, t0: float, before: dict) -> None:
+        moved = {s: self.waited[s] - before.get(s, 0.0) for s in self.waited if s != stage}
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.time() - t0 - sum(moved.values())
         for s, dt in moved.items():
-            timings[s] = timings.get(s, 0.0) + dt
-        _save_timings(paths, timings)
+            self.timings[s] = self.timings.get(s, 0.0) + dt
+        _save_timings(self.paths, self.timings)
 
-    for stage in stages:
-        t0, before_stage = time.time(), dict(waited)
+    # -- stages ------------------------------------------------------------------------------
+
+    def run_stage(self, stage: str) -> None:
+        """Submit the stage's trainings (a parallel executor: every chosen stage's at once),
+        wait for what its notebooks read, run them, then the report or publication."""
+        t0, before = time.time(), dict(self.waited)
         log(f"== stage {stage}")
         st = BY_NAME[stage]
-        if st.trains is not None and stage not in pending:
-            if not paths.data_root.is_dir():
-                raise UserError(f"data root {paths.data_root} does not exist: run the data stage "
+        if st.trains is not None and stage not in self.pending:
+            if not self.paths.data_root.is_dir():
+                raise UserError(f"data root {self.paths.data_root} does not exist: run the data stage "
                                 "first (./run_all.sh --only data)")
-            # A parallel executor gets every chosen stage's trainings at once (they only need
-            # the data); the stages' notebooks then wait for what they read.
-            for s in ([x for x in stages if BY_NAME[x].trains is not None and x not in pending]
-                      if executor.eager else [stage]):
-                submit(s)
+            for s in ([x for x in self.stages if BY_NAME[x].trains is not None and x not in self.pending]
+                      if self.executor.eager else [stage]):
+                self.submit(s)
         if st.notebooks or stage in ("report", "publish"):
-            wait_for(stage)
+            self.wait_for(stage)
         for nb in st.notebooks:
-            extra = {"build": default_root, "force": bool(args.force)} if stage == "data" else {}
+            extra = {"build": self.default_root, "force": bool(self.args.force)} if stage == "data" else {}
             if nb in ("03_main_table", "05_cross_generator"):
-                extra = {"seeds": args.seeds}
-            sec = run_notebook(nb, nb, {**common, **extra}, paths)
+                extra = {"seeds": self.args.seeds}
+            sec = run_notebook(nb, nb, {**self.common, **extra}, self.paths)
             log(f"  {nb} finished in {_fmt(sec)}")
         if stage == "report":
-            from .report import write_report
-
-            timings_now = {**_load_timings(paths), **timings}
-            path = write_report(paths, profile, timings_now, skipped, getattr(args, "command", None))
-            log(f"  wrote {path}")
+            self._report()
         if stage == "publish":
-            from ..locks import code_root
-            from .publish import publish
-            from .report import _git
+            self._publish()
+        self.credit(stage, t0, before)
 
-            done = publish(paths, profile.name, _git(code_root()), overrides, stages)
-            log(f"  published {len(done)} notebooks to {paths.results / 'notebooks'}; "
-                f"open {paths.results / 'html' / 'index.html'}")
-        credit(stage, t0, before_stage)
-    for s in list(pending):           # trainings no chosen notebook reads (e.g. --only train)
-        if pending[s]:
-            t0, before = time.time(), dict(waited)
-            wait_for(s)
-            credit(s, t0, before)
+    def _report(self) -> None:
+        from .report import write_report
 
-    total = time.time() - t_start
-    log("\n== summary")
-    for stage, sec in timings.items():
-        log(f"  {stage:<11} {_fmt(sec)}")
-    log(f"  {'total':<11} {_fmt(total)}")
-    if skipped:
-        log(f"  skipped experiments (data missing): {', '.join(skipped)}")
-    if records and executor.name != "serial":
-        log(f"  trainings ({executor.name}): {sum(r['seconds'] for r in records) / 3600:.2f} h of "
-            f"training in {_fmt(total)} of wall-clock")
-        for r in sorted(records, key=lambda r: r["name"]):
-            log(f"    {r['experiment']:<34} {r['status']:<6} {_fmt(r['seconds']):>7}  {r['host']} ({r['where']})"
-                + (f"  log {r['log']}" if r["status"] != "done" else ""))
-    failed = [r for r in records if r["status"] != "done"]
-    log(f"  tables:   {paths.results}")
-    log(f"  figures:  {paths.figures}")
-    report = paths.results / "REPORT.md"
-    if report.exists():
-        log(f"  report:   {report}")
-    for line in _headline(paths):
-        log(f"  {line}")
-    if failed:
-        log(f"\n{len(failed)} training(s) failed; the others finished and are kept:")
-        for r in failed:
-            log(f"  {r['experiment']}: {failure_lines(r)}")
-        log("fix the cause and run the same command again: only what is unfinished runs")
-        return 1
-    return 0
+        timings_now = {**_load_timings(self.paths), **self.timings}
+        path = write_report(self.paths, self.profile, timings_now, self.skipped,
+                            getattr(self.args, "command", None))
+        log(f"  wrote {path}")
+
+    def _publish(self) -> None:
+        from ..locks import code_root
+        from .publish import publish
+        from .report import _git
+
+        done = publish(self.paths, self.profile.name, _git(code_root()), self.overrides, self.stages)
+        log(f"  published {len(done)} notebooks to {self.paths.results / 'notebooks'}; "
+            f"open {self.paths.results / 'html' / 'index.html'}")
+
+    def drain(self) -> None:
+        """Wait for trainings no chosen notebook reads (e.g. ``--only train``)."""
+        for s in list(self.pending):
+            if self.pending[s]:
+                t0, before = time.time(), dict(self.waited)
+                self.wait_for(s)
+                self.credit(s, t0, before)
+
+    def summary(self) -> int:
+        """Time per stage, trainings, where the outputs are, the headline; 1 if any failed."""
+        from .jobs import failure_lines
+
+        total, paths = time.time() - self.t_start, self.paths
+        log("\n== summary")
+        for stage, sec in self.timings.items():
+            log(f"  {stage:<11} {_fmt(sec)}")
+        log(f"  {'total':<11} {_fmt(total)}")
+        if self.skipped:
+            log(f"  skipped experiments (data missing): {', '.join(self.skipped)}")
+        records = self.records
+        if records and self.executor.name != "serial":
+            log(f"  trainings ({self.executor.name}): {sum(r['seconds'] for r in records) / 3600:.2f} h of "
+                f"training in {_fmt(total)} of wall-clock")
+            for r in sorted(records, key=lambda r: r["name"]):
+                log(f"    {r['experiment']:<34} {r['status']:<6} {_fmt(r['seconds']):>7}  {r['host']} ({r['where']})"
+                    + (f"  log {r['log']}" if r["status"] != "done" else ""))
+        failed = [r for r in records if r["status"] != "done"]
+        log(f"  tables:   {paths.results}")
+        log(f"  figures:  {paths.figures}")
+        report = paths.results / "REPORT.md"
+        if report.exists():
+            log(f"  report:   {report}")
+        for line in _headline(paths):
+            log(f"  {line}")
+        if failed:
+            log(f"\n{len(failed)} training(s) failed; the others finished and are kept:")
+            for r in failed:
+                log(f"  {r['experiment']}: {failure_lines(r)}")
+            log("fix the cause and run the same command again: only what is unfinished runs")
+            return 1
+        return 0
 
 
 def _timings_path(paths) -> Path:

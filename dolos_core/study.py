@@ -1,0 +1,99 @@
+"""One study for the notebooks: the one line each notebook opens with.
+
+``study = open_study(profile, data_root, device, overrides, tag)`` checks the common parameters,
+resolves the profile with its overrides and the paths, and carries a tweak from one notebook to
+the next: a notebook given a ``tag`` and ``overrides`` records them in
+``results/<profile>-<tag>/study.json``; a later notebook of the same ``tag`` given no overrides
+uses the recorded ones, so it reads the runs the tweak trained (Table 2 of ``tag="lr"`` shows the
+``lr`` run, not the default one). Without a tag nothing is recorded: the default study stays the
+profile as defined.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, Paths, Profile, check_params, get_paths
+from .io import atomic_path
+
+RECORD = "study.json"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A profile with its overrides, where it reads and writes, and the device asked for."""
+
+    profile: Profile
+    paths: Paths
+    device: str = "auto"
+    overrides: dict = field(default_factory=dict)
+    tag: str = ""
+
+    @property
+    def name(self) -> str:
+        """``<profile>`` or ``<profile>-<tag>``."""
+        return self.paths.output_name
+
+    def require(self, what: str, only: str) -> None:
+        """Stop with one line when this study's ``what`` (``predictions`` or ``checkpoints``)
+        are not there yet, naming the ``./run_all.sh --only <only>`` that makes them."""
+        folder = getattr(self.paths, what)
+        if not folder.exists():
+            tag = f" --tag {self.tag}" if self.tag else ""
+            raise FileNotFoundError(f"no {what} under {folder}: run ./run_all.sh --profile "
+                                    f"{self.paths.profile}{tag} --only {only} first")
+
+    def describe(self) -> str:
+        text = f"study {self.name} · data {self.paths.data_root} · device {self.device}"
+        return text + (f" · overrides {self.overrides}" if self.overrides else "")
+
+
+def _record_path(paths: Paths) -> Path:
+    return paths.results / RECORD
+
+
+def recorded_overrides(paths: Paths) -> dict | None:
+    """The overrides recorded for this tag (None: nothing recorded, or no tag)."""
+    f = _record_path(paths)
+    if not paths.tag or not f.exists():
+        return None
+    try:
+        return dict(json.loads(f.read_text())["overrides"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{f}: not a study record ({exc}); delete it or give overrides") from None
+
+
+def _record(paths: Paths, overrides: dict) -> None:
+    try:
+        text = json.dumps({"profile": paths.profile, "tag": paths.tag, "overrides": overrides},
+                          indent=2, sort_keys=True)
+    except TypeError as exc:
+        raise ConfigError(f"overrides must be plain values (numbers, strings, lists, dicts) to "
+                          f"be recorded for tag {paths.tag!r}: {exc}") from None
+    paths.results.mkdir(parents=True, exist_ok=True)
+    with atomic_path(_record_path(paths)) as tmp:
+        tmp.write_text(text)
+
+
+def open_study(profile: str = "mini", data_root: str = "", device: str = "auto",
+               overrides: dict | None = None, tag: str = "", **extra: Any) -> Study:
+    """The study a notebook works on (see the module doc). ``extra`` are profile fields a notebook
+    sets for itself (e.g. ``init``); they are applied but not recorded."""
+    if not isinstance(overrides, dict | None):
+        raise ConfigError(f"overrides must be a dict of profile fields, got {overrides!r}")
+    paths = get_paths(profile, data_root or None, tag=tag)
+    overrides = dict(overrides or {})
+    if paths.tag:
+        if overrides:
+            check_params(profile, device, **overrides)        # a bad field is never recorded
+            _record(paths, overrides)
+        else:
+            overrides = recorded_overrides(paths) or {}
+    prof = check_params(profile, device, **overrides, **extra)
+    return Study(prof, paths, device, overrides, paths.tag)
+
+
+__all__ = ["Study", "open_study", "recorded_overrides"]
