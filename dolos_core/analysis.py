@@ -13,7 +13,7 @@ import pandas as pd
 from . import metrics
 from .config import Paths, Profile
 from .data.layout import DatasetKey, split_exists
-from .evaluate import _load, masks_for, score
+from .evaluate import load_run, masks_for, score
 from .metrics import bootstrap_means, percentile_ci
 from .experiments import CELEBA_TEST, Experiment, experiments_in
 from .postprocess import Pipeline
@@ -118,7 +118,7 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
     needs = any(p.needs_features for p in pipelines)
     rows, area_rows, examples = [], [], {}
     for e in _progress(experiments_in(group), "experiments", progress):
-        pred = _load(resolve_run(e, profile, paths), key, profile)
+        pred = load_run(resolve_run(e, profile, paths), key, profile)
         if pred is None:
             continue
         masks = masks_for(pred)[:n_images]
@@ -257,7 +257,7 @@ def qualitative(paths: Paths, profile: Profile, n_images: int,
     experiments = experiments_in("table2") if experiments is None else experiments
     preds = {}
     for e in experiments:
-        p = _load(resolve_run(e, profile, paths), key, profile)
+        p = load_run(resolve_run(e, profile, paths), key, profile)
         if p is not None:
             preds[e.name] = p
     if not preds:

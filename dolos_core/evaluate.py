@@ -14,7 +14,7 @@ from . import metrics
 from .config import Paths, Profile
 from .data.layout import DatasetKey
 from .experiments import (CELEBA_TEST, FIG6_GENERATORS, FIG6_TEST, EXPERIMENTS, Experiment,
-                          experiments_in)
+                          experiments_in, get_experiment)
 from .io import atomic_path
 from .predictions import Predictions, load_predictions, predictions_current
 from .runs import resolve_run
@@ -27,11 +27,23 @@ EXTRA_COLUMNS = ["iou_ci_low", "iou_ci_high", "ap_ci_low", "ap_ci_high", "pixel_
                  "n_fake", "n_real"]
 
 
-def _load(run, key: str, profile: Profile, split: str = "test") -> Predictions | None:
+def load_run(run, key: str, profile: Profile, split: str = "test") -> Predictions | None:
     """Predictions of ``run`` (``runs.resolve_run``: this configuration's run) on one test
     set (or its ``valid`` split), or None (never another configuration's)."""
     p = run.predictions_file(key, split)
     return load_predictions(p) if predictions_current(p, profile) else None
+
+
+def run_predictions(experiment: str, paths: Paths, profile: Profile, key: str = CELEBA_TEST[0],
+                    split: str = "test") -> Predictions:
+    """The saved predictions of ``experiment``'s run under this configuration on one test set
+    (default: Table 2's fake test set); an error naming the file when they are not there."""
+    run = resolve_run(get_experiment(experiment), profile, paths)
+    pred = load_run(run, key, profile, split)
+    if pred is None:
+        raise FileNotFoundError(f"no current predictions of {run.label} on {key} ({split}): "
+                                f"{run.predictions_file(key, split)}")
+    return pred
 
 
 _MASK_CACHE: dict[tuple, np.ndarray] = {}
@@ -105,14 +117,14 @@ def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool
     row = {"experiment": exp.name, "method": exp.method, "setup": exp.setup,
            "supervision": exp.supervision}
     run = resolve_run(exp, profile, paths)       # resolved once: it scans the data folders
-    fake = _load(run, fake_key, profile)
+    fake = load_run(run, fake_key, profile)
     if fake is None:
         row["status"] = "missing"
         return row
     row["run"] = fake.meta.get("run_id")
-    real = _load(run, real_key, profile) if exp.supervision == "weak" else None
+    real = load_run(run, real_key, profile) if exp.supervision == "weak" else None
     row.update(score(fake, real, profile, extras))
-    valid = _load(run, fake_key, profile, "valid") if extras else None
+    valid = load_run(run, fake_key, profile, "valid") if extras else None
     if valid is not None:
         row.update(calibrated_iou(valid, fake, profile))
     row["status"] = "ok"
@@ -178,7 +190,7 @@ def seed_table(paths: Paths, profile: Profile, seeds: int) -> tuple[pd.DataFrame
         prof = profile.replace(seed=profile.seed + k)
         for e in experiments_in("table2"):
             run = resolve_run(e, prof, paths)
-            fake = _load(run, CELEBA_TEST[0], prof)
+            fake = load_run(run, CELEBA_TEST[0], prof)
             if fake is None:
                 continue
             r = experiment_row(e, paths, prof, extras=False)
@@ -205,7 +217,7 @@ def run_threshold(run, exp: Experiment, profile: Profile) -> float | None:
     (``experiments.prediction_sets``; pooled), or None without one."""
     from .experiments import prediction_sets
 
-    valid = [p for k, s in prediction_sets(exp) if s == "valid" and (p := _load(run, k, profile, s)) is not None]
+    valid = [p for k, s in prediction_sets(exp) if s == "valid" and (p := load_run(run, k, profile, s)) is not None]
     if not valid:
         return None
     maps = np.concatenate([v.maps for v in valid])
@@ -246,7 +258,7 @@ def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFr
             run = resolve_run(e, prof, paths)
             threshold = None
             for key in e.test:
-                if DatasetKey.parse(key).label != 1 or (pred := _load(run, key, prof)) is None:
+                if DatasetKey.parse(key).label != 1 or (pred := load_run(run, key, prof)) is None:
                     continue
                 threshold = run_threshold(run, e, prof) if threshold is None else threshold
                 frames.append(_image_rows(e.name, prof.seed, key, pred.maps, pred.names, masks_for(pred), threshold))
@@ -280,7 +292,7 @@ def iou_by_area_table(paths: Paths, profile: Profile, group: str = "table2",
     experiments without predictions are left out."""
     rows = []
     for e in experiments_in(group):
-        pred = _load(resolve_run(e, profile, paths), key, profile)
+        pred = load_run(resolve_run(e, profile, paths), key, profile)
         if pred is None:
             continue
         loc = metrics.localization(pred.maps, masks_for(pred))
@@ -352,7 +364,7 @@ def cross_generator_cells(paths: Paths, profile: Profile) -> list[tuple[dict, np
         run = resolve_run(e, profile, paths)
         for key in FIG6_TEST:
             gen = key.split("/")[1]
-            pred = _load(run, key, profile)
+            pred = load_run(run, key, profile)
             ious = metrics.localization(pred.maps, masks_for(pred)).iou if pred is not None else None
             cells.append(({"train": train_label, "test": gen, "panel": panel, "experiment": e.name,
                            "run": pred.meta.get("run_id") if pred is not None else None,

@@ -191,12 +191,12 @@ def _boot_auc(pos: np.ndarray, neg: np.ndarray, draws) -> np.ndarray:
 def _run_values(point: Point, exp_name: str) -> dict | None:
     """Per-image IoU at 0.5 and at the run's validation-chosen threshold, and per-image pixel
     histograms, of one trained run on the Repaint-P2 test set; None if not predicted."""
-    from .evaluate import _load, masks_for
+    from .evaluate import load_run, masks_for
     from .runs import resolve_run
 
     run = resolve_run(get_experiment(exp_name), point.profile, point.paths)
-    fake = _load(run, CELEBA_TEST[0], point.profile)
-    valid = _load(run, CELEBA_TEST[0], point.profile, "valid")
+    fake = load_run(run, CELEBA_TEST[0], point.profile)
+    valid = load_run(run, CELEBA_TEST[0], point.profile, "valid")
     if fake is None or valid is None:
         return None
     masks = masks_for(fake)
@@ -301,7 +301,7 @@ def calibration_table(profile: Profile, paths: Paths, bins: int = 40,
     label fake, with B's real and fake training images as they are drawn)."""
     from tqdm.auto import tqdm
 
-    from .evaluate import _load, masks_for
+    from .evaluate import load_run, masks_for
     from .runs import resolve_run
 
     pts = points(profile, paths)
@@ -312,7 +312,7 @@ def calibration_table(profile: Profile, paths: Paths, bins: int = 40,
         probs: dict[int, list[np.ndarray]] = {k: [] for k in range(len(CELL_KINDS))}
         for p in (q for q in pts if q.size == size):
             run = resolve_run(exp, p.profile, p.paths)
-            fake, real = _load(run, CELEBA_TEST[0], p.profile), _load(run, CELEBA_TEST[1], p.profile)
+            fake, real = load_run(run, CELEBA_TEST[0], p.profile), load_run(run, CELEBA_TEST[1], p.profile)
             if fake is None or real is None:
                 continue
             kinds = cell_kinds(masks_for(fake), rf)
