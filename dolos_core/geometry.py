@@ -352,12 +352,12 @@ def training_shares(point: Point, rf: ReceptiveField) -> dict:
             "settle": share * n_fake / (share * n_fake + n_real) if n_real + n_fake else np.nan}
 
 
-def _cell(geo: pd.DataFrame, size: int, row: str, metric: str) -> pd.Series | None:
+def cell(geo: pd.DataFrame, size: int, row: str, metric: str) -> pd.Series | None:
     r = geo[(geo["size"] == size) & (geo["row"] == row) & (geo["metric"] == metric)]
     return r.iloc[0] if len(r) and r.iloc[0]["value"] == r.iloc[0]["value"] else None
 
 
-def _fmt(r: pd.Series | None, ratio: bool = False) -> str:
+def fmt_cell(r: pd.Series | None, ratio: bool = False) -> str:
     if r is None:
         return "missing"
     f = ".2f" if ratio else ".1f"
@@ -369,7 +369,7 @@ def trend(geo: pd.DataFrame, metric: str) -> str:
     the largest side's interval lies above the smallest's, ``falls`` when below, else
     ``flat within the intervals``; ``missing`` without both."""
     sizes = sorted(geo["size"].unique())
-    a, b = _cell(geo, sizes[0], "B/C", metric), _cell(geo, sizes[-1], "B/C", metric)
+    a, b = cell(geo, sizes[0], "B/C", metric), cell(geo, sizes[-1], "B/C", metric)
     if a is None or b is None or len(sizes) < 2:
         return "missing"
     if b["ci_low"] > a["ci_high"]:
@@ -384,15 +384,15 @@ def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[st
     out = []
     for size in sorted(geo["size"].unique()):
         share = geo[geo["size"] == size]["rf_share"].iloc[0]
-        seeds = _cell(geo, size, "B", "iou")
+        seeds = cell(geo, size, "B", "iou")
         n = int(seeds["seeds"]) if seeds is not None else 0
         out.append(f"{size} px (field {100 * share:.0f}% of the side, {n} seed(s)): "
-                   f"IoU at 0.5 B {_fmt(_cell(geo, size, 'B', 'iou'))}, C {_fmt(_cell(geo, size, 'C', 'iou'))}, "
-                   f"B/C {_fmt(_cell(geo, size, 'B/C', 'iou'), True)}; at the validation-chosen threshold "
-                   f"B {_fmt(_cell(geo, size, 'B', 'iou_val'))}, C {_fmt(_cell(geo, size, 'C', 'iou_val'))}, "
-                   f"B/C {_fmt(_cell(geo, size, 'B/C', 'iou_val'), True)}; pixel AUC B "
-                   f"{_fmt(_cell(geo, size, 'B', 'pixel_auc'))}, C {_fmt(_cell(geo, size, 'C', 'pixel_auc'))}; "
-                   f"spill bound {_fmt(_cell(geo, size, 'spill bound', 'iou'))}")
+                   f"IoU at 0.5 B {fmt_cell(cell(geo, size, 'B', 'iou'))}, C {fmt_cell(cell(geo, size, 'C', 'iou'))}, "
+                   f"B/C {fmt_cell(cell(geo, size, 'B/C', 'iou'), True)}; at the validation-chosen threshold "
+                   f"B {fmt_cell(cell(geo, size, 'B', 'iou_val'))}, C {fmt_cell(cell(geo, size, 'C', 'iou_val'))}, "
+                   f"B/C {fmt_cell(cell(geo, size, 'B/C', 'iou_val'), True)}; pixel AUC B "
+                   f"{fmt_cell(cell(geo, size, 'B', 'pixel_auc'))}, C {fmt_cell(cell(geo, size, 'C', 'pixel_auc'))}; "
+                   f"spill bound {fmt_cell(cell(geo, size, 'spill bound', 'iou'))}")
     out.append(f"B/C at 0.5 {trend(geo, 'iou')} with the input side; at the validation-chosen "
                f"threshold it {trend(geo, 'iou_val')}.")
     if cal is not None and len(cal):

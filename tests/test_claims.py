@@ -175,3 +175,25 @@ def test_footing_table_reads_the_profiles(tmp_path):
     assert t.loc["gradcam-A", "paper start"] == "ImageNet Xception"
     assert t.loc["attention-C", "mini start"].startswith("random (no xcp_reg.tar")
     assert t.loc["attention-C", "paper lr"] == 3e-4 and t.loc["attention-B", "paper lr"] == 1e-4
+
+
+def _geometry(bc_small: tuple, bc_large: tuple) -> pd.DataFrame:
+    """A hand-built geometry.csv: Patches' B/C (value, low, high) at 96 and 224 px."""
+    rows = []
+    for size, share, bc in ((96, 0.45, bc_small), (224, 0.19, bc_large)):
+        for metric in ("iou", "iou_val"):
+            rows.append({"size": size, "rf_share": share, "row": "B/C", "metric": metric,
+                         "value": bc[0], "ci_low": bc[1], "ci_high": bc[2]})
+    return pd.DataFrame(rows)
+
+
+def test_weak_supervision_claims_carry_the_largest_geometry_and_which_to_weigh():
+    from dolos_core.runner.claims import geometry_column
+
+    rising = geometry_column(_geometry((0.30, 0.27, 0.33), (0.60, 0.55, 0.65)))
+    assert set(rising) == {"T2-weak", "headline"}
+    assert "at 224 px (receptive field 19% of the side) Patches B/C is 0.60 [0.55, 0.65]" in rising["T2-weak"]
+    assert "weigh the 224 px value" in rising["T2-weak"] and "at least 0.75" in rising["T2-weak"]
+    flat = geometry_column(_geometry((0.30, 0.25, 0.35), (0.32, 0.28, 0.36)))
+    assert "does not rise" in flat["headline"] and "weigh this study's value" in flat["headline"]
+    assert geometry_column(_geometry((0.3, 0.2, 0.4), (0.3, 0.2, 0.4)).query("size == 96")) == {}

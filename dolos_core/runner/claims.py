@@ -318,7 +318,40 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset()) -> dict
 
 COLUMNS = ["id", "source", "claim", "verdict", "verdict_05", "verdict_val", "quantity_05",
            "quantity_05_low", "quantity_05_high", "quantity_val", "quantity_val_low",
-           "quantity_val_high", "unit", "values", "baselines", "seeds", "note", "undertrained"]
+           "quantity_val_high", "unit", "values", "baselines", "seeds", "note", "undertrained",
+           "geometry"]
+
+# The claims about weak supervision, which the geometry stage measures again at larger inputs.
+GEOMETRY_CLAIMS = ("T2-weak", "headline")
+
+
+def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
+    """The second value the geometry stage gives the weak-supervision claims: Patches' B/C at
+    the largest input side (at 0.5 and at the validation-chosen threshold, with its seed-and-
+    image interval), and which side a reader should weigh: the largest when B/C rises with the
+    side (its receptive field covers a share of the image closer to the paper's), else the
+    study's own."""
+    from ..geometry import cell as _gcell, fmt_cell as gfmt, trend
+
+    sizes = sorted(geo["size"].unique())
+    if len(sizes) < 2:
+        return {}
+    lo, hi = sizes[0], sizes[-1]
+    share = 100 * float(geo[geo["size"] == hi]["rf_share"].iloc[0])
+    ratio = (f"at {hi} px (receptive field {share:.0f}% of the side) Patches B/C is "
+             f"{gfmt(_gcell(geo, hi, 'B/C', 'iou'), True)} at 0.5 and "
+             f"{gfmt(_gcell(geo, hi, 'B/C', 'iou_val'), True)} at the validation-chosen threshold "
+             f"(at {lo} px: {gfmt(_gcell(geo, lo, 'B/C', 'iou'), True)} and "
+             f"{gfmt(_gcell(geo, lo, 'B/C', 'iou_val'), True)})")
+    t05, tval = trend(geo, "iou"), trend(geo, "iou_val")
+    if "rises" in (t05, tval):
+        weigh = (f"B/C rises with the side ({t05} at 0.5, {tval} calibrated): weigh the {hi} px value, "
+                 f"the geometry nearer the paper's")
+    else:
+        weigh = (f"B/C does not rise with the side ({t05} at 0.5, {tval} calibrated): the geometry is "
+                 f"not what sets it; weigh this study's value")
+    return {"T2-weak": f"{ratio}; the claim asks for B/C at least {WEAK_RATIO:g}; {weigh}",
+            "headline": f"{ratio}, a weak drop of 1 - B/C; {weigh}"}
 
 
 def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
@@ -345,7 +378,13 @@ def claims_table(results_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> 
     if not f.exists():
         return pd.DataFrame(columns=COLUMNS)
     t = Path(results_dir) / "training.csv"
-    return claims(pd.read_csv(f), n_boot, seed, pd.read_csv(t) if t.exists() else None)
+    out = claims(pd.read_csv(f), n_boot, seed, pd.read_csv(t) if t.exists() else None)
+    g = Path(results_dir) / "geometry.csv"
+    if g.exists():
+        out["geometry"] = out["geometry"].astype(object)
+        for cid, text in geometry_column(pd.read_csv(g)).items():
+            out.loc[out["id"] == cid, "geometry"] = text
+    return out
 
 
 def verdict_counts(df: pd.DataFrame) -> str:
@@ -359,6 +398,6 @@ def verdict_counts(df: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["claims", "claims_table", "claim_list", "Evidence", "assess", "learned", "sign_verdict",
+__all__ = ["claims", "claims_table", "claim_list", "geometry_column", "Evidence", "assess", "learned", "sign_verdict",
            "final_verdict", "verdict_counts", "HOLDS", "FAILS", "OPEN", "MISSING", "UNINFORMATIVE",
            "THRESHOLD", "WEAK_RATIO"]

@@ -367,7 +367,10 @@ def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
              "at 0.5": f"{r['verdict_05']}: {q(r, '05')}" if r["source"] != "context" else "",
              "at val. threshold": f"{r['verdict_val']}: {q(r, 'val')}" if r["source"] != "context" else "",
              "seeds": r["seeds"] if isinstance(r["seeds"], str) else "",
-             "note": r["note"] if isinstance(r["note"], str) else (r["values"] if r["source"] == "context" else "")}
+             "note": "; ".join(x for x in (r["note"] if isinstance(r["note"], str) else
+                                             (r["values"] if r["source"] == "context" else ""),
+                                             f"geometry: {r['geometry']}" if isinstance(r.get("geometry"), str) else "")
+                               if x)}
             for _, r in claims.iterrows()]
     return pd.DataFrame(rows)
 
@@ -394,6 +397,10 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "comparable with the paper's numbers, and agreement with the paper here is not "
                   "evidence about DOLOS.", ""]
     claims = claims_table(res, profile.bootstrap, profile.seed) if (res / "per_image.csv").exists() else None
+    if claims is not None and len(claims):   # written again: the report also knows the geometry stage
+        from ..evaluate import save_table
+
+        save_table(claims, res, "claims")
     lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + postprocess_lines(res) + [""]
     lines += geometry_lines(res) + ([""] if geometry_lines(res) else [])
     if claims is not None and len(claims):
