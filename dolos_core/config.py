@@ -369,14 +369,7 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def check_params(profile: str, device: str = "auto", **extra: Any) -> Profile:
-    """Validate the common notebook parameters; return the resolved profile. Also checks that
-    the kernel runs the code of the checkout it writes into (``locks.check_checkout``)."""
-    from .locks import WrongCheckout, check_checkout
-
-    try:
-        check_checkout(repo_root())
-    except WrongCheckout as exc:
-        raise ConfigError(str(exc)) from None
+    """Validate the common notebook parameters; return the resolved profile."""
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {PROFILES}, got {profile!r}")
     resolve_device(device)

@@ -6,7 +6,8 @@ the next: a notebook given a ``tag`` and ``overrides`` records them in
 ``results/<profile>-<tag>/study.json``; a later notebook of the same ``tag`` given no overrides
 uses the recorded ones, so it reads the runs the tweak trained (Table 2 of ``tag="lr"`` shows the
 ``lr`` run, not the default one). Without a tag nothing is recorded: the default study stays the
-profile as defined.
+profile as defined. It also stops a kernel that imported another checkout's ``dolos_core`` than
+the one it writes into (``locks.check_checkout``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from .config import ConfigError, Paths, Profile, check_params, get_paths
 from .io import atomic_path
+from .locks import WrongCheckout, check_checkout
 
 RECORD = "study.json"
 
@@ -85,6 +87,10 @@ def open_study(profile: str = "mini", data_root: str = "", device: str = "auto",
     if not isinstance(overrides, dict | None):
         raise ConfigError(f"overrides must be a dict of profile fields, got {overrides!r}")
     paths = get_paths(profile, data_root or None, tag=tag)
+    try:     # the kernel runs the code of the checkout it writes into
+        check_checkout(paths.root)
+    except WrongCheckout as exc:
+        raise ConfigError(str(exc)) from None
     overrides = dict(overrides or {})
     if paths.tag:
         if overrides:

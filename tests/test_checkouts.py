@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dolos_core.config import ConfigError, check_params
+from dolos_core.config import ConfigError
+from dolos_core.study import open_study
 from dolos_core.locks import Locked, hold
 
 from .conftest import REPO
@@ -81,7 +82,7 @@ def test_a_kernel_with_another_checkouts_code_stops(tmp_path, monkeypatch):
     other = _clone(tmp_path / "other")
     monkeypatch.setenv("DOLOS_REPO", str(other))
     with pytest.raises(ConfigError, match=f"writes into {other} but imported dolos_core from {REPO}"):
-        check_params("smoke")
+        open_study("smoke")
 
 
 def test_two_clones_sharing_one_environment_keep_their_own_outputs_and_code(tmp_path):
