@@ -407,3 +407,29 @@ def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[st
                        f"{100 * ro['train_real_only_share']:.0f}% of a fake image's cells see only real "
                        f"pixels, which pushes such cells towards {ro['settle']:.2f}.")
     return out
+
+
+def short_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]:
+    """The geometry stage's answer in two sentences (for the README): Patches' B/C per input
+    side at 0.5 and at the validation-chosen threshold, B's pixel AUC, and where B's real-only
+    cells of fake images settle against cells of real images."""
+    sizes = sorted(geo["size"].unique())
+
+    def series(row: str, metric: str, ratio: bool = False) -> str:
+        return " -> ".join(fmt_cell(cell(geo, s, row, metric), ratio) for s in sizes)
+
+    shares = ", ".join(f"{s} px ({100 * geo[geo['size'] == s]['rf_share'].iloc[0]:.0f}%)" for s in sizes)
+    out = [f"Patches B/C over input sides {shares} of receptive-field share: at 0.5 "
+           f"{series('B/C', 'iou', True)} ({trend(geo, 'iou')}); at the validation-chosen threshold "
+           f"{series('B/C', 'iou_val', True)} ({trend(geo, 'iou_val')}); B's pixel AUC "
+           f"{series('B', 'pixel_auc')}; B at 0.5 against the spill bound: "
+           + ", ".join(f"{fmt_cell(cell(geo, s, 'B', 'iou'))} vs {fmt_cell(cell(geo, s, 'spill bound', 'iou'))}"
+                       for s in sizes) + "."]
+    if cal is not None and len(cal):
+        k = {size: g.set_index("kind") for size, g in cal.groupby("size")}
+        ro = ", ".join(f"{k[s].loc[CELL_KINDS[1], 'mean_prob']:.2f}" for s in sorted(k))
+        real = ", ".join(f"{k[s].loc[CELL_KINDS[0], 'mean_prob']:.2f}" for s in sorted(k))
+        fake = ", ".join(f"{k[s].loc[CELL_KINDS[3], 'mean_prob']:.2f}" for s in sorted(k))
+        out.append(f"B's cells of fake images that see only real pixels average {ro} (per side), like "
+                   f"cells of real images ({real}); cells centred on the fake region {fake}.")
+    return out
