@@ -442,17 +442,20 @@ def test_every_notebook_takes_the_common_parameters():
 
 
 def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
-    """``--seeds 2``: each Table 2 experiment also trains with the next seed, into its own run;
-    ``evaluate.seed_table`` then reports both seeds and their spread."""
+    """``--seeds 2``: each experiment a claim reads (here one of Table 2 and one of Table 3) also
+    trains with the next seed, into its own run; ``evaluate.seed_table`` then reports Table 2's
+    seeds and their spread."""
     from dolos_core.config import get_paths, get_profile
     from dolos_core.evaluate import seed_table
 
-    r = run("--profile", "smoke", "--only", "data,train,patches-C", "--seeds", "2", "--repo", str(tmp_path))
+    r = run("--profile", "smoke", "--only", "data,train,patches-C,patches-C-ffhq", "--seeds", "2",
+            "--repo", str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:]
-    assert "[train, seed 1 1/1] patches-C: training" in r.stdout
-    assert r.stdout.count("patches-C: finished in") == 2        # each training reported once
-    runs = [p for p in (tmp_path / "runs" / "smoke" / "checkpoints" / "patches-C").iterdir() if p.is_dir()]
-    assert len(runs) == 2
+    assert "[train, seed 1 1/2] patches-C: training" in r.stdout
+    for name in ("patches-C", "patches-C-ffhq"):
+        assert r.stdout.count(f"] {name}: finished in") == 2        # each training reported once
+        runs = [p for p in (tmp_path / "runs" / "smoke" / "checkpoints" / name).iterdir() if p.is_dir()]
+        assert len(runs) == 2, name
     per_seed, spread = seed_table(get_paths("smoke", root=tmp_path), get_profile("smoke"), 2)
     assert sorted(per_seed.seed) == [0, 1] and per_seed.run.nunique() == 2
     row = spread.set_index("experiment").loc["patches-C"]

@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these stages and/or experiments (names: --list); opt-in stages "
                         "run only when named here")
     p.add_argument("--seeds", type=_positive, default=1, metavar="N",
-                   help="train Table 2's experiments with N seeds (the profile's seed, +1, ...); the "
-                        "claims resample them and the report shows their spread (default 1)")
+                   help="train every experiment a claim reads (Table 2, Table 3, Figure 6) with N seeds "
+                        "(the profile's seed, +1, ...); the claims resample them and the report shows "
+                        "Table 2's spread (default 1)")
     p.add_argument("--force", action="store_true", help="redo finished work of the chosen stages")
     p.add_argument("--rerun-notebooks", action="store_true",
                    help="execute the training notebook (02_train) of finished trainings too: it finds "
