@@ -308,3 +308,19 @@ def test_decoded_split_gives_the_per_item_batches_bit_for_bit(tmp_path, method, 
     stamp = cached.stat().st_mtime_ns
     again = DecodedSplit(ds, with_masks=sup == "full", cache_dir=tmp_path / "cache")
     assert np.array_equal(again.images, dec.images) and cached.stat().st_mtime_ns == stamp
+
+
+def test_atomic_writes_get_a_plain_files_mode(tmp_path):
+    """A file written through ``atomic_path`` is readable as any file the user writes (the
+    temporary file it starts from is private, 0600)."""
+    import os
+
+    from dolos_core.io import atomic_path
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with atomic_path(tmp_path / "table.csv") as tmp:
+        tmp.write_text("a,b\n1,2\n")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("a,b\n")
+    assert (tmp_path / "table.csv").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
