@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, Paths, Profile, check_params, get_paths
-from .io import atomic_path
+from .io import write_json
 from .locks import WrongCheckout, check_checkout
 
 RECORD = "study.json"
@@ -34,11 +34,6 @@ class Study:
     overrides: dict = field(default_factory=dict)
     tag: str = ""
 
-    @property
-    def name(self) -> str:
-        """``<profile>`` or ``<profile>-<tag>``."""
-        return self.paths.output_name
-
     def require(self, what: str, only: str) -> None:
         """Stop with one line when this study's ``what`` (``predictions`` or ``checkpoints``)
         are not there yet, naming the ``./run_all.sh --only <only>`` that makes them."""
@@ -47,10 +42,6 @@ class Study:
             tag = f" --tag {self.tag}" if self.tag else ""
             raise FileNotFoundError(f"no {what} under {folder}: run ./run_all.sh --profile "
                                     f"{self.paths.profile}{tag} --only {only} first")
-
-    def describe(self) -> str:
-        text = f"study {self.name} · data {self.paths.data_root} · device {self.device}"
-        return text + (f" · overrides {self.overrides}" if self.overrides else "")
 
 
 def _record_path(paths: Paths) -> Path:
@@ -70,14 +61,10 @@ def recorded_overrides(paths: Paths) -> dict | None:
 
 def _record(paths: Paths, overrides: dict) -> None:
     try:
-        text = json.dumps({"profile": paths.profile, "tag": paths.tag, "overrides": overrides},
-                          indent=2, sort_keys=True)
+        write_json(_record_path(paths), {"profile": paths.profile, "tag": paths.tag, "overrides": overrides})
     except TypeError as exc:
         raise ConfigError(f"overrides must be plain values (numbers, strings, lists, dicts) to "
                           f"be recorded for tag {paths.tag!r}: {exc}") from None
-    paths.results.mkdir(parents=True, exist_ok=True)
-    with atomic_path(_record_path(paths)) as tmp:
-        tmp.write_text(text)
 
 
 def open_study(profile: str = "mini", data_root: str = "", device: str = "auto",
@@ -91,14 +78,11 @@ def open_study(profile: str = "mini", data_root: str = "", device: str = "auto",
         check_checkout(paths.root)
     except WrongCheckout as exc:
         raise ConfigError(str(exc)) from None
-    overrides = dict(overrides or {})
-    if paths.tag:
-        if overrides:
-            check_params(profile, device, **overrides)        # a bad field is never recorded
-            _record(paths, overrides)
-        else:
-            overrides = recorded_overrides(paths) or {}
-    prof = check_params(profile, device, **overrides, **extra)
+    given = dict(overrides or {})
+    overrides = given or recorded_overrides(paths) or {}
+    prof = check_params(profile, device, **overrides, **extra)      # a bad field is never recorded
+    if paths.tag and given:
+        _record(paths, given)
     return Study(prof, paths, device, overrides, paths.tag)
 
 
