@@ -18,7 +18,7 @@ import torch
 from dolos_core.config import get_paths, get_profile, resolve_device
 from dolos_core.data.datasets import EpochSampler, collate
 from dolos_core.experiments import get_experiment
-from dolos_core.models import build_model
+from dolos_core.models import build_model, list_models
 from dolos_core.train import build_split
 from torch.utils.data import DataLoader
 
@@ -86,8 +86,7 @@ def main():
     a = ap.parse_args()
     dev = resolve_device(a.device)
     print(f"device {dev}, threads {torch.get_num_threads()}, input {a.size} px, batch {a.batch}")
-    for method, sup in [("patches", "weak"), ("patches", "full"), ("gradcam", "weak"),
-                        ("gradcam", "full"), ("attention", "weak"), ("attention", "full")]:
+    for method, sup in list_models():
         r = step_rate(method, sup, a.size, a.batch, a.steps, dev)
         extra = ""
         if dev.type == "cuda":

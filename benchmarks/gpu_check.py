@@ -25,11 +25,11 @@ import torch
 from dolos_core.config import get_profile, repo_root, resolve_device
 from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS
 from dolos_core.io import atomic_path, write_json
-from dolos_core.models import build_model
+from dolos_core.models import build_model, list_models
 from dolos_core.runner.pipeline import estimate_hours
 from dolos_core.train import autocast, set_numerics
 
-CASES = [(m, s) for m in ("patches", "gradcam", "attention") for s in ("weak", "full")]
+CASES = list_models()
 
 
 def _sync(dev):

@@ -17,22 +17,15 @@ from typing import Any, Mapping
 
 import torch
 
+from .models import MODELS, card
+from .models.card import Schedule
+
 PROFILES = ("smoke", "mini", "paper")
 PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
     """A parameter or profile value is invalid; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Optimisation schedule of one method under one supervision (docs/STUDY.md, 'Training')."""
-
-    lr: float
-    batch_size: int
-    epochs: int
-    iters_per_epoch: int
 
 
 @dataclass(frozen=True)
@@ -52,8 +45,10 @@ class Profile:
     # Image side of the dataset's PNGs (DOLOS: 256) and the network input side (paper: 299).
     image_size: int
     input_size: int
-    # Training schedules per (method, supervision); paper values from docs/STUDY.md.
-    schedules: Mapping[str, Schedule]
+    # Training schedules that replace the methods' own ("patches-full": Schedule(...)); every
+    # other (method, supervision) uses the schedule its card names for this profile
+    # (dolos_core/models/<method>.py).
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
     # Epoch multiplier of the "all but X" cross-generator trainings (paper: 150 vs 50 epochs).
     allbut_epoch_factor: float = 3.0
     # At most this many validation images per dataset and epoch (None = the whole split).
@@ -105,10 +100,16 @@ class Profile:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def schedule(self, method: str, supervision: str) -> Schedule:
+        """The schedule of one training: the profile's own for ``method-supervision`` if it
+        names one (an override), else the one the method's card gives this profile."""
         key = f"{method}-{supervision}"
-        if key not in self.schedules:
-            raise ConfigError(f"profile {self.name!r} has no schedule for {key!r}")
-        return self.schedules[key]
+        if key in self.schedules:
+            return self.schedules[key]
+        found = card(method).schedule(self.name, supervision) if method in MODELS else None
+        if found is None:
+            raise ConfigError(f"profile {self.name!r} has no schedule for {key!r}: the {method} "
+                              f"method's card names none for {self.name!r}")
+        return found
 
     def replace(self, **overrides: Any) -> "Profile":
         return replace_profile(self, overrides)
@@ -128,37 +129,11 @@ class Profile:
         return epochs, iters
 
 
-# Paper schedules (docs/STUDY.md, section "Methods"): lr, batch, epochs x 500 iterations.
-_PAPER_SCHEDULES = {
-    "patches-weak": Schedule(1e-3, 64, 100, 500),
-    "patches-full": Schedule(1e-3, 16, 50, 500),
-    "gradcam-weak": Schedule(1e-3, 32, 100, 500),
-    "gradcam-full": Schedule(1e-3, 16, 50, 500),
-    "attention-weak": Schedule(1e-4, 16, 15, 500),
-    "attention-full": Schedule(3e-4, 16, 15, 500),
-}
-
-# DOLOS-mini at 96 px on two CPU cores (docs/mini.md). Throughput measured on
-# the 2-core machine at 96 px: Patches ~125 train img/s, full Xception ~55 img/s. Weak Patches
-# gets ~5 passes over its 2,000 training images: with image labels only ~1 cell in 9 of a fake
-# carries the trace, and the network needs ~200-300 steps before it finds it.
-_MINI_SCHEDULES = {
-    "patches-weak": Schedule(1e-3, 32, 9, 30),
-    "patches-full": Schedule(1e-3, 16, 5, 40),
-    "gradcam-weak": Schedule(1e-3, 16, 4, 25),
-    "gradcam-full": Schedule(1e-3, 16, 4, 25),
-    "attention-weak": Schedule(3e-4, 16, 4, 25),
-    "attention-full": Schedule(1e-3, 16, 4, 25),
-}
-
-_SMOKE_SCHEDULES = {k: Schedule(1e-3, 4, 2, 2) for k in _PAPER_SCHEDULES}
-
 _BUILTIN: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         image_size=64,
         input_size=64,
-        schedules=_SMOKE_SCHEDULES,
         allbut_epoch_factor=1.0,
         max_valid_images=8,
         build_sizes=BuildSizes(train=8, valid=4, test=6),
@@ -175,7 +150,6 @@ _BUILTIN: dict[str, Profile] = {
         name="mini",
         image_size=96,
         input_size=96,
-        schedules=_MINI_SCHEDULES,
         allbut_epoch_factor=3.0,
         max_valid_images=96,
         build_sizes=BuildSizes(train=1000, valid=100, test=200),
@@ -191,7 +165,6 @@ _BUILTIN: dict[str, Profile] = {
         name="paper",
         image_size=256,
         input_size=299,
-        schedules=_PAPER_SCHEDULES,
         allbut_epoch_factor=3.0,
         max_valid_images=None,
         build_sizes=None,
@@ -217,8 +190,10 @@ def replace_profile(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
     if "schedules" in overrides:
         merged = dict(profile.schedules)
         for key, value in overrides["schedules"].items():
-            merged[key] = value if isinstance(value, Schedule) else Schedule(**{
-                **dataclasses.asdict(merged.get(key, Schedule(1e-3, 16, 1, 1))), **value})
+            if not isinstance(value, Schedule):
+                method, _, supervision = key.rpartition("-")
+                value = Schedule(**{**dataclasses.asdict(profile.schedule(method, supervision)), **value})
+            merged[key] = value
         overrides["schedules"] = merged
     if isinstance(overrides.get("build_sizes"), Mapping):
         overrides["build_sizes"] = BuildSizes(**overrides["build_sizes"])

@@ -16,6 +16,7 @@ from .data.layout import DatasetKey
 from .experiments import (CELEBA_TEST, FIG6_GENERATORS, FIG6_TEST, EXPERIMENTS, Experiment,
                           experiments_in, get_experiment)
 from .io import atomic_path
+from .models import card
 from .predictions import Predictions, load_predictions, predictions_current
 from .runs import resolve_run
 
@@ -319,7 +320,7 @@ def loss_variants_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     for e in exps:
         row = experiment_row(e, paths, profile, extras=True)
         row["loss"] = e.loss.localize if e.loss.localize != "paper" else (
-            "ce" if e.method == "patches" else "bce")
+            card(e.method).map_loss)
         row["rho_class"], row["rho_localize"] = e.loss.rho_class, e.loss.rho_localize
         rows.append(row)
     df = _frame(rows)

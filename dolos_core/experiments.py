@@ -2,7 +2,9 @@
 
 One name per experiment, used for checkpoints, predictions, tables and figures:
 
-- Table 2 (paper 5.1): ``{method}-{setup}``, e.g. ``patches-C``, trained on CelebA-HQ data.
+- Table 2 (paper 5.1): ``{method}-{setup}``, e.g. ``patches-C``, trained on CelebA-HQ data, for
+  every method in the registry (``dolos_core.models``; the paper's three, and any method
+  registered after them).
 - Table 3 (5.2): ``patches-{setup}-ffhq``: Patches trained on FFHQ data, tested on CelebA-HQ.
 - Figure 6 (5.3): ``patches-full-{generator}`` (trained on one generator) and
   ``patches-full-allbut-{generator}`` (trained on the other three, 3x the epochs).
@@ -14,9 +16,11 @@ One name per experiment, used for checkpoints, predictions, tables and figures:
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .losses import LossConfig
+from .models import methods
 
 CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
 FIG6_GENERATORS = ("repaint-p2-9k", "ldm", "lama", "pluralistic")
@@ -73,9 +77,14 @@ _SETUP_TEXT = {
 }
 
 
+# The FakeLocator loss variants are an extension for the two methods whose full supervision
+# trains a map with a per-cell loss of its own (Patches: cross-entropy, Attention: BCE).
+LOSS_VARIANT_METHODS = ("patches", "attention")
+
+
 def _build() -> dict[str, Experiment]:
     exps: list[Experiment] = []
-    for method in ("gradcam", "patches", "attention"):
+    for method in methods():
         for setup in ("A", "B", "C"):
             exps.append(Experiment(
                 name=f"{method}-{setup}", method=method,
@@ -104,7 +113,7 @@ def _build() -> dict[str, Experiment]:
         "l2": (LossConfig(localize="l2"), "L2 map loss"),
         "l1-cls": (LossConfig(localize="l1", rho_class=1.0), "L1 map loss + class loss, with reals"),
     }
-    for method in ("patches", "attention"):
+    for method in LOSS_VARIANT_METHODS:
         for tag, (cfg, text) in variants.items():
             train = _setup_train("celebahq", "C")
             if cfg.rho_class:  # a class loss needs both classes
@@ -131,7 +140,24 @@ def _build() -> dict[str, Experiment]:
     return {e.name: e for e in exps}
 
 
-EXPERIMENTS: dict[str, Experiment] = _build()
+class _Experiments(Mapping):
+    """Every experiment, built from the registry of methods when read: a method registered
+    later (a test's toy method, a user's fourth method) has its Table 2 experiments at once."""
+
+    def _all(self) -> dict[str, Experiment]:
+        return _build()
+
+    def __getitem__(self, name: str) -> Experiment:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+EXPERIMENTS: Mapping[str, Experiment] = _Experiments()
 # The runs of the budget-scaling figure: the Table 2 runs (1x) and the "scaling" group.
 SCALING_RUNS = ("patches-B", "patches-C", "patches-B-x0.25", "patches-B-x4", "patches-C-x0.25",
                 "patches-C-x4", "patches-B-authors-init", "patches-B-authors-init-x4")

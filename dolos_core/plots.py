@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .models import MODELS, methods  # noqa: E402
+
 
 def save_figure(fig, figures_dir: str | Path, stem: str) -> list[Path]:
     """Save ``fig`` as ``stem``.png (150 dpi) and ``stem``.pdf under ``figures_dir``."""
@@ -130,13 +132,29 @@ def mask_area_boxes(areas: pd.DataFrame):
     return fig
 
 
-METHOD_ORDER = ("gradcam", "patches", "attention")
-METHOD_COLOURS = {"gradcam": "tab:blue", "patches": "tab:orange", "attention": "tab:green"}
+def method_colour(method: str) -> str:
+    """A method's colour in every figure, from its card (black for a name not registered)."""
+    return MODELS[method].card.colour if method in MODELS else "black"
 
 
-def _bars_with_ci(ax, df: pd.DataFrame, col: str, ci: str | None, setups, methods=METHOD_ORDER):
+def method_label(method: str) -> str:
+    """A method's name in every figure, from its card (the name itself if not registered)."""
+    return MODELS[method].card.label if method in MODELS else method
+
+
+def _methods_in(df: pd.DataFrame) -> list[str]:
+    """The registered methods with a row in ``df`` (registry order): a method without results
+    takes no room in a figure; a table without a ``method`` column shows every method."""
+    if "method" not in df:
+        return methods()
+    present = set(df["method"].dropna())
+    return [m for m in methods() if m in present]
+
+
+def _bars_with_ci(ax, df: pd.DataFrame, col: str, ci: str | None, setups, methods=None):
     """Grouped bars (setup groups, one bar per method) with 95% intervals; a missing value is
     written "missing" instead of drawn as a zero-height bar."""
+    methods = methods or _methods_in(df)
     w = 0.8 / len(methods)
     idx = df.set_index("experiment")
     for k, m in enumerate(methods):
@@ -150,8 +168,8 @@ def _bars_with_ci(ax, df: pd.DataFrame, col: str, ci: str | None, setups, method
             err = None
             if ci is not None and f"{ci}_ci_low" in idx and not np.isnan(idx[f"{ci}_ci_low"].get(name, np.nan)):
                 err = [[v - idx[f"{ci}_ci_low"][name]], [idx[f"{ci}_ci_high"][name] - v]]
-            ax.bar(x, v, w, color=METHOD_COLOURS[m], yerr=err, capsize=2,
-                   label=m if i == 0 else None)
+            ax.bar(x, v, w, color=method_colour(m), yerr=err, capsize=2,
+                   label=method_label(m) if i == 0 else None)
     ax.set_xticks(range(len(setups)), [f"setup {s}" for s in setups])
 
 
@@ -205,11 +223,11 @@ def iou_by_area_figure(by_area: pd.DataFrame):
     setups = sorted(set(d["setup"]))
     fig, axes = plt.subplots(1, len(setups), figsize=(4.2 * len(setups), 3.4), sharey=True, squeeze=False)
     for ax, s in zip(axes[0], setups):
-        for k, m in enumerate(METHOD_ORDER):
+        for k, m in enumerate(_methods_in(d)):
             g = d[(d.setup == s) & (d.method == m)].set_index("bin").reindex(order)
             x = np.arange(len(order)) + 0.08 * (k - 1)       # side by side: intervals do not hide each other
             err = [g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]] if "ci_low" in g else None
-            ax.errorbar(x, g["mean"], yerr=err, fmt="o-", capsize=2, color=METHOD_COLOURS[m], label=m)
+            ax.errorbar(x, g["mean"], yerr=err, fmt="o-", capsize=2, color=method_colour(m), label=method_label(m))
         if "everything_fake" in d:
             base = d[d.setup == s].groupby("bin", sort=False)["everything_fake"].first().reindex(order)
             ax.plot(range(len(order)), base, "k:", marker="x", label="everything fake")
@@ -234,7 +252,7 @@ def loss_variants_figure(lv: pd.DataFrame):
                            axis=1)
     variants = list(dict.fromkeys(d["variant"]))
     colours = dict(zip(variants, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    methods = [m for m in ("patches", "attention") if m in set(d.method)]
+    methods = _methods_in(d)
     fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 3.6), sharey=True, squeeze=False)
     for ax, m in zip(axes[0], methods):
         g = d[d.method == m].set_index("variant").reindex(variants)
@@ -377,7 +395,7 @@ def robustness(rob: pd.DataFrame):
             g = g.set_index("strength").reindex(strengths)
             m, setup = g["method"].dropna().iloc[0], g["setup"].dropna().iloc[0]
             ax.plot(range(len(strengths) + 1), [clean.get(exp, np.nan), *g["iou"]], marker="o", ms=3,
-                    color=METHOD_COLOURS.get(m, "black"), ls=styles.get(setup, "-"), label=exp)
+                    color=method_colour(m), ls=styles.get(setup, "-"), label=exp)
         ax.set_xticks(range(len(strengths) + 1), ["clean", *[f"{float(x):g}" for x in strengths]], fontsize=8)
         ax.set_xlabel(units.get(kind, kind))
         ax.set_title(kind)

@@ -27,6 +27,7 @@ from pathlib import Path
 from .config import Paths, Profile
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for, test_set_name
+from .models import card
 from .weights import InitChoice, default_weights_dir, resolve_init
 
 # Profile fields a training reads (everything else - bootstrap, test caps, batch size of
@@ -128,7 +129,7 @@ def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
         "data": data_summary(paths.data_root, [n for n in exp.needs if n[1] != "test"]),
         "code": code_hash(),
     }
-    if (exp.method, exp.supervision) == ("patches", "weak"):
+    if card(exp.method).init_option and exp.supervision == "weak":
         cfg["patches_weak_init"] = weak_init_of(exp, profile)
     return cfg
 

@@ -25,7 +25,7 @@ from .data.datasets import ConcatDolos, DecodedSplit, DolosDataset, EpochSampler
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for
 from .io import load_torch, read_json, save_torch, write_json
-from .models import DolosModel, build_model
+from .models import DolosModel, build_model, card
 from .runs import experiment_init, weak_init_of  # noqa: F401  (also where callers find them)
 from .weights import InitChoice
 
@@ -108,7 +108,8 @@ def autocast(device: torch.device, precision: str = "fp32"):
 def make_model(exp: Experiment, init: InitChoice | None = None,
                patches_weak_init: str = "authors") -> DolosModel:
     start = init.path if init is not None and init.kind == "file" else "random"
-    options = {"weak_init": patches_weak_init} if exp.method == "patches" else {}
+    option = card(exp.method).init_option
+    options = {option: patches_weak_init} if option else {}
     return build_model(exp.method, exp.supervision, init=start, loss_cfg=exp.loss, **options)
 
 
@@ -173,30 +174,36 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
         raise RuntimeError(str(exc)) from None
 
 
-def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | torch.device = "auto",
-           force: bool = False, progress: bool = True,
-           max_epochs: int | None = None) -> TrainResult:
-    """Train ``exp`` under ``profile`` (its ``init`` already set) into ``run``; resume from
-    ``last.pt`` if a previous run stopped. ``max_epochs`` stops early (after that many epochs
-    in total) without marking the run done: it simulates an interruption for tests.
+@dataclass
+class _Setup:
+    """What one training works with, built once (``_prepare``)."""
 
-    The run trains into the folder of its configuration (``runs.resolve_run``): a changed
-    configuration never overwrites, or returns, another configuration's run.
+    model: DolosModel
+    net: torch.nn.Module          # what a step calls: the model, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: object
+    epochs: int
+    iters: int
+    flip: bool
+    config: dict
+    train_ds: object
+    valid_ds: object
 
-    Under ``torchrun`` (``dolos_core.ddp``) every rank runs this function: each takes its share
-    of every batch (the global batch is the schedule's), gradients are averaged by DDP, the
-    validation split is sharded and gathered, and only rank 0 writes.
-    """
-    from .ddp import ShardedBatches, rank_world
 
-    rank, world = rank_world()
-    main = rank == 0
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
-    out_dir = run.checkpoint_dir
-    best_path, last_path, meta_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "train.json"
-    finished = finished_or_reset(exp, out_dir, force)
-    if finished is not None:
-        return finished
+@dataclass
+class _State:
+    """Where a training stands: restored from ``last.pt`` on resume (``_resume``)."""
+
+    history: list
+    start: int = 0
+    best_loss: float = float("inf")
+    best_epoch: int = -1
+    seconds: float = 0.0
+
+
+def _prepare(exp: Experiment, profile: Profile, paths: Paths, run, dev: torch.device, world: int) -> _Setup:
+    """The model (seeded, at its starting weights, on the device), the datasets, the optimiser
+    and the configuration recorded with the run."""
     sched = profile.schedule(exp.method, exp.supervision)
     if sched.batch_size % world:
         raise ValueError(f"{exp.name}: batch size {sched.batch_size} does not split over {world} "
@@ -209,7 +216,7 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
     tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
     model = model.to(dev).to(memory_format=torch.channels_last)
-    net = model                     # what the training step calls: the model, or its DDP wrapper
+    net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -235,102 +242,159 @@ def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | t
     valid_ds = build_split(exp, paths.data_root, "valid", profile.input_size, limit=valid_limit,
                            transform=tf_valid)
     config["n_train"], config["n_valid"] = len(train_ds), len(valid_ds)
-
     opt = torch.optim.Adam(model.parameters(), lr=sched.lr, fused=dev.type == "cuda" or None)
-    history: list[dict] = []
-    start, best_loss, best_epoch, seconds = 0, float("inf"), -1, 0.0
-    if last_path.exists():
-        state = load_torch(last_path)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history = read_json(meta_path)["history"] if meta_path.exists() else []
-        start = int(state["epoch"]) + 1
-        best_loss, best_epoch = float(state["best_loss"]), int(state["best_epoch"])
-        seconds = float(state.get("seconds", 0.0))
-    resumed_from = start
-    config["resumed_from"] = start      # the first epoch this process trained (0: from the start)
+    return _Setup(model, net, opt, sched, epochs, iters, tf_train.flip, config, train_ds, valid_ds)
 
+
+def _resume(setup: _Setup, last_path: Path, meta_path: Path) -> _State:
+    """The state of an interrupted run (model, optimiser, curve, best so far), or a fresh one."""
+    state = _State(history=[])
+    if last_path.exists():
+        saved = load_torch(last_path)
+        setup.model.load_state_dict(saved["model"])
+        setup.opt.load_state_dict(saved["optimizer"])
+        state.history = read_json(meta_path)["history"] if meta_path.exists() else []
+        state.start = int(saved["epoch"]) + 1
+        state.best_loss, state.best_epoch = float(saved["best_loss"]), int(saved["best_epoch"])
+        state.seconds = float(saved.get("seconds", 0.0))
+    setup.config["resumed_from"] = state.start   # the first epoch this process trained (0: from the start)
+    return state
+
+
+def _train_epoch(setup: _Setup, train_data: DecodedSplit, profile: Profile, epoch: int,
+                 dev: torch.device, rank: int, world: int, bar) -> float:
+    """One epoch of steps (batches, flips and dropout seeded by seed and epoch); its mean loss
+    (over the ranks under DDP)."""
+    from .ddp import ShardedBatches
+
+    torch.manual_seed(profile.seed * 1000 + epoch)  # dropout, identical on resume
+    sampler = EpochSampler(len(train_data), setup.sched.batch_size, setup.iters, profile.seed, epoch,
+                           flip=setup.flip)
+    batches = sampler if world == 1 else ShardedBatches(sampler, rank, world)
+    model = setup.model
+    model.train()
+    losses = []                  # on the device: no host synchronisation per step
+    for k, items in enumerate(batches):
+        batch = DecodedSplit.on_device(train_data.batch(items), dev)
+        with autocast(dev, profile.precision):
+            out = setup.net(batch["image"])
+        loss = model.loss(out, batch)
+        setup.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        setup.opt.step()
+        losses.append(loss.detach())
+        if bar is not None:
+            bar.update(1)
+            if k % 10 == 0 or k == setup.iters - 1:
+                bar.set_postfix(epoch=epoch, loss=f"{float(losses[-1]):.3f}")
+    losses = torch.stack(losses).double().cpu().numpy()   # float32 values, averaged in float64
+    if not np.isfinite(losses).all():
+        bad = int(np.flatnonzero(~np.isfinite(losses))[0])
+        raise FloatingPointError(f"{setup.config['experiment']['name']}: loss became {losses[bad]} "
+                                 f"at epoch {epoch}, step {bad}")
+    train_loss = float(np.mean(losses))
+    if world > 1:                # the mean over ranks: the global batch's mean loss
+        from .ddp import mean_over_ranks
+
+        train_loss = mean_over_ranks(train_loss)
+    return train_loss
+
+
+def _record(setup: _Setup, state: _State, out_dir: Path, epoch: int, row: dict, main: bool) -> None:
+    """Add an epoch to the curve; keep the best weights by validation loss; write ``last.pt``
+    and ``train.json`` (rank 0 only), so the run can resume after this epoch."""
+    state.history.append(row)
+    model = setup.model
+    if row["valid_loss"] < state.best_loss:
+        state.best_loss, state.best_epoch = row["valid_loss"], epoch
+        if main:
+            save_torch(out_dir / "best.pt", {k: v.cpu() for k, v in model.state_dict().items()})
+    if main:
+        save_torch(out_dir / "last.pt", {"model": model.state_dict(), "optimizer": setup.opt.state_dict(),
+                                         "epoch": epoch, "best_loss": state.best_loss,
+                                         "best_epoch": state.best_epoch, "seconds": state.seconds})
+        _write_meta(setup, state, out_dir, done=False)
+
+
+def _write_meta(setup: _Setup, state: _State, out_dir: Path, done: bool) -> None:
+    write_json(out_dir / "train.json", {**setup.config, "history": state.history, "best_epoch": state.best_epoch,
+                                        "best_valid_loss": state.best_loss,
+                                        "seconds": round(state.seconds, 2), "done": done})
+
+
+def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | torch.device = "auto",
+           force: bool = False, progress: bool = True,
+           max_epochs: int | None = None) -> TrainResult:
+    """Train ``exp`` under ``profile`` (its ``init`` already set) into ``run``; resume from
+    ``last.pt`` if a previous run stopped. ``max_epochs`` stops early (after that many epochs
+    in total) without marking the run done: it simulates an interruption for tests.
+
+    The run trains into the folder of its configuration (``runs.resolve_run``): a changed
+    configuration never overwrites, or returns, another configuration's run.
+
+    Under ``torchrun`` (``dolos_core.ddp``) every rank runs this function: each takes its share
+    of every batch (the global batch is the schedule's), gradients are averaged by DDP, the
+    validation split is sharded and gathered, and only rank 0 writes.
+    """
+    from .ddp import rank_world
+
+    rank, world = rank_world()
+    main = rank == 0
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    out_dir = run.checkpoint_dir
+    finished = finished_or_reset(exp, out_dir, force)
+    if finished is not None:
+        return finished
+    setup = _prepare(exp, profile, paths, run, dev, world)
+    state = _resume(setup, out_dir / "last.pt", out_dir / "train.json")
+    resumed_from = state.start
     # Each split decoded and resized once (uint8, in a cache beside the runs); batches are
     # gathered from it, normalised and flipped on the device: no loader restarts, no decoding
     # per epoch, bit for bit the images the per-item dataset gives (DecodedSplit).
-    cache = paths.runs / "cache"
-    full = exp.supervision == "full"
-    train_data = DecodedSplit(train_ds, full, cache, profile.num_workers, progress and main)
-    valid_data = DecodedSplit(valid_ds, full, cache, profile.num_workers, progress and main)
+    full, cache = exp.supervision == "full", paths.runs / "cache"
+    train_data = DecodedSplit(setup.train_ds, full, cache, profile.num_workers, progress and main)
+    valid_data = DecodedSplit(setup.valid_ds, full, cache, profile.num_workers, progress and main)
     mine = list(range(rank, len(valid_data), world))
     step = profile.predict_batch_size
     valid_chunks = [mine[i:i + step] for i in range(0, len(mine), step)]
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True       # fixed input shapes: pick the fastest kernels
-    stop = epochs if max_epochs is None else min(epochs, max_epochs)
+    stop = setup.epochs if max_epochs is None else min(setup.epochs, max_epochs)
     bar = None
     if progress and main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=(stop - start) * iters, desc=exp.name, unit="it", leave=True)
-    for epoch in range(start, stop):
+        bar = tqdm(total=(stop - state.start) * setup.iters, desc=exp.name, unit="it", leave=True)
+    for epoch in range(state.start, stop):
         t0 = time.time()
-        torch.manual_seed(profile.seed * 1000 + epoch)  # dropout, identical on resume
-        sampler = EpochSampler(len(train_data), sched.batch_size, iters, profile.seed, epoch,
-                               flip=tf_train.flip)
-        batches = sampler if world == 1 else ShardedBatches(sampler, rank, world)
-        model.train()
-        losses = []                  # on the device: no host synchronisation per step
-        for k, items in enumerate(batches):
-            batch = DecodedSplit.on_device(train_data.batch(items), dev)
-            with autocast(dev, profile.precision):
-                out = net(batch["image"])
-            loss = model.loss(out, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-            if bar is not None:
-                bar.update(1)
-                if k % 10 == 0 or k == iters - 1:
-                    bar.set_postfix(epoch=epoch, loss=f"{float(losses[-1]):.3f}")
-        losses = torch.stack(losses).double().cpu().numpy()   # float32 values, averaged in float64
-        if not np.isfinite(losses).all():
-            bad = int(np.flatnonzero(~np.isfinite(losses))[0])
-            raise FloatingPointError(f"{exp.name}: loss became {losses[bad]} at epoch {epoch}, step {bad}")
+        train_loss = _train_epoch(setup, train_data, profile, epoch, dev, rank, world, bar)
         valid_batches = (DecodedSplit.on_device(valid_data.batch(c), dev) for c in valid_chunks)
-        val, val_ap = validate(model, valid_batches, dev, world, profile.precision)
-        train_loss = float(np.mean(losses))
-        if world > 1:                # the mean over ranks: the global batch's mean loss
-            from .ddp import mean_over_ranks
-
-            train_loss = mean_over_ranks(train_loss)
-        seconds += time.time() - t0
-        history.append({"epoch": epoch, "step": (epoch + 1) * iters, "train_loss": train_loss,
-                        "valid_loss": val, "valid_ap": val_ap, "seconds": round(seconds, 2)})
+        val, val_ap = validate(setup.model, valid_batches, dev, world, profile.precision)
+        state.seconds += time.time() - t0
+        row = {"epoch": epoch, "step": (epoch + 1) * setup.iters, "train_loss": train_loss,
+               "valid_loss": val, "valid_ap": val_ap, "seconds": round(state.seconds, 2)}
         if bar is None and world > 1 and main:
             print(f"{exp.name} epoch {epoch}: train loss {train_loss:.4f}, valid loss {val:.4f} "
-                  f"({world} processes, {seconds:.0f} s)", flush=True)
-        if val < best_loss:
-            best_loss, best_epoch = val, epoch
-            if main:
-                save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})
-        if main:
-            save_torch(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                   "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch,
-                                   "seconds": seconds})
-            write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
-                                   "best_valid_loss": best_loss, "seconds": round(seconds, 2),
-                                   "done": False})
+                  f"({world} processes, {state.seconds:.0f} s)", flush=True)
+        _record(setup, state, out_dir, epoch, row, main)
     if bar is not None:
         bar.close()
-    done = stop == epochs
+    return _finish(exp, setup, state, out_dir, stop == setup.epochs, main, resumed_from)
+
+
+def _finish(exp: Experiment, setup: _Setup, state: _State, out_dir: Path, done: bool, main: bool,
+            resumed_from: int) -> TrainResult:
+    """The run's last record (``done`` when every epoch ran); ``last.pt`` goes once it is done."""
+    best_path = out_dir / "best.pt"
     if not main:
-        return TrainResult(exp.name, best_path, history, best_epoch, seconds, resumed_from)
-    if epochs == 0:     # max_iters=0: the starting weights are the result (e.g. a released model)
-        save_torch(best_path, {k: v.cpu() for k, v in model.state_dict().items()})
-        config["evaluated_as_loaded"] = True
-    write_json(meta_path, {**config, "history": history, "best_epoch": best_epoch,
-                           "best_valid_loss": best_loss, "seconds": round(seconds, 2),
-                           "done": done})
+        return TrainResult(exp.name, best_path, state.history, state.best_epoch, state.seconds, resumed_from)
+    if setup.epochs == 0:     # max_iters=0: the starting weights are the result (e.g. a released model)
+        save_torch(best_path, {k: v.cpu() for k, v in setup.model.state_dict().items()})
+        setup.config["evaluated_as_loaded"] = True
+    _write_meta(setup, state, out_dir, done)
     if done:
-        last_path.unlink(missing_ok=True)  # the optimiser state is only needed to resume
-    return TrainResult(exp.name, best_path, history, best_epoch, seconds, resumed_from)
+        (out_dir / "last.pt").unlink(missing_ok=True)  # the optimiser state is only needed to resume
+    return TrainResult(exp.name, best_path, state.history, state.best_epoch, state.seconds, resumed_from)
 
 
 def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto") -> DolosModel:

@@ -1,6 +1,7 @@
 """Starting weights, offline-first (docs/STUDY.md, "Initialisation").
 
-The study starts each method from a different place:
+The study starts each method from a different place (each method's card says where,
+``Card.start``):
 
 | method    | supervision | start (the paper)                                   | file in ``weights/``   |
 |-----------|-------------|-----------------------------------------------------|------------------------|
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from .models import card
 
 INIT_POLICIES = ("paper", "auto", "random")
 
@@ -53,12 +56,11 @@ WEIGHT_FILES = {
         "optional: evaluating the authors' own models (--init FILE --set max_iters=0; docs/running.md)"),
 }
 
-# Which weight file each (method, supervision) starts from in the paper (None: from scratch).
-PAPER_START = {
-    ("patches", "weak"): None, ("patches", "full"): None,
-    ("gradcam", "weak"): "imagenet", ("gradcam", "full"): "imagenet",
-    ("attention", "weak"): "ffd", ("attention", "full"): "ffd",
-}
+
+def paper_start(method: str, supervision: str) -> str | None:
+    """The weight file (a key of ``WEIGHT_FILES``) a ``method``/``supervision`` run starts from
+    in the paper, from the method's card (None: from scratch)."""
+    return card(method).start.get(supervision)
 
 
 class WeightsMissing(FileNotFoundError):
@@ -88,12 +90,9 @@ def resolve_init(method: str, supervision: str, policy: str, weights_dir: str | 
         if not path.is_file():
             raise WeightsMissing(f"init checkpoint {path} does not exist")
         return InitChoice("file", path.resolve(), f"checkpoint {path.name}")
-    key = PAPER_START[(method, supervision)]
+    key = paper_start(method, supervision)
     if policy == "random" or key is None:
-        authors = (method, supervision) == ("patches", "weak") and patches_weak_init == "authors"
-        label = ("random (Patch-Forensics Xavier init)" if authors
-                 else "random (PyTorch default init)" if method == "patches" else "random")
-        return InitChoice("random", None, label)
+        return InitChoice("random", None, card(method).random_label(supervision, patches_weak_init))
     wf = WEIGHT_FILES[key]
     path = Path(weights_dir).expanduser() / wf.name
     if path.is_file():

@@ -17,6 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .. import resize
+from ..models import card
 from .layout import DatasetError, DatasetKey, list_images
 
 # A perturbation takes an HxWx3 uint8 image and a seed, returns an HxWx3 uint8 image.
@@ -69,7 +70,8 @@ class Transform:
 
 def transform_for(method: str, supervision: str, input_size: int, map_size: int | None = None,
                   train: bool = True) -> Transform:
-    """The authors' transform of one method and supervision (docs/STUDY.md, "Transforms"):
+    """The authors' transform of one method and supervision, as the method's card gives it
+    (``Card.lanczos``, ``Card.mask_resize``; docs/STUDY.md, "Transforms"). The paper's:
 
     - Patches weak and Grad-CAM weak: Lanczos resize (and centre crop, a no-op on square
       images), random horizontal flip in training only;
@@ -77,13 +79,14 @@ def transform_for(method: str, supervision: str, input_size: int, map_size: int 
     - masks (full supervision): nearest to the map for Patches and Grad-CAM, bilinear then
       binarised at 0.5 for Attention.
     """
-    lanczos = supervision == "weak" and method in ("patches", "gradcam")
+    c = card(method)
+    lanczos = supervision in c.lanczos
     return Transform(
         input_size=input_size,
         resize="lanczos" if lanczos else "bilinear",
         flip=lanczos and train,
         mask_size=map_size if supervision == "full" else None,
-        mask_resize="bilinear" if method == "attention" else "nearest",
+        mask_resize=c.mask_resize,
     )
 
 

@@ -1,5 +1,7 @@
 """Models of the study, in a registry as timm's: ``build_model("patches", "full")``,
-``list_models()``, ``@register_model`` on a ``DolosModel`` subclass.
+``list_models()``, ``@register_model`` on a ``DolosModel`` subclass that carries its ``card``
+(``models.card.Card``: label, colour, schedules per profile, starting weights, transforms,
+checkpoint filter). The registry is the one list of methods: every loop over methods reads it.
 
 Every model is built the same way, ``Class(supervision, loss_cfg=None, **options)``, and
 ``model.predict(x)`` returns a fake-probability map and an image score (``base.DolosModel``).
@@ -9,14 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 import inspect
+
+import torch
 
 from ..losses import LossConfig
 from .attention import AttentionNet
-from .backbone import ORDER, InitError, load_state
+from .backbone import InitError, load_state
 from .base import SUPERVISIONS, DolosModel
+from .card import Card, Schedule
+from .checkpoints import map_ffd_names, map_patch_forensics_names
 from .gradcam import GradCAMNet
 from .patches import PatchesNet
 
@@ -24,11 +28,32 @@ MODELS: dict[str, type[DolosModel]] = {}
 
 
 def register_model(cls: type[DolosModel]) -> type[DolosModel]:
-    """Add a ``DolosModel`` subclass to the registry under its ``method`` name."""
+    """Add a ``DolosModel`` subclass to the registry under its ``method`` name; the class
+    must carry its ``card`` (``models.card.Card``). Registering a name again replaces it."""
     if not (isinstance(cls, type) and issubclass(cls, DolosModel) and cls.method):
         raise TypeError(f"{cls!r} is not a DolosModel subclass with a method name")
+    if not isinstance(getattr(cls, "card", None), Card):
+        raise TypeError(f"{cls.__name__} has no card: give it `card = Card(...)` "
+                        "(dolos_core/models/card.py says what a card holds)")
     MODELS[cls.method] = cls
     return cls
+
+
+def unregister_model(method: str) -> None:
+    """Remove a method from the registry (a test's toy method, when the test ends)."""
+    MODELS.pop(method, None)
+
+
+def methods() -> list[str]:
+    """Every registered method, in registration order (the paper's three first)."""
+    return list(MODELS)
+
+
+def card(method: str) -> Card:
+    """The card of a registered method."""
+    if method not in MODELS:
+        raise KeyError(f"unknown method {method!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[method].card
 
 
 for _cls in (GradCAMNet, PatchesNet, AttentionNet):   # the paper's order
@@ -44,20 +69,6 @@ def model_options(method: str) -> list[str]:
     """The keyword options of a method's constructor beyond supervision and loss_cfg."""
     params = inspect.signature(MODELS[method].__init__).parameters
     return [p for p in params if p not in ("self", "supervision", "loss_cfg")]
-
-# The authors' released Patches weights follow Patch-Forensics' CustomXceptionNet names.
-_PATCH_FORENSICS_NAMES = {
-    "conv1": "features.0", "bn1": "features.1", "conv2": "features.3", "bn2": "features.4",
-    "block1": "features.6", "block2": "features.7", "convout": "convout",
-}
-
-
-# FFD (Dang et al.) Xception names -> timm's legacy_xception names (substring rewrites, in order).
-_FFD_NAMES = (
-    ("map.c.c.", "attention.0."), ("map.c.pointwise.", "attention.1."),
-    (".skip_bn.", ".skipbn."), ("last_linear.", "fc."),
-)
-
 
 def build_model(method: str, supervision: str, init: str | Path = "random",
                 loss_cfg: LossConfig | None = None, **options) -> DolosModel:
@@ -81,38 +92,6 @@ def build_model(method: str, supervision: str, init: str | Path = "random",
     return model
 
 
-def map_ffd_names(state: dict) -> dict:
-    """Rename an FFD checkpoint (``xcp_reg.tar``: separable convs ``c`` + ``pointwise``,
-    ``skip_bn``, ``last_linear``, the map as ``map.c.c`` / ``map.c.pointwise``) to timm's
-    legacy_xception names plus our ``attention.0`` / ``attention.1``."""
-    out = {}
-    for name, value in state.items():
-        for old, new in _FFD_NAMES:
-            name = name.replace(old, new)
-        parts = name.split(".")
-        # the depthwise conv of a separable conv: FFD calls it "c", timm "conv1"
-        parts = ["conv1" if p == "c" and i > 0 else p for i, p in enumerate(parts)]
-        out[".".join(parts)] = value
-    return out
-
-
-def _is_ffd(state: dict) -> bool:
-    return any(k.startswith(("map.c.", "last_linear.")) or ".skip_bn." in k for k in state)
-
-
-def map_patch_forensics_names(state: dict) -> dict:
-    """Rename a Patch-Forensics / DOLOS-release state dict (conv1, bn1, relu1, conv2, bn2,
-    relu2, block1, block2, convout) to this repository's ``PatchesNet`` names. Names that are
-    already ours pass through unchanged."""
-    out = {}
-    for name, value in state.items():
-        head, _, rest = name.partition(".")
-        if head in _PATCH_FORENSICS_NAMES:
-            name = f"{_PATCH_FORENSICS_NAMES[head]}.{rest}"
-        out[name] = value
-    return out
-
-
 _HEADS = ("fc.", "convout.", "seg_head.", "attention.")
 
 
@@ -123,18 +102,9 @@ def load_pretrained(model: DolosModel, path: str | Path) -> None:
     head, or a head of another shape (ImageNet's 1000 classes), is left as initialised, except
     an FFD file's attention map, which Attention must not silently start without."""
     state = load_state(path)
-    if _is_ffd(state):
-        state = map_ffd_names(state)
-        if model.method == "attention" and not any(k.startswith("attention.") for k in state):
-            raise InitError(f"checkpoint {path} is an FFD Xception without its attention map "
-                            "(no map.c.c / map.c.pointwise tensors): the Attention method starts from "
-                            "FFD's trained map; use the xcp_reg.tar of the FFD release, or --init random")
-    if model.method == "patches":
-        state = map_patch_forensics_names(state)
-    elif not any(k.startswith(("body.", "tail.")) for k in state):
-        state = {k: (v[:, :, None, None] if k.endswith("pointwise.weight") and v.ndim == 2 else v)
-                 for k, v in state.items()}  # Cadene's ImageNet file stores 1x1 convs as 2-D
-        state = _map_xception_names(model, state)
+    keep = type(model).card.checkpoint_filter
+    if keep is not None:
+        state = keep(state, path, model)
     own = model.state_dict()
     state = {k: v for k, v in state.items()
              if not (k.startswith(_HEADS) and k in own and own[k].shape != v.shape)}
@@ -148,26 +118,10 @@ def load_pretrained(model: DolosModel, path: str | Path) -> None:
                         f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
 
 
-def _map_xception_names(model: DolosModel, state: dict) -> dict:
-    """Plain Xception names (conv1, block3, ..., fc) -> our body/tail split by position."""
-    own = set(model.state_dict())
-    n_body = len(model.body) if hasattr(model, "body") else 0
-    out = {}
-    for name, value in state.items():
-        head, _, rest = name.partition(".")
-        if head in ORDER:
-            i = ORDER.index(head)
-            cand = f"body.{i}.{rest}" if i < n_body else f"tail.{i - n_body}.{rest}"
-            out[cand if cand in own else name] = value
-        else:
-            out[name] = value
-    return out
-
-
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["build_model", "register_model", "list_models", "model_options", "DolosModel",
-           "LossConfig", "InitError", "MODELS", "SUPERVISIONS",
+__all__ = ["build_model", "register_model", "unregister_model", "list_models", "methods", "card",
+           "model_options", "DolosModel", "Card", "Schedule", "LossConfig", "InitError", "MODELS", "SUPERVISIONS",
            "map_patch_forensics_names", "map_ffd_names", "load_pretrained", "count_parameters"]

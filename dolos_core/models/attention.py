@@ -18,10 +18,21 @@ from .. import losses
 from .backbone import create_xception, stage
 from ..losses import LossConfig
 from .base import DolosModel
+from .card import Card, Schedule
+from .checkpoints import ffd_attention_filter
 
 
 class AttentionNet(DolosModel):
     method = "attention"
+    card = Card(
+        label="Attention", colour="tab:green",
+        schedules={"paper": {"weak": Schedule(1e-4, 16, 15, 500), "full": Schedule(3e-4, 16, 15, 500)},
+                   "mini": {"weak": Schedule(3e-4, 16, 4, 25), "full": Schedule(1e-3, 16, 4, 25)}},
+        start={"weak": "ffd", "full": "ffd"},
+        mask_resize="bilinear",
+        map_loss="bce",
+        checkpoint_filter=ffd_attention_filter,
+    )
 
     def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
         super().__init__(supervision, loss_cfg)

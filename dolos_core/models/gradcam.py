@@ -26,6 +26,8 @@ from .. import losses
 from .backbone import create_xception, stage
 from ..losses import LossConfig
 from .base import DolosModel
+from .card import Card, Schedule
+from .checkpoints import xception_filter
 
 _EPS = 1e-7  # pytorch-grad-cam's scale_cam_image
 
@@ -38,6 +40,15 @@ def minmax(cam: torch.Tensor) -> torch.Tensor:
 
 class GradCAMNet(DolosModel):
     method = "gradcam"
+    card = Card(
+        label="Grad-CAM", colour="tab:blue",
+        # paper: lr, batch, epochs x 500 iterations; mini: DOLOS-mini at 96 px on 2 CPU cores
+        schedules={"paper": {"weak": Schedule(1e-3, 32, 100, 500), "full": Schedule(1e-3, 16, 50, 500)},
+                   "mini": {"weak": Schedule(1e-3, 16, 4, 25), "full": Schedule(1e-3, 16, 4, 25)}},
+        start={"weak": "imagenet", "full": "imagenet"},
+        lanczos=("weak",),
+        checkpoint_filter=xception_filter,
+    )
 
     def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None):
         super().__init__(supervision, loss_cfg)

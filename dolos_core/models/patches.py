@@ -20,6 +20,8 @@ from .. import losses
 from .backbone import create_xception, stage
 from ..losses import LossConfig
 from .base import DolosModel
+from .card import Card, Schedule
+from .checkpoints import patch_forensics_filter
 
 WEAK_INITS = ("authors", "pytorch")
 
@@ -46,8 +48,26 @@ def pytorch_default_init(net: nn.Module) -> None:
             m.reset_parameters()
 
 
+def _random_label(supervision: str, weak_init: str) -> str:
+    if supervision == "weak" and weak_init == "authors":
+        return "random (Patch-Forensics Xavier init)"
+    return "random (PyTorch default init)"
+
+
 class PatchesNet(DolosModel):
     method = "patches"
+    card = Card(
+        label="Patches", colour="tab:orange",
+        # mini: weak Patches gets ~5 passes over its 2,000 training images: with image labels
+        # only ~1 cell in 9 of a fake carries the trace, and the network needs ~200-300 steps
+        # before it finds it (docs/mini.md)
+        schedules={"paper": {"weak": Schedule(1e-3, 64, 100, 500), "full": Schedule(1e-3, 16, 50, 500)},
+                   "mini": {"weak": Schedule(1e-3, 32, 9, 30), "full": Schedule(1e-3, 16, 5, 40)}},
+        lanczos=("weak",),
+        checkpoint_filter=patch_forensics_filter,
+        init_option="weak_init",
+        random_label=_random_label,
+    )
 
     def __init__(self, supervision: str = "weak", loss_cfg: LossConfig | None = None,
                  weak_init: str = "authors"):

@@ -570,8 +570,10 @@ def _headline(paths) -> list[str]:
     if not f.exists():
         return []
     df = pd.read_csv(f).set_index("experiment")
+    from ..models import methods
+
     out = ["headline (Table 2, IoU-lg %):"]
-    for m in ("gradcam", "patches", "attention"):
+    for m in methods():
         cells = []
         for s in "ABC":
             v = df["iou"].get(f"{m}-{s}", float("nan"))

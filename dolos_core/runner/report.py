@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..config import Paths, Profile, resolve_device
 from ..io import atomic_path
+from ..models import card, methods
 from ..runs import code_hash
 
 TABLES = [
@@ -215,7 +216,7 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
 
     best = []
     for s in "ABC":
-        names = [f"{m}-{s}" for m in ("gradcam", "patches", "attention") if f"{m}-{s}" in t2.index]
+        names = [f"{m}-{s}" for m in methods() if f"{m}-{s}" in t2.index]
         d = t2.loc[names, "iou"].dropna() if names else pd.Series(dtype=float)
         if len(d):
             best.append(f"setup {s}: {d.idxmax()} {val(d.idxmax())}")
@@ -285,13 +286,12 @@ def postprocess_lines(res: Path) -> list[str]:
 
 
 def _start_label(method: str, supervision: str, profile: Profile, root: Path) -> str:
-    from ..weights import PAPER_START, WEIGHT_FILES, default_weights_dir, resolve_init
+    from ..weights import WEIGHT_FILES, default_weights_dir, paper_start, resolve_init
 
     if profile.init == "paper":
-        key = PAPER_START[(method, supervision)]
+        key = paper_start(method, supervision)
         if key is None:
-            authors = (method, supervision) == ("patches", "weak") and profile.patches_weak_init == "authors"
-            return "random (Patch-Forensics Xavier init)" if authors else "random (PyTorch default init)"
+            return card(method).random_label(supervision, profile.patches_weak_init)
         return {"imagenet": "ImageNet Xception", "ffd": "FFD Xception (Dang et al.)"}.get(key, WEIGHT_FILES[key].what)
     return resolve_init(method, supervision, profile.init, profile.weights_dir or default_weights_dir(root),
                         profile.patches_weak_init).label
