@@ -174,22 +174,45 @@ def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[d
     return rows
 
 
-def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool = True) -> pd.DataFrame:
-    """Table 2 (paper 5.1): methods x setups on CelebA-HQ, then the trivial baselines (ours)."""
+def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool = True,
+           seeds: int = 1) -> pd.DataFrame:
+    """Table 2 (paper 5.1): methods x setups on CelebA-HQ, then the trivial baselines (ours).
+    The paper's columns are the profile's seed's run; with ``seeds`` > 1 the ``SEED_COLUMNS``
+    add each experiment's mean over its seeds (``with_seeds``)."""
     rows = [experiment_row(e, paths, profile, extras) for e in experiments_in("table2")]
-    return _frame(rows + (baseline_rows(paths, profile, extras) if baselines else []))
+    df = _frame(rows + (baseline_rows(paths, profile, extras) if baselines else []))
+    return with_seeds(df, paths, profile, seeds, ("table2",))
 
 
-def seed_table(paths: Paths, profile: Profile, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``--seeds N``: Table 2's experiments trained with seeds ``profile.seed`` ... ``+ N - 1``
-    (each its own run). Returns the per-seed rows (experiment, seed, iou, ap_mean, run) and per
-    experiment the mean over the seeds that exist with its 95% interval resampling seeds and
-    test images together (``iou_ci_low/high``), the standard deviation over seeds (ddof 1), min
-    and max."""
+# What with_seeds adds: seeds found, IoU mean over them, its interval resampling seeds and test
+# images, the standard deviation over seeds.
+SEED_COLUMNS = ["seeds", "iou_seeds", "iou_seeds_ci_low", "iou_seeds_ci_high", "iou_seed_std"]
+
+
+def with_seeds(df: pd.DataFrame, paths: Paths, profile: Profile, seeds: int,
+               groups: tuple[str, ...]) -> pd.DataFrame:
+    """``df`` with ``SEED_COLUMNS`` (``seed_table`` over ``groups``) when ``seeds`` > 1; as it
+    is otherwise (one seed: the intervals cover test images only)."""
+    if seeds <= 1:
+        return df
+    spread = seed_table(paths, profile, seeds, groups)[1].set_index("experiment")
+    out = df.copy()
+    for col, src in zip(SEED_COLUMNS, ["seeds", "iou_mean", "iou_ci_low", "iou_ci_high", "iou_std"]):
+        out[col] = out["experiment"].map(spread[src]) if len(spread) else np.nan
+    return out
+
+
+def seed_table(paths: Paths, profile: Profile, seeds: int,
+               groups: tuple[str, ...] = ("table2",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``--seeds N``: the experiments of ``groups`` trained with seeds ``profile.seed`` ...
+    ``+ N - 1`` (each its own run). Returns the per-seed rows (experiment, seed, iou, ap_mean,
+    run) and per experiment the mean over the seeds that exist with its 95% interval resampling
+    seeds and test images together (``iou_ci_low/high``), the standard deviation over seeds
+    (ddof 1), min and max."""
     rows, per_image = [], {}
     for k in range(seeds):
         prof = profile.replace(seed=profile.seed + k)
-        for e in experiments_in("table2"):
+        for e in experiments_in(*groups):
             run = resolve_run(e, prof, paths)
             fake = load_run(run, CELEBA_TEST[0], prof)
             if fake is None:
@@ -308,9 +331,11 @@ def iou_by_area_table(paths: Paths, profile: Profile, group: str = "table2",
     return out
 
 
-def table3(paths: Paths, profile: Profile, extras: bool = True) -> pd.DataFrame:
-    """Table 3 (paper 5.2): Patches trained on FFHQ data, tested on CelebA-HQ data."""
-    return _frame([experiment_row(e, paths, profile, extras) for e in experiments_in("table3")])
+def table3(paths: Paths, profile: Profile, extras: bool = True, seeds: int = 1) -> pd.DataFrame:
+    """Table 3 (paper 5.2): Patches trained on FFHQ data, tested on CelebA-HQ data; with
+    ``seeds`` > 1 each experiment's mean over its seeds too (``with_seeds``)."""
+    df = _frame([experiment_row(e, paths, profile, extras) for e in experiments_in("table3")])
+    return with_seeds(df, paths, profile, seeds, ("table3",))
 
 
 def loss_variants_table(paths: Paths, profile: Profile) -> pd.DataFrame:

@@ -446,7 +446,7 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     trains with the next seed, into its own run; ``evaluate.seed_table`` then reports Table 2's
     seeds and their spread."""
     from dolos_core.config import get_paths, get_profile
-    from dolos_core.evaluate import seed_table
+    from dolos_core.evaluate import SEED_COLUMNS, seed_table, table2, table3
 
     r = run("--profile", "smoke", "--only", "data,train,patches-C,patches-C-ffhq", "--seeds", "2",
             "--repo", str(tmp_path))
@@ -461,6 +461,17 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     row = spread.set_index("experiment").loc["patches-C"]
     assert row.seeds == 2 and row.iou_min <= row.iou_mean <= row.iou_max
     assert row.iou_ci_low <= row.iou_mean <= row.iou_ci_high      # seeds and images resampled
+    # Tables 2 and 3 carry each experiment's mean over seeds beside its seed-0 columns
+    paths, prof = get_paths("smoke", root=tmp_path), get_profile("smoke")
+    t2 = table2(paths, prof, seeds=2).set_index("experiment")
+    assert t2.loc["patches-C", "seeds"] == 2
+    assert t2.loc["patches-C", "iou_seeds"] == pytest.approx(row.iou_mean)
+    assert t2.loc["patches-C", "iou_seeds_ci_low"] == pytest.approx(row.iou_ci_low)
+    assert t2.loc["patches-C", "iou_seed_std"] == pytest.approx(row.iou_std)
+    assert np.isnan(t2.loc["gradcam-C", "iou_seeds"])               # not trained: missing, not zero
+    t3 = table3(paths, prof, seeds=2).set_index("experiment")
+    assert t3.loc["patches-C-ffhq", "seeds"] == 2
+    assert not set(SEED_COLUMNS) & set(table2(paths, prof))          # one seed: nothing added
     assert run("--seeds", "0").returncode == 2
 
 

@@ -478,7 +478,7 @@ class _StudyRun:
             self.wait_for(stage)
         for nb in st.notebooks:
             extra = {"build": self.default_root, "force": bool(self.args.force)} if stage == "data" else {}
-            if nb in ("03_main_table", "05_cross_generator"):
+            if nb in ("03_main_table", "04_cross_dataset", "05_cross_generator"):
                 extra = {"seeds": self.args.seeds}
             sec = run_notebook(nb, nb, {**self.common, **extra}, self.paths)
             log(f"  {nb} finished in {_fmt(sec)}")

@@ -380,6 +380,21 @@ def _figure_order(png: Path):
     return (png.stem not in order, order.index(png.stem) if png.stem in order else 0, png.stem)
 
 
+def seeds_line(res: Path, profile: Profile) -> str:
+    """What the intervals of this report cover: test images of one training, or seeds too."""
+    f = res / "seed_spread.csv"
+    n = int(pd.read_csv(f)["seeds"].max()) if f.exists() else 1
+    if n > 1:
+        return (f"Seeds: the experiments the claims read were trained under up to {n} seeds each "
+                f"(seed {profile.seed} and the next; [seed_spread.csv](seed_spread.csv)). Tables 2 and 3 show "
+                f"seed {profile.seed}'s run in the paper's columns and the mean over seeds beside it "
+                "(`iou_seeds`, its interval resampling seeds and test images, `iou_seed_std`); the "
+                "claims resample seeds and images.")
+    return ("Seeds: one (the profile's). Every interval in this report covers the test images of one "
+            "training, not the spread between trainings; `./run_all.sh --seeds 3` trains every "
+            "experiment a claim reads under three seeds.")
+
+
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None,
                  command: str | None = None) -> Path:
     from .claims import claims_table
@@ -401,7 +416,8 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         from ..evaluate import save_table
 
         save_table(claims, res, "claims")
-    lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + postprocess_lines(res) + [""]
+    lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + [seeds_line(res, profile), ""]
+    lines += postprocess_lines(res) + [""]
     lines += geometry_lines(res) + ([""] if geometry_lines(res) else [])
     if claims is not None and len(claims):
         lines += ["## The paper's claims against this run", "",
