@@ -247,14 +247,20 @@ def _prepare(exp: Experiment, profile: Profile, paths: Paths, run, dev: torch.de
 
 
 def _resume(setup: _Setup, last_path: Path, meta_path: Path) -> _State:
-    """The state of an interrupted run (model, optimiser, curve, best so far), or a fresh one."""
+    """The state of an interrupted run (model, optimiser, curve, best so far), or a fresh one.
+    The curve comes from ``last.pt`` itself: a process stopped between writing ``last.pt`` and
+    ``train.json`` leaves a ``train.json`` one epoch behind (an older ``last.pt`` without its
+    curve falls back to ``train.json``, cut at the epoch it resumes from)."""
     state = _State(history=[])
     if last_path.exists():
         saved = load_torch(last_path)
         setup.model.load_state_dict(saved["model"])
         setup.opt.load_state_dict(saved["optimizer"])
-        state.history = read_json(meta_path)["history"] if meta_path.exists() else []
         state.start = int(saved["epoch"]) + 1
+        if "history" in saved:
+            state.history = list(saved["history"])
+        elif meta_path.exists():
+            state.history = [h for h in read_json(meta_path)["history"] if h["epoch"] < state.start]
         state.best_loss, state.best_epoch = float(saved["best_loss"]), int(saved["best_epoch"])
         state.seconds = float(saved.get("seconds", 0.0))
     setup.config["resumed_from"] = state.start   # the first epoch this process trained (0: from the start)
@@ -312,7 +318,8 @@ def _record(setup: _Setup, state: _State, out_dir: Path, epoch: int, row: dict, 
     if main:
         save_torch(out_dir / "last.pt", {"model": model.state_dict(), "optimizer": setup.opt.state_dict(),
                                          "epoch": epoch, "best_loss": state.best_loss,
-                                         "best_epoch": state.best_epoch, "seconds": state.seconds})
+                                         "best_epoch": state.best_epoch, "seconds": state.seconds,
+                                         "history": state.history})
         _write_meta(setup, state, out_dir, done=False)
 
 

@@ -76,6 +76,24 @@ def test_interrupted_then_resumed_equals_uninterrupted(smoke, tmp_path):
     assert again.skipped
 
 
+def test_a_stop_between_last_pt_and_train_json_resumes_with_the_whole_curve(smoke, tmp_path):
+    """A process stopped after writing an epoch's last.pt but before its train.json (what a kill
+    right after last.pt appears does) resumes with every epoch in its curve: the curve is kept
+    in last.pt itself."""
+    prof, paths = smoke
+    exp = get_experiment("gradcam-C")
+    b = get_paths("smoke", data_root=paths.data_root, root=tmp_path)
+    train_experiment(exp, prof, b, device="cpu", progress=False, max_epochs=2)
+    meta_path = run_dir(b, exp, prof) / "train.json"
+    meta = json.loads(meta_path.read_text())
+    meta["history"] = meta["history"][:1]          # train.json one epoch behind last.pt
+    meta_path.write_text(json.dumps(meta))
+    rest = train_experiment(exp, prof, b, device="cpu", progress=False)
+    assert rest.resumed_from == 2
+    assert [h["epoch"] for h in rest.history] == [0, 1, 2]
+    assert [h["epoch"] for h in json.loads(meta_path.read_text())["history"]] == [0, 1, 2]
+
+
 def test_predictions_are_written_once_with_their_metadata(smoke):
     prof, paths = smoke
     exp = get_experiment("patches-B")
