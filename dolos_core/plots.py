@@ -551,7 +551,7 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
     (``geometry.geometry_table``): IoU-lg at 0.5 and at the validation-chosen threshold with the
     spill bound (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
     images. The dotted vertical line marks the paper's share (its 299 px input)."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.9))
     colours = {"B": "tab:blue", "C": "tab:red"}
     for row in ("B", "C"):
         for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
@@ -579,7 +579,8 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
         ax.set_ylabel(name)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                  frameon=False)       # below the axes: never over a line or an error bar
     axes[0].set_ylim(0, 100)
     axes[1].set_ylim(0, 1.1)
     axes[2].set_ylim(45, 100.5)
