@@ -45,8 +45,8 @@ def main() -> None:
     spread = res / "seed_spread.csv"
     seeds = int(pd.read_csv(spread)["seeds"].max()) if spread.exists() else 1
     how = ("one seed" if seeds == 1 else
-           f"Table 2 trained under {seeds} seeds: the sentences below read the first seed's runs, "
-           "the claims and the seed-spread table resample seeds and images")
+           f"every experiment a claim reads trained under {seeds} seeds: the sentences below read the first seed's runs, "
+           "the claims, Tables 2 and 3' iou_seeds and the seed-spread table resample seeds and images")
     made = [x[len("- command: "):].split(" (")[0] for x in (res / "REPORT.md").read_text().splitlines()
             if x.startswith("- command: ")]
     made_by = f" Made by {made[0]} at the commit REPORT.md names." if made else ""
