@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .losses import LossConfig
-from .models import methods
+from .models import MODELS, methods
 
 CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
 FIG6_GENERATORS = ("repaint-p2-9k", "ldm", "lama", "pluralistic")
@@ -142,10 +142,18 @@ def _build() -> dict[str, Experiment]:
 
 class _Experiments(Mapping):
     """Every experiment, built from the registry of methods when read: a method registered
-    later (a test's toy method, a user's fourth method) has its Table 2 experiments at once."""
+    later (a test's toy method, a user's fourth method) has its Table 2 experiments at once.
+    Built again only when the registry changed since the last read."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._built: dict[str, Experiment] = {}
 
     def _all(self) -> dict[str, Experiment]:
-        return _build()
+        key = tuple(MODELS.items())
+        if key != self._key:
+            self._built, self._key = _build(), key
+        return self._built
 
     def __getitem__(self, name: str) -> Experiment:
         return self._all()[name]
