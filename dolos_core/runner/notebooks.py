@@ -76,8 +76,10 @@ def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
     with open(log_path, "a") as fh:
         os.dup2(fh.fileno(), 2)
         try:
+            # iopub_timeout: nbclient's default (4 s) for a finished cell's last outputs to
+            # arrive fails a notebook on a loaded machine (seen with two trainings beside it).
             pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="dolos",
-                                progress_bar=False, cwd=str(NOTEBOOK_DIR))
+                                progress_bar=False, cwd=str(NOTEBOOK_DIR), iopub_timeout=120)
         except PapermillExecutionError as exc:
             raise UserError(f"{exc.ename}: {exc.evalue}\n  (notebook {name}; executed copy: "
                             f"{out})") from None
