@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dolos_core import losses
-from dolos_core.models import (MODELS, InitError, LossConfig, build_model, list_models,
+from dolos_core.losses import LossConfig
+from dolos_core.models import (MODELS, InitError, build_model, list_models,
                                map_patch_forensics_names, register_model)
 
 CASES = list_models()          # every registered method x supervision

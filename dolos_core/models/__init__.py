@@ -1,127 +1,22 @@
-"""Models of the study, in a registry as timm's: ``build_model("patches", "full")``,
-``list_models()``, ``@register_model`` on a ``DolosModel`` subclass that carries its ``card``
-(``models.card.Card``: label, colour, schedules per profile, starting weights, transforms,
-checkpoint filter). The registry is the one list of methods: every loop over methods reads it.
+"""Models of the study. Each method is one file that registers itself
+(``@register_model``, ``models/registry.py``, as timm's model files); this package only imports
+the files, in the order tables and figures list the methods (the paper's three first).
 
-Every model is built the same way, ``Class(supervision, loss_cfg=None, **options)``, and
-``model.predict(x)`` returns a fake-probability map and an image score (``base.DolosModel``).
+Every model is built the same way, ``build_model(method, supervision, init, loss_cfg,
+**options)``, and ``model.predict(x)`` returns a fake-probability map and an image score
+(``base.DolosModel``). Adding a method: one file here and one import line below
+(docs/development.md, "Add a method").
 """
 
-from __future__ import annotations
-
-from pathlib import Path
-
-import inspect
-
-import torch
-
-from ..losses import LossConfig
-from .attention import AttentionNet
-from .backbone import InitError, load_state
+from . import gradcam, patches, attention  # noqa: F401  (the paper's methods, in the paper's order)
+from . import patches_mil  # noqa: F401  (ours: weak Patches with a pooled image loss)
+from .backbone import InitError
 from .base import SUPERVISIONS, DolosModel
 from .card import Card, Schedule
 from .checkpoints import map_ffd_names, map_patch_forensics_names
-from .gradcam import GradCAMNet
-from .patches import PatchesNet
-
-MODELS: dict[str, type[DolosModel]] = {}
-
-
-def register_model(cls: type[DolosModel]) -> type[DolosModel]:
-    """Add a ``DolosModel`` subclass to the registry under its ``method`` name; the class
-    must carry its ``card`` (``models.card.Card``). Registering a name again replaces it."""
-    if not (isinstance(cls, type) and issubclass(cls, DolosModel) and cls.method):
-        raise TypeError(f"{cls!r} is not a DolosModel subclass with a method name")
-    if not isinstance(getattr(cls, "card", None), Card):
-        raise TypeError(f"{cls.__name__} has no card: give it `card = Card(...)` "
-                        "(dolos_core/models/card.py says what a card holds)")
-    MODELS[cls.method] = cls
-    return cls
-
-
-def unregister_model(method: str) -> None:
-    """Remove a method from the registry (a test's toy method, when the test ends)."""
-    MODELS.pop(method, None)
-
-
-def methods() -> list[str]:
-    """Every registered method, in registration order (the paper's three first)."""
-    return list(MODELS)
-
-
-def card(method: str) -> Card:
-    """The card of a registered method."""
-    if method not in MODELS:
-        raise KeyError(f"unknown method {method!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[method].card
-
-
-for _cls in (GradCAMNet, PatchesNet, AttentionNet):   # the paper's order
-    register_model(_cls)
-
-
-def list_models() -> list[tuple[str, str]]:
-    """Every (method, supervision) the registry can build."""
-    return [(m, s) for m in MODELS for s in SUPERVISIONS]
-
-
-def model_options(method: str) -> list[str]:
-    """The keyword options of a method's constructor beyond supervision and loss_cfg."""
-    params = inspect.signature(MODELS[method].__init__).parameters
-    return [p for p in params if p not in ("self", "supervision", "loss_cfg")]
-
-def build_model(method: str, supervision: str, init: str | Path = "random",
-                loss_cfg: LossConfig | None = None, **options) -> DolosModel:
-    """A model by method name (``list_models()``) and supervision (``weak``, ``full``).
-    ``init``: ``random`` (each method's own random init) or a checkpoint path (ours, the
-    authors' Patches release, the FFD checkpoint, timm's or Cadene's ImageNet Xception);
-    ``dolos_core.weights.resolve_init`` picks the paper's file. ``options``: the method's own
-    constructor options (``model_options``), e.g. Patches' ``weak_init`` (``authors``:
-    Patch-Forensics' Xavier 0.02; ``pytorch``: PyTorch's default, as full Patches)."""
-    if method not in MODELS:
-        raise KeyError(f"unknown method {method!r}; choose one of {', '.join(MODELS)}")
-    if supervision not in SUPERVISIONS:
-        raise KeyError(f"unknown supervision {supervision!r}; choose weak or full")
-    unknown = sorted(set(options) - set(model_options(method)))
-    if unknown:
-        raise TypeError(f"{method} takes no option(s) {', '.join(unknown)}; its options: "
-                        f"{', '.join(model_options(method)) or 'none'}")
-    model = MODELS[method](supervision, loss_cfg=loss_cfg, **options)
-    if str(init) != "random":
-        load_pretrained(model, init)
-    return model
-
-
-_HEADS = ("fc.", "convout.", "seg_head.", "attention.")
-
-
-def load_pretrained(model: DolosModel, path: str | Path) -> None:
-    """Load a checkpoint into ``model``: our own format, the authors' Patches release, the FFD
-    checkpoint, or an ImageNet Xception (timm's ``legacy_xception`` or Cadene's file, whose
-    pointwise weights are 2-D). Missing or ill-shaped backbone tensors are an error; a missing
-    head, or a head of another shape (ImageNet's 1000 classes), is left as initialised, except
-    an FFD file's attention map, which Attention must not silently start without."""
-    state = load_state(path)
-    keep = type(model).card.checkpoint_filter
-    if keep is not None:
-        state = keep(state, path, model)
-    own = model.state_dict()
-    state = {k: v for k, v in state.items()
-             if not (k.startswith(_HEADS) and k in own and own[k].shape != v.shape)}
-    shape_bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if shape_bad:
-        raise InitError(f"checkpoint {path}: tensors of the wrong shape: {shape_bad[:5]}")
-    result = model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(_HEADS)]
-    if missing or not any(k in own for k in state):
-        raise InitError(f"checkpoint {path} does not fit the {model.method} network: "
-                        f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
+from .registry import (MODELS, build_model, card, count_parameters, list_models, load_pretrained, method_sources,
+                       methods, model_options, register_model, unregister_model)
 
 __all__ = ["build_model", "register_model", "unregister_model", "list_models", "methods", "card",
-           "model_options", "DolosModel", "Card", "Schedule", "LossConfig", "InitError", "MODELS", "SUPERVISIONS",
-           "map_patch_forensics_names", "map_ffd_names", "load_pretrained", "count_parameters"]
+           "model_options", "method_sources", "DolosModel", "Card", "Schedule", "InitError", "MODELS",
+           "SUPERVISIONS", "map_patch_forensics_names", "map_ffd_names", "load_pretrained", "count_parameters"]

@@ -19,9 +19,11 @@ from .backbone import create_xception, stage
 from ..losses import LossConfig
 from .base import DolosModel
 from .card import Card, Schedule
+from .registry import register_model
 from .checkpoints import ffd_attention_filter
 
 
+@register_model
 class AttentionNet(DolosModel):
     method = "attention"
     card = Card(

@@ -6,7 +6,7 @@ methods. A model file declares ``card = Card(...)`` on its ``DolosModel`` subcla
 the class (``models.register_model``); every loop over methods (the experiments of Table 2, the
 figures' order and colours, the claims, the report) reads the registry, and the training code
 reads the card for the transforms, the starting weights and the schedules. Adding a method is
-one file (docs/development.md, "Add a method").
+one file and one import line (docs/development.md, "Add a method").
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ class Card:
       ``bce``), for the loss-variants table;
     - ``init_option``: the constructor option that takes the profile's random-init scheme of
       weak training (Patches' ``weak_init``), if any; ``random_label``: how the report names a
-      random start, ``(supervision, scheme) -> str``.
+      random start, ``(supervision, scheme) -> str``;
+    - ``full_from``: the method whose full-supervision runs stand for this one's (a method that
+      differs only in its weak loss: its setup C would retrain a duplicate); ``None``: its own;
+    - ``beyond_paper``: a method of ours, not the paper's: the paper's claims compare the
+      paper's methods only, and tables and figures mark it.
     """
 
     label: str
@@ -66,6 +70,8 @@ class Card:
     map_loss: str = "ce"
     init_option: str | None = None
     random_label: Callable[[str, str], str] = _scratch
+    full_from: str | None = None
+    beyond_paper: bool = False
 
     def schedule(self, profile: str, supervision: str) -> Schedule | None:
         """The schedule of ``supervision`` under the profile named ``profile`` (None: the card

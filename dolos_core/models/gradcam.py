@@ -27,6 +27,7 @@ from .backbone import create_xception, stage
 from ..losses import LossConfig
 from .base import DolosModel
 from .card import Card, Schedule
+from .registry import register_model
 from .checkpoints import xception_filter
 
 _EPS = 1e-7  # pytorch-grad-cam's scale_cam_image
@@ -38,6 +39,7 @@ def minmax(cam: torch.Tensor) -> torch.Tensor:
     return cam / (_EPS + cam.amax((1, 2), keepdim=True))
 
 
+@register_model
 class GradCAMNet(DolosModel):
     method = "gradcam"
     card = Card(

@@ -21,6 +21,7 @@ from .backbone import create_xception, stage
 from ..losses import LossConfig
 from .base import DolosModel
 from .card import Card, Schedule
+from .registry import register_model
 from .checkpoints import patch_forensics_filter
 
 WEAK_INITS = ("authors", "pytorch")
@@ -54,6 +55,7 @@ def _random_label(supervision: str, weak_init: str) -> str:
     return "random (PyTorch default init)"
 
 
+@register_model
 class PatchesNet(DolosModel):
     method = "patches"
     card = Card(
