@@ -27,7 +27,7 @@ from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS
 from dolos_core.io import atomic_path, write_json
 from dolos_core.models import build_model, list_models
 from dolos_core.runner.pipeline import estimate_hours
-from dolos_core.train import autocast, set_numerics
+from dolos_core.numerics import autocast, set_numerics
 
 CASES = list_models()
 

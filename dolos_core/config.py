@@ -19,9 +19,9 @@ import torch
 
 from .models import MODELS, card
 from .models.card import Schedule
+from .numerics import PRECISIONS
 
 PROFILES = ("smoke", "mini", "paper")
-PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -87,10 +87,6 @@ class Profile:
     # 1.13's defaults: float32 with TF32 convolutions), or "bf16" (bfloat16 autocast: faster,
     # not the authors'). Part of the run id. On a CPU both run in float32.
     precision: str = "fp32"
-    # The opt-in geometry stage (dolos_core/geometry.py): DOLOS-mini built at these sides
-    # (image side = input side), Patches B and C trained at each under this many seeds.
-    geometry_sizes: tuple[int, ...] = ()
-    geometry_seeds: int = 3
 
     def __post_init__(self) -> None:
         if self.patches_weak_init not in ("authors", "pytorch"):
@@ -143,8 +139,6 @@ _BUILTIN: dict[str, Profile] = {
         bootstrap=50,
         robustness_images=4,
         postprocess_images=4,
-        geometry_sizes=(48, 64),
-        geometry_seeds=1,
     ),
     "mini": Profile(
         name="mini",
@@ -159,7 +153,6 @@ _BUILTIN: dict[str, Profile] = {
         robustness_images=32,
         postprocess_images=100,
         patches_weak_init="pytorch",
-        geometry_sizes=(96, 160, 224),
     ),
     "paper": Profile(
         name="paper",
@@ -300,47 +293,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
     return torch.device(name)
-
-
-def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``--set FIELD=VALUE`` items -> profile overrides. Values are Python literals (``2``,
-    ``1e-4``, ``None``, ``True``) or else strings; ``schedules.patches-weak.lr=1e-4`` sets one
-    field of one schedule."""
-    import ast
-
-    out: dict[str, Any] = {}
-    names = {f.name for f in dataclasses.fields(Profile)}
-    for item in items:
-        field_name, sep, text = item.partition("=")
-        field_name = field_name.strip()
-        if not sep or not field_name:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
-        try:
-            value: Any = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            value = text.strip()
-        if value == "none":
-            value = None
-        head, _, rest = field_name.partition(".")
-        if head not in names:
-            import difflib
-
-            close = difflib.get_close_matches(head, sorted(names), n=2)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"--set {item!r}: unknown profile field {head!r}{hint}; "
-                              f"valid fields: {', '.join(sorted(names))}")
-        if head == "schedules":
-            key, _, sfield = rest.partition(".")
-            sched_fields = {f.name for f in dataclasses.fields(Schedule)}
-            if not key or sfield not in sched_fields:
-                raise ConfigError(f"--set {item!r}: use schedules.<method>-<supervision>.<field>, "
-                                  f"field one of {', '.join(sorted(sched_fields))}")
-            out.setdefault("schedules", {}).setdefault(key, {})[sfield] = value
-        elif rest:
-            raise ConfigError(f"--set {item!r}: {head!r} has no sub-fields")
-        else:
-            out[head] = value
-    return out
 
 
 def check_params(profile: str, device: str = "auto", **extra: Any) -> Profile:

@@ -4,7 +4,7 @@
 lock, writes what the ranks need to a file in the run's folder and starts
 ``python -m torch.distributed.run --standalone --nproc_per_node K -m dolos_core.ddp_worker FILE``
 (``train.launch_ddp``; the ranks start in ``ddp_worker``).
-Every rank runs the one training loop (``train._train``):
+Every rank runs the one training loop (``train.train_run``):
 
 - the global batch and the learning rate are the schedule's: each rank takes every K-th image
   of each batch (``ShardedBatches``), and DDP averages the gradients, so one step sees the

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .train import _train
+from .train import train_run
 
 
 def _rank_main(spec_file: str) -> None:
@@ -25,7 +25,7 @@ def _rank_main(spec_file: str) -> None:
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
         device = torch.device("cuda", local) if cuda else torch.device(spec["device"])
-        _train(spec["exp"], spec["profile"], spec["paths"], spec["run"], device, force=False,
+        train_run(spec["exp"], spec["profile"], spec["paths"], spec["run"], device, force=False,
                progress=False, max_epochs=spec["max_epochs"])
     finally:
         dist.destroy_process_group()

@@ -361,7 +361,7 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     import json
 
     from .experiments import SCALING_RUNS, plan_for
-    from .train import weak_init_of
+    from .runs import weak_init_of
 
     rows = []
     for name in SCALING_RUNS:

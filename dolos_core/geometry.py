@@ -36,7 +36,10 @@ import torch
 from . import metrics
 from .config import ConfigError, Paths, Profile
 from .data.layout import DatasetKey
+from .data.mini import build_mini
 from .experiments import CELEBA_TEST, get_experiment
+from .models import card, methods
+from .trainings import Training
 
 EXPERIMENTS = ("patches-B", "patches-C")
 # What Patches B and C read: the builder's ``only`` (the 9k subset comes with repaint-p2)
@@ -64,17 +67,33 @@ def data_root(paths: Paths, profile: Profile, size: int) -> Path:
     return paths.root / "data" / f"dolos-mini-{profile.name}-{size}px"
 
 
-def points(profile: Profile, paths: Paths) -> list[Point]:
-    """Every (seed, side) of the stage: ``geometry_seeds`` seeds from ``profile.seed`` x
-    ``profile.geometry_sizes``, seed by seed."""
-    if profile.build_sizes is None or not profile.geometry_sizes:
+# The stage's own options (not the shared Profile's): the input sides it builds and trains at
+# (image side = input side) and the seeds per side, per profile. ``./run_all.sh --set
+# geometry.n_seeds=2`` (or notebook 11's parameters) changes them for one run.
+SIDES = {"smoke": (48, 64), "mini": (96, 160, 224)}
+N_SEEDS = {"smoke": 1, "mini": 3}
+
+
+def stage_options(profile: Profile, sides=None, n_seeds: int | None = None) -> tuple[tuple[int, ...], int]:
+    """(sides, seeds per side) of the stage under ``profile``: the arguments, else the stage's
+    own for the profile; an error naming the problem when the profile has none or they are bad."""
+    sides = tuple(int(s) for s in (sides or SIDES.get(profile.name, ())))
+    n_seeds = int(n_seeds or N_SEEDS.get(profile.name, 1))
+    if profile.build_sizes is None or not sides:
         raise ConfigError(f"profile {profile.name!r}: the geometry stage builds DOLOS-mini at "
                           f"several sides; it runs on the smoke and mini profiles")
-    if profile.geometry_seeds < 1:
-        raise ConfigError(f"geometry_seeds must be >= 1, got {profile.geometry_seeds}")
+    if n_seeds < 1:
+        raise ConfigError(f"geometry n_seeds must be >= 1, got {n_seeds}")
+    return sides, n_seeds
+
+
+def points(profile: Profile, paths: Paths, sides=None, n_seeds: int | None = None) -> list[Point]:
+    """Every (seed, side) of the stage: ``n_seeds`` seeds from ``profile.seed`` x ``sides``
+    (``stage_options``), seed by seed."""
+    sides, n_seeds = stage_options(profile, sides, n_seeds)
     out = []
-    for k in range(profile.geometry_seeds):      # seed-major: a cut-short run has every side
-        for size in profile.geometry_sizes:
+    for k in range(n_seeds):      # seed-major: a cut-short run has every side
+        for size in sides:
             p = Paths(root=paths.root, profile=paths.profile, data_root=data_root(paths, profile, size),
                       tag=paths.tag)
             seed = profile.seed + k
@@ -82,19 +101,37 @@ def points(profile: Profile, paths: Paths) -> list[Point]:
     return out
 
 
-def build_data(profile: Profile, paths: Paths, progress: bool = True) -> dict[int, dict]:
+def build_data(profile: Profile, paths: Paths, sides=None, n_seeds: int | None = None,
+               progress: bool = True) -> dict[int, dict]:
     """Build DOLOS-mini at every side of the stage but the profile's own (the data stage's);
-    skipped where already built. Returns each side's build record."""
-    from .data.mini import build_mini
-
+    skipped where already built. Returns each side's build record. (``n_seeds``: the stage's
+    other option, not used here.)"""
     out = {}
-    for size in profile.geometry_sizes:
+    for size in stage_options(profile, sides)[0]:
         root = data_root(paths, profile, size)
         if size == profile.image_size:
             continue
         out[size] = build_mini(root, profile.replace(image_size=size), seed=0, progress=progress,
                                only=BUILD_ONLY)
     return out
+
+
+def experiments() -> list[str]:
+    """The runs of every side: Patches B and C, and the setup B of every method whose full
+    supervision is Patches' (a weak Patches of another loss, e.g. Patches-MIL)."""
+    return list(EXPERIMENTS) + [f"{m}-B" for m in methods() if card(m).full_from == "patches"]
+
+
+def trainings(profile: Profile, paths: Paths, seeds: int = 1, sides=None,
+              n_seeds: int | None = None) -> list[Training]:
+    """The stage's trainings (``trainings.Training``): ``experiments()`` at every point (the
+    data of every side is built by :func:`build_data`, the stage's ``prepare``). ``seeds``
+    (``--seeds``) is not used: the stage has its own ``n_seeds``."""
+    pts = points(profile, paths, sides, n_seeds)
+    return [Training(get_experiment(name), pt.profile, pt.paths,
+                     {"image_size": pt.size, "input_size": pt.size, "seed": pt.seed},
+                     f"{pt.size} px, seed {pt.seed}", f"-{pt.size}px-seed{pt.seed}")
+            for pt in pts for name in experiments()]
 
 
 # --- the receptive field, measured ------------------------------------------------------------
@@ -228,13 +265,16 @@ def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
     """The rows of one side (see :func:`geometry_table`)."""
     rf = receptive_field("patches", size)
     base = {"size": size, "rf_px": rf.side, "rf_share": rf.side / size, "map_side": rf.map_side}
-    vals = {e: [v for p in pts if (v := _run_values(p, e)) is not None] for e in EXPERIMENTS}
-    n_seeds = min(len(v) for v in vals.values())
+    names = experiments()
+    vals = {e: [v for p in pts if (v := _run_values(p, e)) is not None] for e in names}
+    n_seeds = min(len(vals[e]) for e in EXPERIMENTS)
     if n_seeds == 0:
         return [{**base, "row": "B", "metric": "iou", "value": np.nan, "seeds": 0}]
     draws = _draws(n_seeds, len(vals["patches-B"][0]["iou"]), profile.bootstrap, profile.seed)
+    # B and C (Patches), then the weak methods built on Patches (rows named by experiment)
+    labels = {"patches-B": "B", "patches-C": "C", **{e: e for e in names[2:] if len(vals[e]) >= n_seeds}}
     rows, reps, means = [], {}, {}
-    for e, label in zip(EXPERIMENTS, ("B", "C")):
+    for e, label in labels.items():
         vs = vals[e][:n_seeds]
         common = {**base, "row": label, "seeds": n_seeds, "runs": " ".join(v["run"] for v in vs)}
         for metric in ("iou", "iou_val"):
@@ -248,10 +288,11 @@ def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
         rows.append({**common, "metric": "pixel_auc",
                      **_summary(100 * _boot_auc(pos, neg, draws),
                                 100 * metrics.histogram_auc(pos.sum((0, 1)), neg.sum((0, 1))), per_seed)})
-    for metric in ("iou", "iou_val"):
-        b, c = means["B", metric], means["C", metric]
-        rows.append({**base, "row": "B/C", "metric": metric, "seeds": n_seeds,
-                     **_summary(reps["B", metric] / reps["C", metric], float(b.mean() / c.mean()), b / c)})
+    for label in [lab for lab in labels.values() if lab != "C"]:
+        for metric in ("iou", "iou_val"):
+            b, c = means[label, metric], means["C", metric]
+            rows.append({**base, "row": f"{label}/C", "metric": metric, "seeds": n_seeds,
+                         **_summary(reps[label, metric] / reps["C", metric], float(b.mean() / c.mean()), b / c)})
     iou = spill_bound(_test_masks(pts[0]), rf.side // 2)
     rows.append({**base, "row": "spill bound", "metric": "iou", "seeds": 0,
                  **_summary(100 * metrics.bootstrap_means(iou, profile.bootstrap, profile.seed),
@@ -269,15 +310,17 @@ def _test_masks(point: Point, key: str = CELEBA_TEST[0]) -> np.ndarray:
     return np.stack([read_mask(f) for f in names])
 
 
-def geometry_table(profile: Profile, paths: Paths, progress: bool = True) -> pd.DataFrame:
+def geometry_table(profile: Profile, paths: Paths, progress: bool = True, sides=None,
+                   n_seeds: int | None = None) -> pd.DataFrame:
     """One row per (side, row, metric): rows ``B``, ``C``, ``B/C`` and ``spill bound``; metrics
     ``iou`` (at 0.5), ``iou_val`` (at each run's validation-chosen threshold), ``pixel_auc``;
     values in % (B/C as a ratio) with 95% intervals resampling seeds and images (B and C on the
     same draws), the range over seeds, the seeds found and the receptive field's share of the
-    image side. Sides whose runs are missing have NaN values."""
+    image side; the weak methods built on Patches (``experiments()``) add their own rows and
+    ``<experiment>/C``. Sides whose runs are missing have NaN values."""
     from tqdm.auto import tqdm
 
-    pts = points(profile, paths)
+    pts = points(profile, paths, sides, n_seeds)
     rows = []
     for size in tqdm(list(dict.fromkeys(p.size for p in pts)), desc="geometry: sides", disable=not progress):
         rows += _side_rows(size, [p for p in pts if p.size == size], profile)
@@ -290,8 +333,8 @@ def _histogram(values: np.ndarray, bins: int) -> np.ndarray:
     return np.histogram(np.clip(values, 0, 1), bins=np.linspace(0, 1, bins + 1))[0]
 
 
-def calibration_table(profile: Profile, paths: Paths, bins: int = 40,
-                      progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def calibration_table(profile: Profile, paths: Paths, bins: int = 40, progress: bool = True,
+                      sides=None, n_seeds: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """B's cell probabilities on the test sets by kind of cell (``CELL_KINDS``), pooled over the
     seeds: ``(histograms, summary)``. ``histograms``: size, kind, bin_low, bin_high, count,
     density (share of the kind's cells). ``summary`` per size and kind: cells, mean probability,
@@ -304,7 +347,7 @@ def calibration_table(profile: Profile, paths: Paths, bins: int = 40,
     from .evaluate import load_run, masks_for
     from .runs import resolve_run
 
-    pts = points(profile, paths)
+    pts = points(profile, paths, sides, n_seeds)
     hist_rows, summary = [], []
     exp = get_experiment("patches-B")
     for size in tqdm(list(dict.fromkeys(p.size for p in pts)), desc="calibration: sides", disable=not progress):

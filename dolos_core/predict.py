@@ -16,7 +16,8 @@ from .data.layout import DatasetKey, split_exists
 from .experiments import Experiment
 from .models import DolosModel
 from .predictions import Predictions, predictions_current, save_predictions
-from .train import autocast, load_trained
+from .numerics import autocast
+from .train import load_trained
 
 
 def test_transform(exp: Experiment, profile: Profile):
@@ -42,7 +43,7 @@ def _batches(dataset, device: torch.device, batch_size: int, progress: bool, des
 def predict_dataset(model: DolosModel, dataset, device: torch.device, batch_size: int = 64,
                     progress: bool = False, desc: str = "predict", precision: str = "fp32",
                     num_workers: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
-    """Run ``model.predict`` over ``dataset`` in batches (``train.autocast``'s ``precision``):
+    """Run ``model.predict`` over ``dataset`` in batches (``numerics.autocast``'s ``precision``):
     (maps float16, scores, names)."""
     maps, scores, names = [], [], []
     model.eval()

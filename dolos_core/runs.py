@@ -6,8 +6,9 @@ of :func:`training_config`: the experiment (train sets, loss, budget factor, ini
 the schedule as run (lr, batch, epochs x iterations), the profile fields training reads
 (input size, seed, validation cap, precision, weak-Patches init), the starting weights (policy,
 file name and size) and the data (a summary of what the experiment reads: not where it lives,
-so a fresh clone finds the same ids) and the code (:func:`code_hash`: the source of the models,
-the data pipeline, the losses and the training loop - not of plots, tables or the runner). Change
+so a fresh clone finds the same ids) and the code (:func:`code_hash`: the source of the run's
+own method, the shared model code, the data pipeline, the losses and the training loop - not of
+other methods, plots, tables or the runner). Change
 any of them - a learning rate in a notebook cell, ``--set``, ``--init``, a ``--data-root`` with other files - and
 the run trains into a new folder beside the old one; an identical configuration finds its
 finished run and reuses it. Evaluation resolves the same id from the same configuration, so a
@@ -27,7 +28,7 @@ from pathlib import Path
 from .config import Paths, Profile
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for, test_set_name
-from .models import card
+from .models import card, method_sources
 from .weights import InitChoice, default_weights_dir, resolve_init
 
 # Profile fields a training reads (everything else - bootstrap, test caps, batch size of
@@ -35,11 +36,16 @@ from .weights import InitChoice, default_weights_dir, resolve_init
 TRAINING_FIELDS = ("input_size", "seed", "max_valid_images", "precision")
 ID_LENGTH = 10
 
-# The source that changes what a training learns (relative to the package): the models, the
-# data pipeline, the losses, the training loop, resizing and the starting weights. Plots, tables,
-# metrics, the extensions and the runner are not in it: editing them never retrains.
-TRAINING_SOURCES = ("models", "data/datasets.py", "data/layout.py", "losses.py", "train.py",
-                    "resize.py", "weights.py", "ddp.py", "ddp_worker.py")
+# The shared source that changes what a training learns (relative to the package): the model
+# code every method shares (base class, backbone, card, checkpoint filters, the registry), the
+# data pipeline, the losses, the numerics, the training loop, resizing and the starting weights.
+# A run's code hash is this plus its own method's files (``models.method_sources``: the file of
+# its class and of the classes it builds on), so adding a method or editing another method's file
+# retrains nothing of this one. Plots, tables, metrics, the extensions and the runner are not in
+# it: editing them never retrains.
+TRAINING_SOURCES = ("models/base.py", "models/backbone.py", "models/card.py", "models/checkpoints.py",
+                    "models/registry.py", "data/datasets.py", "data/layout.py", "losses.py", "numerics.py",
+                    "train.py", "resize.py", "weights.py", "ddp.py")
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -94,17 +100,29 @@ def data_summary(data_root: Path, needs: list[tuple[str, str]]) -> dict:
     return out
 
 
+def _source_files(method: str | None, package: Path) -> list[tuple[str, Path]]:
+    """(name hashed, file read) of the shared sources and, with ``method``, its own files: a
+    file inside the package under its path relative to the package (read from ``package``),
+    one outside it (a method defined in a user's script) under its file name."""
+    files = [(rel, package / rel) for rel in TRAINING_SOURCES if (package / rel).exists()]
+    for f in method_sources(method) if method else []:
+        try:
+            rel = f.relative_to(_PACKAGE).as_posix()
+            files.append((rel, package / rel))
+        except ValueError:
+            files.append((f.name, f))
+    return files
+
+
 @functools.lru_cache(maxsize=None)
-def code_hash(package: Path = _PACKAGE) -> str:
-    """A short hash of :data:`TRAINING_SOURCES` under ``package``: every ``.py`` file's path
-    (relative, so not where the checkout lives) and content (line endings normalised)."""
-    files = []
-    for rel in TRAINING_SOURCES:
-        p = package / rel
-        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+def code_hash(method: str | None = None, package: Path = _PACKAGE) -> str:
+    """A short hash of the code a training of ``method`` runs: :data:`TRAINING_SOURCES` under
+    ``package`` and the method's own files (``models.method_sources``); ``method=None``: the
+    shared part alone. Every file's path (relative, so not where the checkout lives) and
+    content (line endings normalised) go in."""
     h = hashlib.sha256()
-    for f in files:
-        h.update(f.relative_to(package).as_posix().encode() + b"\0")
+    for name, f in _source_files(method, Path(package)):
+        h.update(name.encode() + b"\0")
         h.update(f.read_bytes().replace(b"\r\n", b"\n") + b"\0")
     return h.hexdigest()[:ID_LENGTH]
 
@@ -127,7 +145,7 @@ def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
                  "file": start.path.name if start.path else None,
                  "bytes": start.path.stat().st_size if start.path else None},
         "data": data_summary(paths.data_root, [n for n in exp.needs if n[1] != "test"]),
-        "code": code_hash(),
+        "code": code_hash(exp.method),
     }
     if card(exp.method).init_option and exp.supervision == "weak":
         cfg["patches_weak_init"] = weak_init_of(exp, profile)

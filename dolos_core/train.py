@@ -10,7 +10,6 @@ dropout are seeded by (seed, epoch).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import socket
 import time
@@ -20,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import PRECISIONS, Paths, Profile, resolve_device
+from .config import Paths, Profile, resolve_device
 from .data.datasets import ConcatDolos, DecodedSplit, DolosDataset, EpochSampler, Transform, transform_for
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for
 from .io import load_torch, read_json, save_torch, write_json
+from .numerics import autocast, set_numerics, training_threads
 from .models import DolosModel, build_model, card
-from .runs import experiment_init, weak_init_of  # noqa: F401  (also where callers find them)
+from .runs import experiment_init, weak_init_of
 from .weights import InitChoice
 
 
@@ -88,23 +88,6 @@ def experiment_transform(exp: Experiment, model: DolosModel, input_size: int,
     return transform_for(exp.method, exp.supervision, input_size, map_size, train=train)
 
 
-def set_numerics(precision: str) -> None:
-    """The float settings of a run. Both keep the authors' PyTorch 1.13 defaults for what
-    autocast leaves in float32: TF32 convolutions on, TF32 matrix products off."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cuda.matmul.allow_tf32 = False
-
-
-def autocast(device: torch.device, precision: str = "fp32"):
-    """The forward pass's precision: ``fp32`` (the authors' numerics: no autocast) or ``bf16``
-    (bfloat16 autocast on CUDA, for speed; on CPU and MPS the pass stays float32)."""
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def make_model(exp: Experiment, init: InitChoice | None = None,
                patches_weak_init: str = "authors") -> DolosModel:
     start = init.path if init is not None and init.kind == "file" else "random"
@@ -153,7 +136,7 @@ RUN_LOCK_WAIT = 20.0
 def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
                      init: str | None = None, force: bool = False, progress: bool = True,
                      max_epochs: int | None = None, gpus: int = 1) -> TrainResult:
-    """Train ``exp`` (see ``_train``) holding its run's lock: two processes never write one
+    """Train ``exp`` (see ``train_run``) holding its run's lock: two processes never write one
     run; a second one stops at once with a message naming the first. ``gpus`` > 1 trains it
     with DistributedDataParallel on that many processes under ``torchrun`` (``dolos_core.ddp``;
     one per GPU, or CPU processes with the ``gloo`` backend): same global batch, learning rate,
@@ -167,9 +150,10 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     try:
         with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=RUN_LOCK_WAIT):
             if gpus > 1:
-
                 return launch_ddp(exp, profile, paths, run, device, force, gpus, max_epochs)
-            return _train(exp, profile, paths, run, device, force, progress, max_epochs)
+            dev = resolve_device(device)
+            with training_threads(dev):      # on a CPU: one result per run id, alone or beside others
+                return train_run(exp, profile, paths, run, dev, force, progress, max_epochs)
     except Locked as exc:
         raise RuntimeError(str(exc)) from None
 
@@ -329,7 +313,7 @@ def _write_meta(setup: _Setup, state: _State, out_dir: Path, done: bool) -> None
                                         "seconds": round(state.seconds, 2), "done": done})
 
 
-def _train(exp: Experiment, profile: Profile, paths: Paths, run, device: str | torch.device = "auto",
+def train_run(exp: Experiment, profile: Profile, paths: Paths, run, device: str | torch.device = "auto",
            force: bool = False, progress: bool = True,
            max_epochs: int | None = None) -> TrainResult:
     """Train ``exp`` under ``profile`` (its ``init`` already set) into ``run``; resume from

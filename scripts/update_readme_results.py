@@ -1,6 +1,6 @@
 """Copy the mini profile's regenerated results into README.md between the ``mini-results``
 markers: the summary sentences that REPORT.md shows (both built from
-``results/mini/*.csv`` by ``dolos_core.runner.report`` and ``dolos_core.runner.claims``), the geometry stage's
+``results/mini/*.csv`` by ``dolos_core.runner.report`` and ``dolos_core.claims``), the geometry stage's
 answer, and links to the claims, Table 2 and the report. So the README says
 exactly what ``./run_all.sh`` produced. A maintainer's tool: run it after a mini study, then
 commit."""
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dolos_core.runner.claims import claims_table
+from dolos_core.claims import claims_table
 from dolos_core.geometry import short_lines, trend
 from dolos_core.runner.report import summary_lines
 

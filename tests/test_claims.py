@@ -1,4 +1,4 @@
-"""The claims (dolos_core/runner/claims.py) on hand-built per-image tables: each verdict from the
+"""The claims (dolos_core/claims.py) on hand-built per-image tables: each verdict from the
 bootstrapped difference, paired on the images, with the reviewer's cases - a model at its
 baseline (uninformative), verdicts that flip with the threshold, seeds."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dolos_core.runner.claims import (COLUMNS, FAILS, HOLDS, MISSING, OPEN, THRESHOLD, UNINFORMATIVE, claims,
+from dolos_core.claims import (COLUMNS, FAILS, HOLDS, MISSING, OPEN, THRESHOLD, UNINFORMATIVE, claims,
                                claims_table, final_verdict, sign_verdict, verdict_counts)
 from dolos_core.experiments import FIG6_GENERATORS
 
@@ -188,7 +188,7 @@ def _geometry(bc_small: tuple, bc_large: tuple) -> pd.DataFrame:
 
 
 def test_weak_supervision_claims_carry_the_largest_geometry_and_which_to_weigh():
-    from dolos_core.runner.claims import geometry_column
+    from dolos_core.claims import geometry_column
 
     rising = geometry_column(_geometry((0.30, 0.27, 0.33), (0.60, 0.55, 0.65)))
     assert set(rising) == {"T2-weak", "headline"}

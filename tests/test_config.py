@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dolos_core.config import ConfigError, get_profile, parse_set
+from dolos_core.config import ConfigError, get_profile
+from dolos_core.runner.overrides import parse_set
 from dolos_core.weights import WeightsMissing, resolve_init
 
 
@@ -109,24 +110,41 @@ def test_precision_is_a_field_recorded_in_the_run_id_and_fp32_is_the_default(tin
     assert resolve_run(exp, prof, get_paths("smoke", copy, root=tiny_root.parent)).run_id != fp32.run_id
 
 
-def test_code_hash_follows_training_code_not_plots_nor_where_the_checkout_lives(tmp_path):
-    """The run id's code part: a copy of the package elsewhere hashes the same; a line added to
-    the losses (or the models, the data pipeline, the training loop) changes it; an edited plot
-    or report does not."""
+def test_code_hash_follows_each_methods_own_code_not_plots_nor_where_the_checkout_lives(tmp_path):
+    """The run id's code part, per method: a copy of the package elsewhere hashes the same; an
+    edited plot or report changes no method's; a new method file, or an edit of Grad-CAM's
+    file, leaves Patches' unchanged; an edit of patches.py changes Patches' and the methods built
+    on it (Patches-MIL), not Grad-CAM's or Attention's; an edit of the training loop or the
+    losses changes every method's."""
     import shutil
 
     from dolos_core.runs import _PACKAGE, code_hash
 
     copy = shutil.copytree(_PACKAGE, tmp_path / "elsewhere" / "dolos_core",
                            ignore=shutil.ignore_patterns("__pycache__"))
-    base = code_hash(copy)
-    assert base == code_hash(_PACKAGE) and len(base) == 10
-    for untouched in ("plots.py", "metrics.py", "runner/report.py"):
-        with open(copy / untouched, "a") as f:
-            f.write("\n# an edit that changes no training\n")
-    assert code_hash.__wrapped__(copy) == base
-    for changed in ("losses.py", "models/patches.py", "data/datasets.py", "train.py"):
-        (copy / changed).write_text((copy / changed).read_text() + "\n# changed\n")
-        now = code_hash.__wrapped__(copy)
-        assert now != base, changed
+    methods = ("gradcam", "patches", "attention", "patches-mil")
+
+    def hashes():
+        return {m: code_hash.__wrapped__(m, copy) for m in methods}
+
+    def edit(rel, text="\n# changed\n"):
+        (copy / rel).write_text((copy / rel).read_text() + text)
+
+    base = hashes()
+    assert base == {m: code_hash(m) for m in methods} and len(set(base.values())) == 4
+    for untouched in ("plots.py", "metrics.py", "runner/report.py", "models/__init__.py"):
+        edit(untouched, "\n# an edit that changes no training\n")
+    (copy / "models" / "mine.py").write_text("# a fifth method's file\n")
+    assert hashes() == base
+    edit("models/gradcam.py")
+    now = hashes()
+    assert now["gradcam"] != base["gradcam"] and all(now[m] == base[m] for m in methods if m != "gradcam")
+    base = now
+    edit("models/patches.py")
+    now = hashes()
+    assert [m for m in methods if now[m] != base[m]] == ["patches", "patches-mil"]
+    for shared in ("losses.py", "train.py", "data/datasets.py", "models/base.py"):
         base = now
+        edit(shared)
+        now = hashes()
+        assert all(now[m] != base[m] for m in methods), shared

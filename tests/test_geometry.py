@@ -97,7 +97,10 @@ def test_geometry_points_need_a_built_profile(tmp_path):
     paths = get_paths("paper", tmp_path, root=tmp_path)
     with pytest.raises(ConfigError, match="smoke and mini"):
         geometry.points(get_profile("paper"), paths)
-    pts = geometry.points(get_profile("mini"), get_paths("mini", root=tmp_path))
+    pts = geometry.points(get_profile("mini"), get_paths("mini", root=tmp_path))     # the stage's own options
+    assert [p.size for p in geometry.points(get_profile("mini"), get_paths("mini", root=tmp_path), (64,), 2)] == [64, 64]
+    with pytest.raises(ConfigError, match="n_seeds"):
+        geometry.points(get_profile("mini"), get_paths("mini", root=tmp_path), n_seeds=-1)
     assert [(p.seed, p.size) for p in pts[:4]] == [(0, 96), (0, 160), (0, 224), (1, 96)]
     assert pts[0].paths.data_root == tmp_path / "data" / "dolos-mini-mini"
     assert pts[1].paths.data_root == tmp_path / "data" / "dolos-mini-mini-160px"

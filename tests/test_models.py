@@ -19,7 +19,7 @@ MAP_SIDE = {("patches", 128): 16, ("patches", 299): 37, ("gradcam-weak", 128): 1
 
 
 def _side(method, sup, size):
-    if method == "patches":
+    if method.startswith("patches"):        # Patches and the methods built on its network
         return MAP_SIDE[("patches", size)]
     if method == "gradcam" and sup == "weak":
         return MAP_SIDE[("gradcam-weak", size)]
@@ -250,7 +250,8 @@ def test_full_loss_honours_rho_class_and_rho_localize_for_every_method(method, l
 
 
 def test_registry_builds_by_name_and_rejects_strangers():
-    assert CASES[:2] == [("gradcam", "weak"), ("gradcam", "full")] and len(CASES) == 6
+    assert CASES[:2] == [("gradcam", "weak"), ("gradcam", "full")] and len(CASES) == 7
+    assert ("patches-mil", "weak") in CASES and ("patches-mil", "full") not in CASES    # its C is Patches C
     with pytest.raises(TypeError, match="takes no option"):
         build_model("gradcam", "weak", weak_init="pytorch")
     with pytest.raises(TypeError, match="not a DolosModel"):
@@ -360,3 +361,33 @@ def test_imagenet_xception_files_load_into_gradcam(tmp_path):
             if sup == "weak":
                 torch.testing.assert_close(own["tail.1.conv1.weight"], state["conv3.conv1.weight"])
                 assert own["fc.weight"].shape == (2, 2048)
+
+
+def test_mil_pooling_by_hand():
+    """Patches-MIL's pooled image logit on a hand-made 2x2 map of per-cell logits."""
+    from dolos_core.models.patches_mil import pool_logits
+
+    d = torch.tensor([[[2.0, -1.0], [0.0, -3.0]]])
+    assert pool_logits(d, "max").item() == pytest.approx(2.0)
+    assert pool_logits(d, "topk", k=0.5).item() == pytest.approx(1.0)          # mean of 2 and 0
+    assert pool_logits(d, "topk", k=0.1).item() == pytest.approx(2.0)          # at least one cell
+    lse = math.log((math.exp(2 * 2) + math.exp(-2) + 1 + math.exp(-6)) / 4) / 2
+    assert pool_logits(d, "lse", r=2.0).item() == pytest.approx(lse, rel=1e-5)
+    p = torch.sigmoid(d).flatten()
+    noisy_or = 1 - torch.prod(1 - p)
+    assert torch.sigmoid(pool_logits(d, "noisy-or")).item() == pytest.approx(noisy_or.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        pool_logits(d, "mean")
+
+
+def test_mil_loss_leaves_real_looking_cells_of_a_fake_alone():
+    """Under top-k pooling, a fake image's gradient reaches only its top cells: the per-patch
+    label of weak Patches would push every cell."""
+    model = build_model("patches-mil", "weak", weak_init="pytorch")
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[0, 1, 0, 0] = 3.0                       # one cell looks fake
+    logits.requires_grad_(True)
+    loss = model.weak_loss({"map_logits": logits}, {"label": torch.tensor([1])})
+    loss.backward()
+    touched = (logits.grad[0].abs().sum(0) > 0).sum().item()
+    assert touched == math.ceil(0.1 * 16) == 2

@@ -22,7 +22,7 @@ from dolos_core.experiments import get_experiment
 from dolos_core.models import Card, DolosModel, Schedule, register_model, unregister_model
 from dolos_core.plots import table2_figure
 from dolos_core.predict import predict_experiment
-from dolos_core.runner.claims import claim_list
+from dolos_core.claims import claim_list
 from dolos_core.train import train_experiment
 
 

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .stages import TRAIN_NOTEBOOK
+
 @dataclass
 class TrainJob:
     """One training: notebook 02 for ``experiment`` with ``params``; its executed copy is
@@ -47,6 +49,7 @@ class TrainJob:
     profile: str
     tag: str = ""
     data_root: str = ""
+    stage_name: str = ""        # the stage whose record lists this training
 
     def paths(self):
         from ..config import get_paths
@@ -122,7 +125,7 @@ def run_job(job: TrainJob, executor: str = "serial", log: str = "") -> dict:
             rec.extra["slurm_array"] = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
     t0 = time.time()
     try:
-        run_notebook("02_train", job.name, job.params, paths)
+        run_notebook(TRAIN_NOTEBOOK, job.name, job.params, paths, stage=job.stage_name)
     except UserError as exc:
         rec.status, rec.error = "failed", str(exc)
     except Exception as exc:        # a crash outside the notebook (kernel died, disk full)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,21 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _fmt(sec: float) -> str:
+def git_commit(root: Path) -> str:
+    """The commit ``root`` is at, "(with uncommitted changes)" when its code differs from it
+    (what a run writes itself, results/ and figures/, does not count); "unknown" without git."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results", ":(exclude)figures"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def fmt_seconds(sec: float) -> str:
     sec = int(round(sec))
     return f"{sec // 60}m{sec % 60:02d}s" if sec >= 60 else f"{sec}s"
 
@@ -43,6 +58,24 @@ def ensure_kernel() -> None:
     install(prefix=sys.prefix, kernel_name="dolos", display_name="Python (dolos)")
 
 
+def notebook_path(name: str) -> Path:
+    """A chapter's clean notebook: ``notebooks/<name>.ipynb``, or ``name`` itself when it is
+    a path to an ``.ipynb`` file (a stage declared outside the repository's chapters)."""
+    return Path(name) if name.endswith(".ipynb") else NOTEBOOK_DIR / f"{name}.ipynb"
+
+
+def notebook_stem(name: str) -> str:
+    """The name a notebook's executed copy takes (its file name without ``.ipynb``)."""
+    return notebook_path(name).stem
+
+
+def declared_params(name: str) -> dict:
+    """The parameters a notebook's ``parameters`` cell declares (papermill's reading)."""
+    import papermill as pm
+
+    return pm.inspect_notebook(str(notebook_path(name)))
+
+
 def check_notebook_params(src: Path, params: dict) -> None:
     """Every parameter passed to a notebook is one its ``parameters`` cell declares (papermill
     would only log a warning and run with the default): an unknown name is an error naming it."""
@@ -57,13 +90,14 @@ def check_notebook_params(src: Path, params: dict) -> None:
                         f"{', '.join(declared)}")
 
 
-def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
-    """Execute ``notebooks/<name>.ipynb`` with papermill; the executed copy goes to
-    ``runs/<profile>/notebooks/<out_name>.ipynb``. Returns seconds."""
+def run_notebook(name: str, out_name: str, params: dict, paths, stage: str = "") -> float:
+    """Execute ``notebooks/<name>.ipynb`` (``notebook_path``) with papermill; the executed copy
+    goes to ``runs/<profile>/notebooks/<out_name>.ipynb`` and records the commit and ``stage``
+    that ran it (what the publication reads). Returns seconds."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    src = NOTEBOOK_DIR / f"{name}.ipynb"
+    src = notebook_path(name)
     check_notebook_params(src, params)
     out = paths.notebooks_out / f"{out_name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,18 +121,16 @@ def run_notebook(name: str, out_name: str, params: dict, paths) -> float:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-    _stamp(out)
+    _stamp(out, stage)
     return time.time() - t0
 
 
-def _stamp(path: Path) -> None:
+def _stamp(path: Path, stage: str = "") -> None:
     """Record in an executed notebook which commit of which checkout ran it (read when the
     notebook is published)."""
     import nbformat
 
     from ..locks import code_root
-    from .report import _git
-
     nb = nbformat.read(str(path), as_version=4)
-    nb.metadata["dolos"] = {"commit": _git(code_root())}
+    nb.metadata["dolos"] = {"commit": git_commit(code_root()), "stage": stage}
     nbformat.write(nb, str(path))

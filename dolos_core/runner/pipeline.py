@@ -19,8 +19,15 @@ import time
 from pathlib import Path
 
 from .cli import parse_args
-from .notebooks import NOTEBOOK_DIR, UserError, _fmt, check_notebook_params, ensure_kernel, log, run_notebook  # noqa: F401
-from .stages import BY_NAME, DEFAULT_STAGES, STAGES
+from .jobs import TrainJob
+from .notebooks import (UserError, declared_params, ensure_kernel, fmt_seconds, git_commit, log, notebook_stem,
+                        run_notebook)
+from ..config import ConfigError
+from ..locks import code_root
+from ..predictions import missing_predictions
+from ..train import is_trained
+from . import stages as stage_table
+from .overrides import parse_set
 
 # Without a GPU a paper-profile run that trains more images than this stops unless --device cpu.
 _CPU_IMAGES_LIMIT = 200_000
@@ -30,42 +37,86 @@ def resolve_only(only: str | None):
     """Split ``--only`` into stages and experiment names (unknown names are an error)."""
     from ..experiments import EXPERIMENTS
 
+    names = stage_table.names()
     if not only:
-        return list(DEFAULT_STAGES), None
+        return list(stage_table.default_stages()), None
     stages, exps = [], []
     for tok in [t.strip() for t in only.split(",") if t.strip()]:
-        if tok in STAGES:
+        if tok in names:
             stages.append(tok)
         elif tok in EXPERIMENTS:
             exps.append(tok)
         else:
-            close = difflib.get_close_matches(tok, list(STAGES) + list(EXPERIMENTS), n=3)
+            close = difflib.get_close_matches(tok, list(names) + list(EXPERIMENTS), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise UserError(f"--only: {tok!r} is neither a stage ({', '.join(STAGES)}) nor an "
+            raise UserError(f"--only: {tok!r} is neither a stage ({', '.join(names)}) nor an "
                             f"experiment{hint}; ./run_all.sh --list prints the experiments")
     if exps and not stages:
-        stages = ["train"]
-    return [s for s in STAGES if s in stages], exps or None
+        stages = [_home_stage()]
+    return [s for s in names if s in stages], exps or None
 
 
-def stage_experiments(stages: list[str], only_exps: list[str] | None) -> dict[str, list]:
-    """The experiments each stage trains (``Stage.trains``), filtered by the experiment names
-    of ``--only``. A named experiment whose own stage is not chosen trains in ``train``."""
-    from ..experiments import EXPERIMENTS, PAPER_GROUPS, SCALING_RUNS
-    from ..geometry import EXPERIMENTS as GEOMETRY_RUNS
+def _home_stage() -> str:
+    """Where an experiment named in ``--only`` trains when its own stage is not chosen: the
+    first stage of the table that trains."""
+    return next(s.name for s in stage_table.STAGE_TABLE if s.trains)
 
-    pools = {"paper": [e for e in EXPERIMENTS.values() if e.group in PAPER_GROUPS],
-             "loss-variants": [e for e in EXPERIMENTS.values() if e.group == "loss-variants"],
-             "scaling": [EXPERIMENTS[n] for n in SCALING_RUNS],
-             "geometry": [EXPERIMENTS[n] for n in GEOMETRY_RUNS]}
-    out = {s: list(pools[BY_NAME[s].trains]) if BY_NAME[s].trains else [] for s in STAGES}
+
+def _library_function(ref: str):
+    """``"module:function"`` of a stage record -> the function (imported when first needed)."""
+    import importlib
+
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def stage_options(stage, sets: dict) -> dict:
+    """A stage's own options from ``--set STAGE.NAME=VALUE`` (``Stage.options`` names them)."""
+    out = {}
+    for key, value in sets.items():
+        name, _, opt = key.partition(".")
+        if name == stage.name:
+            if opt not in stage.options:
+                raise UserError(f"--set {key}: stage {stage.name} has no option {opt!r}; its options: "
+                                f"{', '.join(stage.options) or 'none'}")
+            out[opt] = value
+    return out
+
+
+def stage_trainings(stages: list[str], only_exps: list[str] | None, profile, paths, seeds: int = 1,
+                    sets: dict | None = None) -> dict[str, list]:
+    """The trainings (``trainings.Training``) each chosen stage runs (``Stage.trains``), filtered
+    by the experiment names of ``--only``: a stage keeps the named experiments it trains (an
+    opt-in stage named in ``--only`` keeps all when none is named); a named experiment whose own
+    stage is not chosen trains in the first stage that trains."""
+    out, table = {}, stage_table.by_name()
+    for s in stage_table.names():
+        st = table[s]
+        if not st.trains or (s not in stages and not only_exps):
+            out[s] = []
+            continue
+        try:
+            out[s] = _user_errors(_library_function(st.trains), profile, paths, seeds if st.seeded else 1,
+                                  **stage_options(st, sets or {}))
+        except UserError:
+            if s in stages:
+                raise
+            out[s] = []              # a stage not chosen that this profile cannot run
+
     if only_exps:
         for s in out:
-            picked = [e for e in out[s] if e.name in only_exps]
-            out[s] = picked or (out[s] if s in ("scaling", "geometry") else [])
-        moved = [e for s in ("extensions", "scaling") if s not in stages for e in out[s]
-                 if e.name in only_exps and e.group != "table2"]
-        out["train"] = out["train"] + [e for e in moved if e not in out["train"]]
+            picked = [t for t in out[s] if t.experiment.name in only_exps]
+            out[s] = picked or (out[s] if table[s].opt_in and s in stages else [])
+        home = _home_stage()
+        have = {t.experiment.name for t in out[home]}
+        # a named experiment of a stage not chosen, in its plain configuration (not another
+        # stage's variant of it: a geometry side, a seed), trains in the home stage
+        moved = [t for s in out if s not in stages and s != home for t in out[s]
+                 if not t.overrides and t.experiment.name not in have]
+        out[home] = out[home] + list({t.experiment.name: t for t in moved}.values())
+        for s in out:
+            if s not in stages and s != home:
+                out[s] = []
     return out
 
 
@@ -83,15 +134,15 @@ def slurm_options(args):
                         time_min=args.slurm_time, cpus_per_job=args.slurm_cpus_per_job, extra=extra)
 
 
-def cli_overrides(args) -> dict:
-    """Profile overrides from ``--set``, ``--init`` and ``--weights`` (the two flags are
-    shorthands for ``--set init=...`` and ``--set weights_dir=...``)."""
-    from ..config import ConfigError, parse_set
-
+def cli_overrides(args) -> tuple[dict, dict]:
+    """(profile overrides, stage options) from ``--set``, ``--init`` and ``--weights`` (the two
+    flags are shorthands for ``--set init=...`` and ``--set weights_dir=...``); a stage's own
+    option is ``--set STAGE.OPTION=VALUE``."""
     try:
-        out = parse_set(args.sets)
+        out = parse_set(args.sets, stage_table.names())
     except ConfigError as exc:
         raise UserError(str(exc))
+    sets = {k: out.pop(k) for k in list(out) if "." in k}
     if args.init is not None:
         from ..weights import INIT_POLICIES
 
@@ -100,13 +151,13 @@ def cli_overrides(args) -> dict:
         out["init"] = args.init
     if args.weights is not None:
         out["weights_dir"] = str(Path(args.weights).expanduser().resolve())
-    return out
+    return out, sets
 
 
 def check_weights(exps, profile, paths) -> None:
     """Before any training: every weight file the chosen experiments start from is there
     (``init=paper``), else one line naming the first missing file."""
-    from ..train import experiment_init
+    from ..runs import experiment_init
     from ..weights import WeightsMissing
 
     for e in exps:
@@ -190,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         hours = images = {}
         if args.profile == "paper":       # the images (and, when measured, GPU hours) of each experiment
-            from ..config import get_profile, repo_root
+            from ..config import get_paths, get_profile, repo_root
 
             paper = get_profile("paper")
             images = training_images(EXPERIMENTS.values(), paper)
@@ -202,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{e.name}\t{e.description}" + (f"\t{images[e.name]:,}\t" if images else "")
                 + ((f"{hours[e.name]:.1f}" if hours else "not measured") if images else ""))
         if images:
-            trains = stage_experiments(list(DEFAULT_STAGES), None)
-            default = [e.name for s in ("train", "extensions") for e in trains[s]]
+            trains = stage_trainings(list(stage_table.default_stages()), None, paper,
+                                     get_paths("paper", repo_root(), root=repo_root()))
+            default = list(dict.fromkeys(t.experiment.name for ts in trains.values() for t in ts))
             line = (f"# the default stages train {len(default)} experiments on "
                     f"{sum(images[n] for n in default) / 1e6:.1f} M images")
             if hours:
@@ -258,7 +310,7 @@ class _StudyRun:
         from ..config import get_paths, get_profile
 
         self.args, self.t_start = args, time.time()
-        self.overrides = cli_overrides(args)
+        self.overrides, self.stage_sets = cli_overrides(args)
         self.profile = _user_errors(get_profile, args.profile, **self.overrides)
         self.paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo, tag=args.tag)
         self._claim(held)
@@ -268,7 +320,8 @@ class _StudyRun:
             raise UserError("the paper profile needs the real DOLOS data: add --data-root DIR")
         if not self.default_root and not self.paths.data_root.is_dir():
             raise UserError(f"data root {self.paths.data_root} does not exist (--data-root)")
-        self.trains = stage_experiments(self.stages, only_exps)
+        self.trains = stage_trainings(self.stages, only_exps, self.profile, self.paths, args.seeds,
+                                      self.stage_sets)
         log(f"DOLOS study · profile {self.profile.name} · data {self.paths.data_root} · device "
             f"{self.device} · stages {', '.join(self.stages)}")
         self._check_plan()
@@ -310,15 +363,15 @@ class _StudyRun:
         """Starting weights present; for the paper profile, the plan and its hours (and a stop
         when it would train millions of images on a CPU by accident)."""
         args, profile, paths, stages = self.args, self.profile, self.paths, self.stages
-        paper_exps, ext_exps = self.trains["train"], self.trains["extensions"]
-        if {"train", "extensions", "scaling"} & set(stages):
-            check_weights(paper_exps + ext_exps + (self.trains["scaling"] if "scaling" in stages else []),
-                          profile, paths)
-        if profile.name != "paper" or not {"train", "extensions"} & set(stages):
+        chosen = [t for s in stages for t in self.trains[s]]
+        check_weights(list({t.experiment.name: t.experiment for t in chosen}.values()), profile, paths)
+        # the plan reads each experiment once (its first seed): what the default stages train
+        exps = list({t.experiment.name: t.experiment for t in chosen if t.profile.seed == profile.seed}.values())
+        if profile.name != "paper" or not exps:
             return
         on_gpu = self.device.type == "cuda" or args.executor == "slurm"    # Slurm: the jobs' GPUs
-        images = training_images(paper_exps + ext_exps, profile)
-        per_exp = estimate_hours(paper_exps + ext_exps, profile, gpu_throughput(paths.root, profile.precision))
+        images = training_images(exps, profile)
+        per_exp = estimate_hours(exps, profile, gpu_throughput(paths.root, profile.precision))
         capped = f", capped at {profile.max_iters} iterations each" if profile.max_iters else ""
         when = "time not measured (benchmarks/gpu_check.py on the GPU measures it)"
         if per_exp:
@@ -327,7 +380,7 @@ class _StudyRun:
                 when += (f"; {estimate_wallclock(per_exp, args.jobs, args.gpus_per_experiment):.1f} h of "
                          f"wall-clock with --jobs {args.jobs} --gpus-per-experiment {args.gpus_per_experiment}")
         n_images = sum(images.values())
-        log(f"plan: {len(paper_exps) + len(ext_exps)} experiments at the paper's schedules{capped}, "
+        log(f"plan: {len(exps)} experiments at the paper's schedules{capped}, "
             f"{n_images / 1e6:.2f} M training images at {profile.precision}; {when}")
         if not on_gpu and args.device != "cpu" and not args.yes and n_images > _CPU_IMAGES_LIMIT:
             raise UserError(f"no GPU: the paper profile trains {n_images / 1e6:.1f} M images at "
@@ -349,40 +402,31 @@ class _StudyRun:
 
     # -- trainings ---------------------------------------------------------------------------
 
-    def training_jobs(self, stage: str, exps, seed_offset: int = 0, point=None) -> list:
-        """The unfinished trainings of ``exps`` (notebook 02 each) under the profile, its seed
-        moved by ``seed_offset`` (``--seeds``: each seed is its own configuration, so its own
-        run), or under a geometry ``point`` (its side, seed and data root); finished ones are
-        skipped unless ``--force``."""
-        from ..locks import code_root
-        from ..predictions import missing_predictions
-        from ..train import is_trained
-        from .jobs import TrainJob
-
-        args, prof, run_paths, extra, suffix = self.args, self.profile, self.paths, {}, ""
-        if seed_offset:
-            prof = self.profile.replace(seed=self.profile.seed + seed_offset)
-            extra, suffix = {"seed": prof.seed}, f"-seed{prof.seed}"
-        if point is not None:
-            prof, run_paths = point.profile, point.paths
-            extra = {"image_size": point.size, "input_size": point.size, "seed": point.seed}
-            suffix = f"-{point.size}px-seed{point.seed}"
-        params = {**self.common, "overrides": {**self.overrides, **extra}, "data_root": str(run_paths.data_root)}
-        label = stage if stage in ("scaling", "geometry") else "train"
-        label += f", {point.size} px" if point is not None else ""
-        label += f", seed {prof.seed}" if extra else ""
-        runnable = self._runnable(run_paths, exps)
-        out = []
-        for i, e in enumerate(runnable, 1):
-            finished = is_trained(run_paths, e, prof) and not missing_predictions(run_paths, e, prof)
-            if finished and not args.force and not args.rerun_notebooks:
-                log(f"  [{label} {i}/{len(runnable)}] {e.name}: done, skipped")
-                continue
-            out.append(TrainJob(f"02_train-{e.name}{suffix}", e.name, f"{label} {i}/{len(runnable)}",
-                                {**params, "experiment": e.name, "force": bool(args.force),
-                                 "gpus": args.gpus_per_experiment},
-                                str(self.paths.root), str(code_root()), self.profile.name, self.paths.tag,
-                                str(run_paths.data_root)))
+    def training_jobs(self, stage: str, trainings) -> list:
+        """The unfinished ``trainings`` of ``stage`` (notebook 02 each, with the training's own
+        overrides over the study's: a seed, an input side); finished ones are skipped unless
+        ``--force``. Trainings are counted per label (``seed 1``, ``160 px, seed 0``)."""
+        args, out = self.args, []
+        groups: dict[str, list] = {}
+        for t in trainings:
+            groups.setdefault(t.label, []).append(t)
+        for label, group in groups.items():
+            name = stage + (f", {label}" if label else "")
+            runnable = self._runnable(group[0].paths, [t.experiment for t in group])
+            todo = [t for t in group if t.experiment in runnable]
+            for i, t in enumerate(todo, 1):
+                e, prof, run_paths = t.experiment, t.profile, t.paths
+                finished = is_trained(run_paths, e, prof) and not missing_predictions(run_paths, e, prof)
+                if finished and not args.force and not args.rerun_notebooks:
+                    log(f"  [{name} {i}/{len(todo)}] {e.name}: done, skipped")
+                    continue
+                params = {**self.common, "overrides": {**self.overrides, **t.overrides},
+                          "data_root": str(run_paths.data_root)}
+                out.append(TrainJob(f"{stage_table.TRAIN_NOTEBOOK}-{e.name}{t.suffix}", e.name, f"{name} {i}/{len(todo)}",
+                                    {**params, "experiment": e.name, "force": bool(args.force),
+                                     "gpus": args.gpus_per_experiment},
+                                    str(self.paths.root), str(code_root()), self.profile.name, self.paths.tag,
+                                    str(run_paths.data_root), stage_name=stage))
         return out
 
     def _runnable(self, run_paths, exps) -> list:
@@ -398,17 +442,11 @@ class _StudyRun:
         return runnable
 
     def stage_jobs(self, stage: str) -> list:
-        if stage == "geometry":
-            from .. import geometry
-
-            pts = _user_errors(geometry.points, self.profile, self.paths)
-            geometry.build_data(self.profile, self.paths)
-            return [j for pt in pts for j in self.training_jobs(stage, self.trains[stage], point=pt)]
-        jobs = self.training_jobs(stage, self.trains[stage])
-        if stage == "train":      # every experiment a claim reads (Table 2, Table 3, Figure 6)
-            for k in range(1, self.args.seeds):
-                jobs += self.training_jobs(stage, self.trains[stage], k)
-        return jobs
+        st = stage_table.by_name()[stage]
+        if st.prepare:
+            _user_errors(_library_function(st.prepare), self.profile, self.paths,
+                         **stage_options(st, self.stage_sets))
+        return self.training_jobs(stage, self.trains[stage])
 
     def submit(self, stage: str) -> None:
         jobs = self.stage_jobs(stage)
@@ -432,9 +470,9 @@ class _StudyRun:
             self.records.append(rec)
             if rec["status"] == "done":
                 where = "" if self.executor.name == "serial" else f" on {rec['host']} ({rec['where']})"
-                log(f"  [{h.job.stage}] {h.job.experiment}: finished in {_fmt(rec['seconds'])}{where}")
+                log(f"  [{h.job.stage}] {h.job.experiment}: finished in {fmt_seconds(rec['seconds'])}{where}")
             else:
-                log(f"  [{h.job.stage}] {h.job.experiment}: FAILED after {_fmt(rec['seconds'])}: "
+                log(f"  [{h.job.stage}] {h.job.experiment}: FAILED after {fmt_seconds(rec['seconds'])}: "
                     + failure_lines(rec))
 
     def wait_for(self, stage: str) -> None:
@@ -445,7 +483,7 @@ class _StudyRun:
             if s in seen:
                 continue
             seen.add(s)
-            todo += list(BY_NAME[s].after)
+            todo += list(stage_table.by_name()[s].after)
             if self.pending.get(s):
                 handles, self.pending[s] = self.pending[s], []
                 t = time.time()
@@ -466,25 +504,27 @@ class _StudyRun:
         wait for what its notebooks read, run them, then the report or publication."""
         t0, before = time.time(), dict(self.waited)
         log(f"== stage {stage}")
-        st = BY_NAME[stage]
+        table = stage_table.by_name()
+        st = table[stage]
         if st.trains is not None and stage not in self.pending:
             if not self.paths.data_root.is_dir():
                 raise UserError(f"data root {self.paths.data_root} does not exist: run the data stage "
                                 "first (./run_all.sh --only data)")
-            for s in ([x for x in self.stages if BY_NAME[x].trains is not None and x not in self.pending]
+            for s in ([x for x in self.stages if table[x].trains is not None and x not in self.pending]
                       if self.executor.eager else [stage]):
                 self.submit(s)
-        if st.notebooks or stage in ("report", "publish"):
+        if st.notebooks or st.writes:
             self.wait_for(stage)
+        values = {"build": self.default_root, "force": bool(self.args.force), "seeds": self.args.seeds,
+                  **stage_options(st, self.stage_sets)}
         for nb in st.notebooks:
-            extra = {"build": self.default_root, "force": bool(self.args.force)} if stage == "data" else {}
-            if nb in ("03_main_table", "04_cross_dataset", "05_cross_generator"):
-                extra = {"seeds": self.args.seeds}
-            sec = run_notebook(nb, nb, {**self.common, **extra}, self.paths)
-            log(f"  {nb} finished in {_fmt(sec)}")
-        if stage == "report":
+            declared = declared_params(nb)
+            extra = {k: values[k] for k in (*st.params, *st.options) if k in values and k in declared}
+            sec = run_notebook(nb, notebook_stem(nb), {**self.common, **extra}, self.paths, stage=stage)
+            log(f"  {notebook_stem(nb)} finished in {fmt_seconds(sec)}")
+        if st.writes == "report":
             self._report()
-        if stage == "publish":
+        if st.writes == "publish":
             self._publish()
         self.credit(stage, t0, before)
 
@@ -499,9 +539,8 @@ class _StudyRun:
     def _publish(self) -> None:
         from ..locks import code_root
         from .publish import publish
-        from .report import _git
 
-        done = publish(self.paths, self.profile.name, _git(code_root()), self.overrides, self.stages)
+        done = publish(self.paths, self.profile.name, git_commit(code_root()), self.overrides, self.stages)
         log(f"  published {len(done)} notebooks to {self.paths.results / 'notebooks'}; "
             f"open {self.paths.results / 'html' / 'index.html'}")
 
@@ -520,16 +559,16 @@ class _StudyRun:
         total, paths = time.time() - self.t_start, self.paths
         log("\n== summary")
         for stage, sec in self.timings.items():
-            log(f"  {stage:<11} {_fmt(sec)}")
-        log(f"  {'total':<11} {_fmt(total)}")
+            log(f"  {stage:<11} {fmt_seconds(sec)}")
+        log(f"  {'total':<11} {fmt_seconds(total)}")
         if self.skipped:
             log(f"  skipped experiments (data missing): {', '.join(self.skipped)}")
         records = self.records
         if records and self.executor.name != "serial":
             log(f"  trainings ({self.executor.name}): {sum(r['seconds'] for r in records) / 3600:.2f} h of "
-                f"training in {_fmt(total)} of wall-clock")
+                f"training in {fmt_seconds(total)} of wall-clock")
             for r in sorted(records, key=lambda r: r["name"]):
-                log(f"    {r['experiment']:<34} {r['status']:<6} {_fmt(r['seconds']):>7}  {r['host']} ({r['where']})"
+                log(f"    {r['experiment']:<34} {r['status']:<6} {fmt_seconds(r['seconds']):>7}  {r['host']} ({r['where']})"
                     + (f"  log {r['log']}" if r["status"] != "done" else ""))
         failed = [r for r in records if r["status"] != "done"]
         log(f"  tables:   {paths.results}")

@@ -27,24 +27,21 @@ from pathlib import Path
 import nbformat
 
 from ..io import atomic_path
+from . import stages as stage_table
 
 JPEG_QUALITY = 80
 MAX_WIDTH = 1200
-# The reading order: the chapters, then one training notebook per experiment.
-ORDER = ("01_data", "02_train", "03_main_table", "04_cross_dataset", "05_cross_generator",
-         "06_qualitative", "07_postprocessing", "08_robustness", "09_loss_variants",
-         "10_budget_scaling", "11_geometry")
-
-
 def reading_order(names: list[str]) -> list[str]:
-    """Notebook stems in reading order: chapter by chapter (``02_train-<experiment>`` copies
-    under chapter 02, in the experiment registry's order)."""
+    """Notebook stems in reading order: chapter by chapter, as the stage table lists them
+    (``stages.reading_order``); the training notebook's copies (``02_train-<experiment>...``)
+    under it, in the experiment registry's order."""
     from ..experiments import EXPERIMENTS
 
+    order = stage_table.reading_order()
     exp_rank = {n: i for i, n in enumerate(EXPERIMENTS)}
 
     def key(stem: str):
-        chapter = next((i for i, c in enumerate(ORDER) if stem == c or stem.startswith(c + "-")), len(ORDER))
+        chapter = next((i for i, c in enumerate(order) if stem == c or stem.startswith(c + "-")), len(order))
         tail = stem.split("-", 1)[1] if "-" in stem else ""
         return chapter, exp_rank.get(tail, len(exp_rank)), stem
 
@@ -79,7 +76,9 @@ def clean_notebook(nb, root: Path, header: str):
     """The publishable copy of an executed notebook (see the module doc)."""
     root_s = str(Path(root).resolve())
     nb.metadata.pop("papermill", None)
-    nb.metadata.pop("dolos", None)
+    stage = nb.metadata.pop("dolos", {}).get("stage")
+    if stage:                       # which stage made it: what publishing again reads (stage_of)
+        nb.metadata["dolos"] = {"stage": stage}
     nb.metadata.pop("widgets", None)
     cells, count = [], 0
     for cell in nb.cells:
@@ -137,21 +136,14 @@ def _header(stem: str, commit: str, profile: str, overrides: dict) -> str:
             f"[`notebooks/{clean}.ipynb`](../../../notebooks/{clean}.ipynb).")
 
 
-def stage_of(stem: str) -> str:
-    """The stage that executes a notebook copy: its chapter's, or for ``02_train-<experiment>``
-    copies the stage that trains the experiment (``-<side>px-seed<k>``: geometry)."""
-    import re as _re
-
-    from ..experiments import EXPERIMENTS
-    from .stages import STAGE_TABLE
-
-    if stem.startswith("02_train-"):
-        rest = stem.removeprefix("02_train-")
-        if _re.search(r"-\d+px-seed\d+$", rest):
-            return "geometry"
-        group = getattr(EXPERIMENTS.get(_re.sub(r"-seed\d+$", "", rest)), "group", "")
-        return {"scaling": "scaling", "loss-variants": "extensions"}.get(group, "train")
-    return next((s.name for s in STAGE_TABLE if stem in s.notebooks), "")
+def stage_of(path: Path) -> str:
+    """The stage that executed a notebook copy, as the pipeline recorded it in the copy
+    (``metadata.dolos.stage``); a copy without the record: its chapter's stage, if any."""
+    try:
+        recorded = nbformat.read(str(path), as_version=4).metadata.get("dolos", {}).get("stage", "")
+    except (OSError, ValueError):
+        recorded = ""
+    return recorded or next((s.name for s in stage_table.STAGE_TABLE if path.stem in s.notebooks), "")
 
 
 def publish(paths, profile_name: str, commit: str, overrides: dict | None = None,
@@ -176,7 +168,11 @@ def publish(paths, profile_name: str, commit: str, overrides: dict | None = None
         _write_if_changed(html_dir / f"{stem}.html", _html(nb, stem))
         published.append(out_dir / f"{stem}.ipynb")
     for stale in set(out_dir.glob("*.ipynb")) - set(published):
-        if stages is None or stage_of(stale.stem) in stages:
+        # a chapter of a stage that ran and did not make it is gone; a training's copy stays (a
+        # run of fewer seeds or experiments never deletes the pages of the runs it did not make)
+        if stale.stem.startswith(stage_table.TRAIN_NOTEBOOK + "-"):
+            continue
+        if stages is None or stage_of(stale) in stages:
             stale.unlink()
             (html_dir / f"{stale.stem}.html").unlink(missing_ok=True)
     listed = reading_order([p.stem for p in out_dir.glob("*.ipynb")])

@@ -1,6 +1,6 @@
 """``results/<profile>/REPORT.md``: a run's report. A one-screen summary in prose (every number
 from this run's tables, with its interval), the paper's claims against the evidence
-(``dolos_core.runner.claims``), a glossary, the figures embedded with captions saying what to look
+(``dolos_core.claims``), a glossary, the figures embedded with captions saying what to look
 at, the short tables (long ones linked as CSVs), and where the numbers came from: code checkout
 and commit (a loud warning for a dirty tree), machine, device, packages, data, the run and
 training time of every experiment."""
@@ -8,7 +8,6 @@ training time of every experiment."""
 from __future__ import annotations
 
 import platform
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,18 +17,9 @@ from ..config import Paths, Profile, resolve_device
 from ..io import atomic_path
 from ..models import card, methods
 from ..runs import code_hash
+from . import stages as stage_table
+from .notebooks import git_commit
 
-TABLES = [
-    ("table2", "Table 2 · methods x setups on CelebA-HQ (paper 5.1)"),
-    ("table3", "Table 3 · Patches trained on FFHQ, tested on CelebA-HQ (paper 5.2)"),
-    ("cross_generator", "Figure 6 data · cross-generator IoU-lg (paper 5.3)"),
-    ("loss_variants", "Extension (FakeLocator) · localization-loss variants"),
-    ("postprocess", "Extension (FOCAL) · map post-processing"),
-    ("robustness", "Extension (FakeLocator) · robustness to perturbations"),
-    ("scaling", "Budget scaling · Patches B and C against training steps (opt-in stage)"),
-    ("geometry", "Receptive-field geometry · Patches B and C against the input side (opt-in stage)"),
-    ("seed_spread", "Spread over training seeds (--seeds N)"),
-]
 SHORT_TABLES = ("table2", "table3", "loss_variants", "seed_spread")     # shown; the others are linked
 SHOWN_COLUMNS = {"loss_variants": ["experiment", "method", "loss", "rho_class", "iou", "iou_ci_low",
                                    "iou_ci_high", "iou_val_thr", "val_threshold", "pixel_auc", "status"]}
@@ -63,40 +53,16 @@ GLOSSARY = [
      "checked when a run is missing"),
     ("run", "the hash of an experiment's configuration (`runs/<profile>/checkpoints/<experiment>/<run>/`)"),
 ]
-CAPTIONS = {
-    "table2_iou": "Table 2 at a glance. Look at whether each bar clears the everything-fake "
-                  "and mask-prior lines (IoU) and chance (AUC, AP), and at setup B against C.",
-    "cross_generator": "Figure 6. Look at each row's boxed in-domain cell against the rest of the "
-                       "row (left), and at the dashed held-out cells (right).",
-    "table3_iou": "Table 3. Patches trained on FFHQ data, tested on CelebA-HQ data, beside the "
-                  "CelebA-HQ-trained runs.",
-    "qualitative_raw": "Maps of every Table 2 model on the same test images, on one fixed 0-1 "
-                       "scale (a flat map is an unsure model); under each, that image's IoU.",
-    "qualitative_binary": "The same maps at the 0.5 threshold: what IoU-lg counts.",
-    "iou_by_area": "IoU against mask size. The everything-fake baseline also rises with area, so "
-                   "a rising line is only informative above it.",
-    "training_curves": "Training and validation loss (and validation AP for weak runs) of every "
-                       "experiment; a loss flat at 0.693 has learnt nothing.",
-    "data_samples": "Sample test images per generator, fake regions outlined.",
-    "mask_area": "Fake area per generator.",
-    "loss_variants": "Extension: localization loss variants (setup C), 95% intervals.",
-    "postprocess": "Extension: IoU gain of each post-processing over none (Table 2's scoring), "
-                   "with paired 95% intervals; feature HDBSCAN is FOCAL's recipe, scalar HDBSCAN "
-                   "clusters one score per pixel. Bold: the interval excludes 0.",
-    "postprocess_by_area": "Extension: the best scalar and the best feature HDBSCAN chain by mask "
-                           "area; past 50% the largest-cluster rule calls the fake majority real.",
-    "postprocess_examples": "Extension: the 0.5 threshold against the best post-processing chain on "
-                            "the best model's maps: its two best images and its worst (the failure).",
-    "robustness": "Extension: IoU under test-time perturbations; the first point of each line is "
-                  "the clean test set.",
-    "budget_scaling": "Budget scaling: IoU, pixel AUC and AP of Patches B and C against steps.",
-    "geometry": "Geometry: Patches B and C against the receptive field's share of the image side, "
-                "at 0.5 and at the validation-chosen threshold, with the spill bound (an oracle: "
-                "the mask against itself dilated by half a field); intervals over seeds and images.",
-    "calibration": "Geometry, the calibration half: weak Patches' cell probabilities by kind of "
-                   "cell, the 0.5 threshold (solid) and where real-only cells are pushed in "
-                   "training (dashed).",
-}
+
+
+def tables() -> list[tuple[str, str]]:
+    """(stem, title) of every table REPORT.md names, stage by stage (``Stage.tables``)."""
+    return [t for st in stage_table.STAGE_TABLE for t in st.tables]
+
+
+def captions() -> dict[str, str]:
+    """Figure stem -> caption, from every stage's record (``Stage.captions``), in table order."""
+    return {k: v for st in stage_table.STAGE_TABLE for k, v in st.captions.items()}
 
 
 def _versions() -> dict[str, str]:
@@ -110,19 +76,6 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def _git(root: Path) -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        # what a run writes itself (results/, figures/) does not make the code dirty
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results", ":(exclude)figures"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
-    except Exception:
-        return "unknown"
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -140,7 +93,7 @@ def _code_line(paths: Paths) -> str:
 
     code = code_root()
     where = "this checkout" if code == Path(paths.root).resolve() else f"the checkout at {code}"
-    return f"{where}, git commit {_git(code)}"
+    return f"{where}, git commit {git_commit(code)}"
 
 
 def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
@@ -242,7 +195,7 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
         out.append(f"Detection AP of the weak models ranges from {lo} {val(lo, 'ap_mean', 'ap')} to "
                    f"{hi} {val(hi, 'ap_mean', 'ap')} (chance 50).")
     if claims is not None and len(claims):
-        from .claims import verdict_counts
+        from ..claims import verdict_counts
 
         out.append(f"Claims checked below ({verdict_counts(claims)}).")
     return [" ".join(out)]
@@ -376,7 +329,7 @@ def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
 
 
 def _figure_order(png: Path):
-    order = list(CAPTIONS)
+    order = list(captions())
     return (png.stem not in order, order.index(png.stem) if png.stem in order else 0, png.stem)
 
 
@@ -397,7 +350,7 @@ def seeds_line(res: Path, profile: Profile) -> str:
 
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None,
                  command: str | None = None) -> Path:
-    from .claims import claims_table
+    from ..claims import claims_table
 
     res, figs = paths.results, paths.figures
     code = _code_line(paths)
@@ -440,10 +393,10 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
     if figs.exists():
         for png in sorted(figs.glob("*.png"), key=_figure_order):
             rel = Path("..") / ".." / "figures" / paths.output_name / png.name
-            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {CAPTIONS.get(png.stem, '')}", "",
+            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {captions().get(png.stem, '')}", "",
                       f"![{png.stem}]({rel})", ""]
     lines += ["## Tables", ""]
-    for stem, title in TABLES:
+    for stem, title in tables():
         f = res / f"{stem}.csv"
         if not f.exists():
             continue

@@ -1,19 +1,30 @@
-"""The study as a table of stages: what each runs, trains and waits for. Standard library only
-(``./run_all.sh`` reads it to check its arguments before any environment exists).
+"""The study as a table of stages: one record per stage says everything the runner knows about
+it. Standard library only (``./run_all.sh`` reads it to check its arguments before any
+environment exists).
 
-A stage trains its experiments (``trains``: ``paper`` = every experiment of Table 2, Table 3 and
-Figure 6; ``loss-variants``; ``scaling``) and then executes its notebooks in order. ``after``
-names the stages whose trainings and outputs its notebooks read: one after another
-(``--jobs 1``), the stages simply run in table order; with parallel trainings (``--jobs N``,
-``--executor slurm``) every chosen stage's trainings start once the data is there, and a
-stage's notebooks start as soon as the trainings of the stages it reads are done (the
-evaluation runs while the extensions still train). Opt-in stages run only when named in
-``--only``.
+A stage trains (``trains``: the library function that lists its trainings,
+``"module:function"``, ``(profile, paths, seeds, **options) -> list[trainings.Training]``;
+``prepare``: one run before them, ``(profile, paths, **options)``, e.g. building data;
+``seeded``: whether ``--seeds N`` applies, for the trainings a claim reads), then executes its
+notebooks in order. ``after`` names the stages whose trainings and outputs its notebooks read:
+one after another (``--jobs 1``) the stages simply run in table order; with parallel trainings
+(``--jobs N``, ``--executor slurm``) every chosen stage's trainings start once the data is
+there, and a stage's notebooks start as soon as the trainings of the stages it reads are done.
+Opt-in stages run only when named in ``--only``. ``options``: the stage's own parameters
+(passed to its trainings function and, by name, to its notebooks; ``--set STAGE.NAME=VALUE``);
+``params``: the study-wide values its notebooks take (``seeds``, ``build``, ``force``);
+``tables``: (stem, title) of the tables REPORT.md shows for it; ``captions``: figure stem ->
+what to look at. The published reading order is the table's order of notebooks, the training
+notebook (``02_train``, one executed copy per training) first. Adding a stage:
+docs/development.md, "Add a stage".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
+
+TRAIN_NOTEBOOK = "02_train"
 
 
 @dataclass(frozen=True)
@@ -22,30 +33,124 @@ class Stage:
     help: str
     notebooks: tuple[str, ...] = ()
     trains: str | None = None
+    prepare: str | None = None      # "module:function" run before its trainings (e.g. building data)
+    seeded: bool = False
     opt_in: bool = False
     after: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    tables: tuple[tuple[str, str], ...] = ()
+    captions: Mapping[str, str] = field(default_factory=dict)
+    writes: str = ""          # what it calls for in REPORT.md ("report") or publishes ("publish")
 
 
-STAGE_TABLE = (
-    Stage("data", "build DOLOS-mini, or check a real data root", ("01_data",)),
-    Stage("train", "train and predict every experiment of the paper", trains="paper",
-          after=("data",)),
+STAGE_TABLE = [
+    Stage("data", "build DOLOS-mini, or check a real data root", ("01_data",), params=("build", "force"),
+          captions={"data_samples": "Sample test images per generator, fake regions outlined.",
+                    "mask_area": "Fake area per generator."}),
+    Stage("train", "train and predict every experiment of the paper", trains="dolos_core.trainings:paper",
+          seeded=True, after=("data",),
+          captions={"training_curves": "Training and validation loss (and validation AP for weak runs) of "
+                                       "every experiment; a loss flat at 0.693 has learnt nothing."}),
     Stage("evaluate", "Tables 2 and 3, Figure 6, qualitative maps",
           ("03_main_table", "04_cross_dataset", "05_cross_generator", "06_qualitative"),
-          after=("train",)),
+          after=("train",), params=("seeds",),
+          tables=(("table2", "Table 2 · methods x setups on CelebA-HQ (paper 5.1)"),
+                  ("table3", "Table 3 · Patches trained on FFHQ, tested on CelebA-HQ (paper 5.2)"),
+                  ("cross_generator", "Figure 6 data · cross-generator IoU-lg (paper 5.3)"),
+                  ("seed_spread", "Spread over training seeds (--seeds N)")),
+          captions={
+              "table2_iou": "Table 2 at a glance. Look at whether each bar clears the everything-fake "
+                            "and mask-prior lines (IoU) and chance (AUC, AP), and at setup B against C.",
+              "cross_generator": "Figure 6. Look at each row's boxed in-domain cell against the rest of the "
+                                 "row (left), and at the dashed held-out cells (right).",
+              "table3_iou": "Table 3. Patches trained on FFHQ data, tested on CelebA-HQ data, beside the "
+                            "CelebA-HQ-trained runs.",
+              "qualitative_raw": "Maps of every Table 2 model on the same test images, on one fixed 0-1 "
+                                 "scale (a flat map is an unsure model); under each, that image's IoU.",
+              "qualitative_binary": "The same maps at the 0.5 threshold: what IoU-lg counts.",
+              "iou_by_area": "IoU against mask size. The everything-fake baseline also rises with area, so "
+                             "a rising line is only informative above it."}),
     Stage("extensions", "loss variants, post-processing, robustness",
-          ("07_postprocessing", "08_robustness", "09_loss_variants"), trains="loss-variants",
-          after=("train",)),
+          ("07_postprocessing", "08_robustness", "09_loss_variants"), trains="dolos_core.trainings:loss_variants",
+          after=("train",),
+          tables=(("loss_variants", "Extension (FakeLocator) · localization-loss variants"),
+                  ("postprocess", "Extension (FOCAL) · map post-processing"),
+                  ("robustness", "Extension (FakeLocator) · robustness to perturbations")),
+          captions={
+              "loss_variants": "Extension: localization loss variants (setup C), 95% intervals.",
+              "postprocess": "Extension: IoU gain of each post-processing over none (Table 2's scoring), "
+                             "with paired 95% intervals; feature HDBSCAN is FOCAL's recipe, scalar HDBSCAN "
+                             "clusters one score per pixel. Bold: the interval excludes 0.",
+              "postprocess_by_area": "Extension: the best scalar and the best feature HDBSCAN chain by mask "
+                                     "area; past 50% the largest-cluster rule calls the fake majority real.",
+              "postprocess_examples": "Extension: the 0.5 threshold against the best post-processing chain on "
+                                      "the best model's maps: its two best images and its worst (the failure).",
+              "robustness": "Extension: IoU under test-time perturbations; the first point of each line is "
+                            "the clean test set."}),
     Stage("scaling", "budget scaling of weak labels (opt-in: only when named)",
-          ("10_budget_scaling",), trains="scaling", opt_in=True, after=("train",)),
-    Stage("geometry", "receptive-field geometry of weak labels: Patches B and C at several input "
-                      "sides and seeds (opt-in: only when named)",
-          ("11_geometry",), trains="geometry", opt_in=True, after=("data",)),
-    Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry")),
+          ("10_budget_scaling",), trains="dolos_core.trainings:scaling", opt_in=True, after=("train",),
+          tables=(("scaling", "Budget scaling · Patches B and C against training steps (opt-in stage)"),),
+          captions={"budget_scaling": "Budget scaling: IoU, pixel AUC and AP of Patches B and C against steps."}),
+    Stage("geometry", "receptive-field geometry of weak labels: Patches B and C (and the weak methods built "
+                      "on Patches) at several input sides and seeds (opt-in: only when named)",
+          ("11_geometry",), trains="dolos_core.geometry:trainings", prepare="dolos_core.geometry:build_data",
+          opt_in=True, after=("data",),
+          options=("sides", "n_seeds"),
+          tables=(("geometry", "Receptive-field geometry · Patches B and C against the input side (opt-in stage)"),),
+          captions={
+              "geometry": "Geometry: Patches B and C against the receptive field's share of the image side, "
+                          "at 0.5 and at the validation-chosen threshold, with the spill bound (an oracle: "
+                          "the mask against itself dilated by half a field); intervals over seeds and images.",
+              "calibration": "Geometry, the calibration half: weak Patches' cell probabilities by kind of "
+                             "cell, the 0.5 threshold (solid) and where real-only cells are pushed in "
+                             "training (dashed)."}),
+    Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry"),
+          writes="report"),
     Stage("publish", "the executed notebooks and their HTML, for readers "
                      "(results/<profile>/notebooks/, results/<profile>/html/index.html)",
-          after=("report",)),
-)
-STAGES = tuple(s.name for s in STAGE_TABLE)
-BY_NAME = {s.name: s for s in STAGE_TABLE}
-DEFAULT_STAGES = tuple(s.name for s in STAGE_TABLE if not s.opt_in)
+          after=("report",), writes="publish"),
+]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(s.name for s in STAGE_TABLE)
+
+
+def by_name() -> dict[str, Stage]:
+    return {s.name: s for s in STAGE_TABLE}
+
+
+def default_stages() -> tuple[str, ...]:
+    return tuple(s.name for s in STAGE_TABLE if not s.opt_in)
+
+
+def reading_order() -> tuple[str, ...]:
+    """The chapters in reading order: every stage's notebooks in table order, the training
+    notebook where the first stage that trains comes."""
+    out: list[str] = []
+    for s in STAGE_TABLE:
+        if s.trains and TRAIN_NOTEBOOK not in out:
+            out.append(TRAIN_NOTEBOOK)
+        out += [n for n in s.notebooks if n not in out]
+    return tuple(out)
+
+
+def declare(stage: Stage, before: str | None = None) -> None:
+    """Add (or replace) a stage in the table, before the stage named ``before`` (default: before
+    ``report``, so the report and the publication come after it). A user's or a test's stage."""
+    remove(stage.name)
+    at = next((i for i, s in enumerate(STAGE_TABLE) if s.name == (before or "report")), len(STAGE_TABLE))
+    STAGE_TABLE.insert(at, stage)
+    report = next((i for i, s in enumerate(STAGE_TABLE) if s.name == "report"), None)
+    if report is not None and stage.name not in STAGE_TABLE[report].after:
+        old = STAGE_TABLE[report]
+        STAGE_TABLE[report] = Stage(**{**old.__dict__, "after": old.after + (stage.name,)})
+
+
+def remove(name: str) -> None:
+    """Take a stage out of the table (a test's toy stage, when the test ends)."""
+    STAGE_TABLE[:] = [s for s in STAGE_TABLE if s.name != name]
+    for i, s in enumerate(STAGE_TABLE):
+        if name in s.after:
+            STAGE_TABLE[i] = Stage(**{**s.__dict__, "after": tuple(a for a in s.after if a != name)})
