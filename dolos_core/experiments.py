@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from .losses import LossConfig
+from .losses import MAP_LOSSES, LossConfig
 from .models import MODELS, card, methods
 
 CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
@@ -110,11 +110,9 @@ def _build() -> dict[str, Experiment]:
             name=f"patches-full-allbut-{gen}", method="patches", supervision="full",
             train=others, test=FIG6_TEST, group="fig6-allbut", epoch_factor=-1.0,
             description=f"Figure 6: patches, full supervision, trained on all but {gen}"))
-    variants = {
-        "l1": (LossConfig(localize="l1"), "L1 map loss"),
-        "l2": (LossConfig(localize="l2"), "L2 map loss"),
-        "l1-cls": (LossConfig(localize="l1", rho_class=1.0), "L1 map loss + class loss, with reals"),
-    }
+    # one variant per registered map loss, and L1 with the class loss (FakeLocator's recipe)
+    variants = {name: (LossConfig(localize=name), f"{name} map loss") for name in MAP_LOSSES}
+    variants["l1-cls"] = (LossConfig(localize="l1", rho_class=1.0), "L1 map loss + class loss, with reals")
     for method in LOSS_VARIANT_METHODS:
         for tag, (cfg, text) in variants.items():
             train = _setup_train("celebahq", "C")
@@ -152,7 +150,7 @@ class _Experiments(Mapping):
         self._built: dict[str, Experiment] = {}
 
     def _all(self) -> dict[str, Experiment]:
-        key = tuple(MODELS.items())
+        key = (tuple(MODELS.items()), tuple(MAP_LOSSES))
         if key != self._key:
             self._built, self._key = _build(), key
         return self._built

@@ -31,8 +31,9 @@ class LossConfig:
     lam: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.localize not in ("paper", "l1", "l2"):
-            raise ValueError(f"localize loss must be paper, l1 or l2, got {self.localize!r}")
+        if self.localize != "paper" and self.localize not in MAP_LOSSES:
+            raise ValueError(f"localize loss must be paper or a registered map loss "
+                             f"({', '.join(MAP_LOSSES)}), got {self.localize!r}")
 
 
 def image_ce(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -66,15 +67,43 @@ def score_bce(score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy(score.float().clamp(1e-7, 1 - 1e-7), label.float())
 
 
+# Map losses of full supervision beside each method's own ("paper"): name -> loss(prob, mask),
+# both (B, h, w), prob a fake probability, mask in {0, 1}. Registering one makes it a value of
+# ``LossConfig.localize`` and gives every loss-variant method a setup C run trained with it
+# (``experiments``: ``{method}-C-{name}``). docs/development.md, "Add a loss".
+MAP_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
+
+
+def register_map_loss(name: str):
+    """Decorator: register ``fn(prob, mask) -> scalar`` as the map loss ``name``."""
+    def add(fn):
+        MAP_LOSSES[name] = fn
+        return fn
+    return add
+
+
+def unregister_map_loss(name: str) -> None:
+    """Remove a map loss (a test's toy loss, when the test ends)."""
+    MAP_LOSSES.pop(name, None)
+
+
+@register_map_loss("l1")
+def l1(prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Localization as regression (FakeLocator extension): L1 = mean |p - m| over every cell."""
+    return (prob.float() - mask.float()).abs().mean()
+
+
+@register_map_loss("l2")
+def l2(prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Localization as regression (FakeLocator extension): L2 = mean (p - m)^2 over every cell."""
+    return (prob.float() - mask.float()).pow(2).mean()
+
+
 def regression(prob: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """Localization as regression (FakeLocator extension): L1 = mean|p - m|,
-    L2 = mean (p - m)^2, over every cell of every map."""
-    diff = prob.float() - mask.float()
-    if kind == "l1":
-        return diff.abs().mean()
-    if kind == "l2":
-        return diff.pow(2).mean()
-    raise ValueError(f"regression loss must be l1 or l2, got {kind!r}")
+    """The registered map loss ``kind`` (``l1``, ``l2``, ...) of ``prob`` against ``mask``."""
+    if kind not in MAP_LOSSES:
+        raise ValueError(f"map loss must be one of {', '.join(MAP_LOSSES)}, got {kind!r}")
+    return MAP_LOSSES[kind](prob, mask)
 
 
 def full_supervision(out: dict, batch: dict, cfg: LossConfig,
@@ -83,7 +112,8 @@ def full_supervision(out: dict, batch: dict, cfg: LossConfig,
     """The localization loss every method shares under full supervision:
     L = rho_localize * L_localize + rho_class * L_class, with the mask resized (nearest, pixel
     centres) to the map. ``paper_loss(out, mask)``: the method's own map loss (used when
-    ``cfg.localize == "paper"``; ``l1``/``l2`` regress ``out["map"]`` instead);
+    ``cfg.localize == "paper"``; a registered map loss, ``MAP_LOSSES``, scores ``out["map"]``
+    instead);
     ``class_loss(out, batch)``: the method's image loss on the label."""
     mask = resize.nearest(batch["mask"].float(), tuple(out["map"].shape[-2:]))
     loc = paper_loss(out, mask) if cfg.localize == "paper" else regression(out["map"], mask, cfg.localize)

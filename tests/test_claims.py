@@ -155,7 +155,7 @@ def test_missing_runs_and_counts():
     assert out.set_index("id").loc["T3-A", "verdict"] == MISSING
     assert list(out.columns) == COLUMNS
     text = verdict_counts(out)
-    assert text.startswith("the paper's 11:") and "ours 3:" in text
+    assert text.startswith("the paper's 11:") and "ours 4:" in text      # ours: 3 and Patches-MIL's
 
 
 def test_claims_table_without_per_image_is_empty(tmp_path):
@@ -169,7 +169,7 @@ def test_footing_table_reads_the_profiles(tmp_path):
     from dolos_core.runner.report import footing_table
 
     t = footing_table(tmp_path).set_index("experiment")
-    assert len(t) == 9
+    assert len(t) == 11           # the paper's 9 and Patches-MIL A, B
     assert t.loc["patches-B", "paper steps"] == "100 x 500 = 50,000" and t.loc["patches-B", "paper batch"] == 64
     assert t.loc["patches-B", "paper map"] == "37x37" and t.loc["patches-B", "mini map"] == "12x12"
     assert t.loc["gradcam-A", "paper start"] == "ImageNet Xception"
