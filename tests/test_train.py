@@ -40,7 +40,8 @@ def test_registry_has_every_paper_experiment():
         assert f"patches-{s}-ffhq" in names
     for g in ("repaint-p2-9k", "ldm", "lama", "pluralistic"):
         assert f"patches-full-{g}" in names and f"patches-full-allbut-{g}" in names
-    assert len([e for e in EXPERIMENTS.values() if e.group not in ("loss-variants", "scaling")]) == 20
+    assert len([e for e in EXPERIMENTS.values() if e.group not in ("loss-variants", "scaling")]) == 22
+    assert {"patches-mil-A", "patches-mil-B"} <= names and "patches-mil-C" not in names     # its C is Patches C
     allbut = EXPERIMENTS["patches-full-allbut-ldm"]
     assert [t.key for t in allbut.train] == ["celebahq/repaint-p2-9k", "celebahq/lama", "celebahq/pluralistic"]
     paper = get_profile("paper")
