@@ -111,7 +111,7 @@ def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
     res, figs = root / "results" / "smoke", root / "figures" / "smoke"
     t2 = pd.read_csv(res / "table2.csv")
     baselines = ["baseline-everything-fake", "baseline-everything-real", "baseline-mask-prior", "baseline-pixel-lr"]
-    assert len(t2) == 9 + 4 and list(t2.experiment[-4:]) == baselines
+    assert len(t2) == 9 + 2 + 4 and list(t2.experiment[-4:]) == baselines     # the paper's 9, Patches-MIL A and B
     for col in ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc", "acc_sm"]:
         assert col in t2
     assert t2["iou"].notna().all() and t2.loc[t2.setup != "C", "ap_mean"].notna().all()
@@ -134,6 +134,8 @@ def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
     for nb in ("01_data", "03_main_table", "04_cross_dataset", "05_cross_generator", "06_qualitative"):
         assert f"{nb}.ipynb" in nbs
     assert "02_train-patches-C.ipynb" in nbs
+    claims = pd.read_csv(res / "claims.csv").set_index("id")     # ours: Patches-MIL against weak Patches
+    assert claims.loc["T2-patches-mil-B", "source"] == "ours"
 
 
 @pytest.mark.xdist_group("smoke-study")

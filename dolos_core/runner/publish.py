@@ -137,13 +137,15 @@ def _header(stem: str, commit: str, profile: str, overrides: dict) -> str:
 
 
 def stage_of(path: Path) -> str:
-    """The stage that executed a notebook copy, as the pipeline recorded it in the copy
-    (``metadata.dolos.stage``); a copy without the record: its chapter's stage, if any."""
+    """The stage that executes a notebook copy: a chapter's, from the stage table; a training's
+    copy, as the pipeline recorded it in the copy (``metadata.dolos.stage``)."""
+    chapter = next((s.name for s in stage_table.STAGE_TABLE if path.stem in s.notebooks), "")
+    if chapter:
+        return chapter
     try:
-        recorded = nbformat.read(str(path), as_version=4).metadata.get("dolos", {}).get("stage", "")
+        return nbformat.read(str(path), as_version=4).metadata.get("dolos", {}).get("stage", "")
     except (OSError, ValueError):
-        recorded = ""
-    return recorded or next((s.name for s in stage_table.STAGE_TABLE if path.stem in s.notebooks), "")
+        return ""
 
 
 def publish(paths, profile_name: str, commit: str, overrides: dict | None = None,
