@@ -84,5 +84,6 @@ class PatchesMILNet(PatchesNet):
         return out
 
     def weak_loss(self, out: dict, batch: dict) -> torch.Tensor:
-        """Binary cross-entropy of the pooled image logit against the image label."""
-        return F.binary_cross_entropy_with_logits(self.image_logit(out), batch["label"].float())
+        """Binary cross-entropy of the pooled image logit (``forward``'s weak ``score``) against
+        the image label."""
+        return F.binary_cross_entropy_with_logits(out["score"].float(), batch["label"].float())
