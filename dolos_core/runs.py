@@ -45,7 +45,7 @@ ID_LENGTH = 10
 # it: editing them never retrains.
 TRAINING_SOURCES = ("models/base.py", "models/backbone.py", "models/card.py", "models/checkpoints.py",
                     "models/registry.py", "data/datasets.py", "data/layout.py", "losses.py", "numerics.py",
-                    "train.py", "resize.py", "weights.py", "ddp.py")
+                    "train.py", "resize.py", "weights.py", "ddp.py", "ddp_worker.py")
 _PACKAGE = Path(__file__).resolve().parent
 
 

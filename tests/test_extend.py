@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from dolos_core import losses
-from dolos_core.config import get_paths, get_profile
 from dolos_core.experiments import EXPERIMENTS, get_experiment
 from dolos_core.trainings import Training
 
@@ -158,4 +157,3 @@ def test_a_loss_registered_once_is_a_loss_config_and_a_loss_variant():
     assert "patches-C-huber" not in EXPERIMENTS
     with pytest.raises(ValueError, match="registered map loss"):
         losses.LossConfig(localize="huber")
-    assert get_profile("smoke") and get_paths("smoke")

@@ -5,6 +5,7 @@ it. Used by the pipeline and by the trainings' workers (``jobs``)."""
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import subprocess
@@ -69,8 +70,10 @@ def notebook_stem(name: str) -> str:
     return notebook_path(name).stem
 
 
+@functools.lru_cache(maxsize=None)
 def declared_params(name: str) -> dict:
-    """The parameters a notebook's ``parameters`` cell declares (papermill's reading)."""
+    """The parameters a notebook's ``parameters`` cell declares (papermill's reading, once per
+    notebook and process)."""
     import papermill as pm
 
     return pm.inspect_notebook(str(notebook_path(name)))
@@ -79,9 +82,7 @@ def declared_params(name: str) -> dict:
 def check_notebook_params(src: Path, params: dict) -> None:
     """Every parameter passed to a notebook is one its ``parameters`` cell declares (papermill
     would only log a warning and run with the default): an unknown name is an error naming it."""
-    import papermill as pm
-
-    declared = pm.inspect_notebook(str(src))
+    declared = declared_params(str(src))
     unknown = sorted(set(params) - set(declared))
     if unknown:
         close = {u: difflib.get_close_matches(u, list(declared), n=1) for u in unknown}

@@ -328,8 +328,7 @@ def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _figure_order(png: Path):
-    order = list(captions())
+def _figure_order(png: Path, order: list[str]):
     return (png.stem not in order, order.index(png.stem) if png.stem in order else 0, png.stem)
 
 
@@ -391,9 +390,10 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
     lines += ["## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
     lines += ["## Figures", ""]
     if figs.exists():
-        for png in sorted(figs.glob("*.png"), key=_figure_order):
+        caps = captions()
+        for png in sorted(figs.glob("*.png"), key=lambda p: _figure_order(p, list(caps))):
             rel = Path("..") / ".." / "figures" / paths.output_name / png.name
-            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {captions().get(png.stem, '')}", "",
+            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {caps.get(png.stem, '')}", "",
                       f"![{png.stem}]({rel})", ""]
     lines += ["## Tables", ""]
     for stem, title in tables():

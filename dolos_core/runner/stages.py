@@ -21,7 +21,7 @@ docs/development.md, "Add a stage".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 TRAIN_NOTEBOOK = "02_train"
@@ -144,8 +144,7 @@ def declare(stage: Stage, before: str | None = None) -> None:
     STAGE_TABLE.insert(at, stage)
     report = next((i for i, s in enumerate(STAGE_TABLE) if s.name == "report"), None)
     if report is not None and stage.name not in STAGE_TABLE[report].after:
-        old = STAGE_TABLE[report]
-        STAGE_TABLE[report] = Stage(**{**old.__dict__, "after": old.after + (stage.name,)})
+        STAGE_TABLE[report] = replace(STAGE_TABLE[report], after=STAGE_TABLE[report].after + (stage.name,))
 
 
 def remove(name: str) -> None:
@@ -153,4 +152,4 @@ def remove(name: str) -> None:
     STAGE_TABLE[:] = [s for s in STAGE_TABLE if s.name != name]
     for i, s in enumerate(STAGE_TABLE):
         if name in s.after:
-            STAGE_TABLE[i] = Stage(**{**s.__dict__, "after": tuple(a for a in s.after if a != name)})
+            STAGE_TABLE[i] = replace(s, after=tuple(a for a in s.after if a != name))
