@@ -81,7 +81,7 @@ class Profile:
     # Random init of weak Patches: "authors" (Patch-Forensics' Xavier gain 0.02, as the paper)
     # or "pytorch" (PyTorch's default, as the authors' full Patches). The mini profile uses
     # "pytorch": with the authors' init the network needs far more steps than a laptop budget
-    # before it learns anything (docs/STUDY.md, "Initialisation"; results/mini/scaling.csv).
+    # before it learns anything (docs/STUDY.md, "Initialisation"; the scaling stage at 590ef1f).
     patches_weak_init: str = "authors"
     # Numerics of training, validation and prediction on a GPU: "fp32", the authors' (PyTorch
     # 1.13's defaults: float32 with TF32 convolutions), or "bf16" (bfloat16 autocast: faster,

@@ -136,6 +136,24 @@ def _header(stem: str, commit: str, profile: str, overrides: dict) -> str:
             f"[`notebooks/{clean}.ipynb`](../../../notebooks/{clean}.ipynb).")
 
 
+_SEED = re.compile(r"-seed(\d+)$")
+
+
+def first_seeds(stems: list[str]) -> list[str]:
+    """The copies a reader gets: one training notebook per experiment and configuration, its
+    first seed's (a copy without a seed suffix is the profile's own seed; else the lowest
+    ``-seed<k>``); the other seeds' numbers are in the seed-spread and training tables.
+    Chapters are all kept."""
+    base = {}
+    for stem in stems:
+        m = _SEED.search(stem)
+        prefix, seed = (stem[:m.start()], int(m.group(1))) if m else (stem, -1)
+        if prefix not in base or seed < base[prefix][0]:
+            base[prefix] = (seed, stem)
+    keep = {stem for _, stem in base.values()}
+    return [s for s in stems if s in keep]
+
+
 def stage_of(path: Path) -> str:
     """The stage that executes a notebook copy: a chapter's, from the stage table; a training's
     copy, as the pipeline recorded it in the copy (``metadata.dolos.stage``)."""
@@ -153,12 +171,13 @@ def publish(paths, profile_name: str, commit: str, overrides: dict | None = None
     """Publish every executed notebook of ``paths.notebooks_out`` into
     ``paths.results/notebooks/`` and its HTML into ``paths.results/html/`` (with ``index.html``
     in reading order, and the report at ``commit``). Each header names the commit that executed
-    that notebook, as the pipeline recorded it. A published copy with no executed notebook is
-    removed only when its stage is among ``stages`` (the stages this run chose; None: any), so
-    a default run keeps the published pages of the opt-in stages it did not run. Returns the
-    notebooks published now, in reading order."""
+    that notebook, as the pipeline recorded it. Only a training's first seed is published
+    (``first_seeds``). A published chapter with no executed notebook is removed only when its
+    stage is among ``stages`` (the stages this run chose; None: any), so a default run keeps
+    the published pages of the opt-in stages it did not run. Returns the notebooks published
+    now, in reading order."""
     src = paths.notebooks_out
-    stems = reading_order([p.stem for p in src.glob("*.ipynb")])
+    stems = reading_order(first_seeds([p.stem for p in src.glob("*.ipynb")]))
     out_dir, html_dir = paths.results / "notebooks", paths.results / "html"
     published = []
     for stem in stems:
@@ -169,12 +188,14 @@ def publish(paths, profile_name: str, commit: str, overrides: dict | None = None
         _write_if_changed(out_dir / f"{stem}.ipynb", text)
         _write_if_changed(html_dir / f"{stem}.html", _html(nb, stem))
         published.append(out_dir / f"{stem}.ipynb")
+    kept = set(first_seeds([p.stem for p in out_dir.glob("*.ipynb")]))
     for stale in set(out_dir.glob("*.ipynb")) - set(published):
-        # a chapter of a stage that ran and did not make it is gone; a training's copy stays (a
-        # run of fewer seeds or experiments never deletes the pages of the runs it did not make)
-        if stale.stem.startswith(stage_table.TRAIN_NOTEBOOK + "-"):
+        # a training's later seed is not published (the first seed's copy stands for it); a
+        # chapter of a stage that ran and did not make it is gone; another training's copy stays
+        # (a run of fewer experiments never deletes the pages of the runs it did not make)
+        if stale.stem in kept and stale.stem.startswith(stage_table.TRAIN_NOTEBOOK + "-"):
             continue
-        if stages is None or stage_of(stale) in stages:
+        if stale.stem not in kept or stages is None or stage_of(stale) in stages:
             stale.unlink()
             (html_dir / f"{stale.stem}.html").unlink(missing_ok=True)
     listed = reading_order([p.stem for p in out_dir.glob("*.ipynb")])
