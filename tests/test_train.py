@@ -245,3 +245,40 @@ def test_ddp_on_two_gloo_processes_matches_one_process_and_resumes(smoke, tmp_pa
     assert {k: v.shape for k, v in wa.items()} == {k: v.shape for k, v in w1.items()}
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+
+
+def _weights_under_threads(exp, prof, paths, root, threads: int, fixed: bool = True, monkeypatch=None):
+    """Train ``exp`` in a fresh root with the process at ``threads`` torch threads (what
+    ``--jobs 1`` and ``--jobs 2`` give a training on 2 cores); ``fixed=False`` bypasses the
+    training's own thread count (the negative control)."""
+    import contextlib
+
+    import dolos_core.train as train_mod
+
+    if not fixed:
+        monkeypatch.setattr(train_mod, "training_threads", lambda dev: contextlib.nullcontext())
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        p = get_paths("smoke", data_root=paths.data_root, root=root)
+        train_experiment(exp, prof, p, device="cpu", progress=False)
+        assert torch.get_num_threads() == threads       # the caller's count is put back
+        return load_torch(run_dir(p, exp, prof) / "best.pt")
+    finally:
+        torch.set_num_threads(before)
+        monkeypatch and monkeypatch.undo()
+
+
+def test_cpu_threads_do_not_change_weights(smoke, tmp_path, monkeypatch):
+    """One run id, one result: a CPU training learns the same weights whether the process runs
+    at 1 or 2 threads (``--jobs 2`` or ``--jobs 1`` on 2 cores), because it trains on a fixed
+    count. The control shows the check can fail: without the fixed count the weights differ."""
+    prof, paths = smoke
+    exp = get_experiment("gradcam-C")
+    one = _weights_under_threads(exp, prof, paths, tmp_path / "one", 1)
+    two = _weights_under_threads(exp, prof, paths, tmp_path / "two", 2)
+    assert one.keys() == two.keys()
+    for k in one:
+        torch.testing.assert_close(one[k], two[k], rtol=0, atol=0)
+    free = _weights_under_threads(exp, prof, paths, tmp_path / "free", 2, fixed=False, monkeypatch=monkeypatch)
+    assert any(not torch.equal(one[k], free[k]) for k in one if one[k].is_floating_point())

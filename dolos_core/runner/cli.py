@@ -19,6 +19,12 @@ def _positive(text: str) -> int:
     return n
 
 
+def _jobs(text: str) -> int | str:
+    """``--jobs``: a positive integer or ``auto`` (resolved once the device is known:
+    ``jobs.auto_jobs``)."""
+    return "auto" if text == "auto" else _positive(text)
+
+
 def _nonnegative(text: str) -> int:
     try:
         n = int(text)
@@ -93,10 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a variant's name: its tables and figures go to results/<profile>-NAME/ "
                         "and figures/<profile>-NAME/ (runs are kept per configuration either way)")
     par = p.add_argument_group("many GPUs and Slurm (docs/scaling.md)")
-    par.add_argument("--jobs", type=_positive, default=1, metavar="N",
+    par.add_argument("--jobs", type=_jobs, default="auto", metavar="N|auto",
                      help="train up to N experiments at once: each on its own GPU(s) "
-                          "(CUDA_VISIBLE_DEVICES), or with its share of the CPU cores; with "
-                          "--executor slurm, at most N jobs run at a time (default 1: one after another)")
+                          "(CUDA_VISIBLE_DEVICES), or on a CPU each with one thread; with "
+                          "--executor slurm, at most N jobs run at a time (default auto: one per "
+                          "CPU core on a CPU, one per GPU on CUDA, 1 on MPS and with Slurm)")
     par.add_argument("--executor", default="pool", choices=["pool", "local", "slurm"],
                      help="pool (default): --jobs processes on this machine; slurm: one Slurm job "
                           "per experiment through submitit, evaluation here once they finish; "

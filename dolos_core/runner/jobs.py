@@ -326,6 +326,27 @@ class SubmititExecutor:
                 f.cancel(check=False)
 
 
+def auto_jobs(kind: str, device_type: str, gpus_per_job: int = 1) -> int:
+    """``--jobs auto``: how many trainings run at once. On a CPU, one per core (a CPU training
+    computes with one thread, ``numerics.TRAIN_CPU_THREADS``, so N side by side use N cores and
+    learn what each would alone); on CUDA, one per group of ``gpus_per_job`` visible GPUs; on
+    MPS (one device shared) and with Slurm (the cluster schedules), 1."""
+    if kind != "pool":
+        return 1
+    if device_type == "cpu":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:            # macOS has no affinity call
+            return max(1, os.cpu_count() or 1)
+    if device_type == "cuda":
+        import torch
+
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        n = len([g for g in visible.split(",") if g.strip()]) if visible else torch.cuda.device_count()
+        return max(1, n // gpus_per_job)
+    return 1
+
+
 def make_executor(kind: str, jobs: int, gpus_per_job: int, device_type: str, paths, slurm: SlurmOptions):
     if kind == "pool":
         if jobs == 1:

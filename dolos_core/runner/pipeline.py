@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 flag = f" --gpus-per-experiment {k}" if k > 1 else ""
                 dh = {n: hours[n] for n in default}
                 walls = "; ".join(f"{n * k} GPU{'s' if n * k > 1 else ''} (--jobs {n}{flag}) "
-                                  f"{estimate_wallclock(dh, n, k):.1f} h" for n in sorted({1, 2, 4, 8, args.jobs}))
+                                  f"{estimate_wallclock(dh, n, k):.1f} h" for n in sorted({1, 2, 4, 8} | ({args.jobs} - {"auto"})))
                 line += (f", {sum(dh.values()):.1f} GPU hours; wall-clock: {walls} (the longest training, "
                          f"{max(dh.values()):.1f} h, is the floor"
                          + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
@@ -358,6 +358,10 @@ class _StudyRun:
         except Locked as exc:
             raise UserError(str(exc))
         self.device = _user_errors(resolve_device, self.args.device)
+        if self.args.jobs == "auto":
+            from .jobs import auto_jobs
+
+            self.args.jobs = auto_jobs(self.args.executor, self.device.type, self.args.gpus_per_experiment)
 
     def _check_plan(self) -> None:
         """Starting weights present; for the paper profile, the plan and its hours (and a stop
