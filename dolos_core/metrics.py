@@ -31,6 +31,16 @@ from sklearn.metrics import average_precision_score
 from .resize import bicubic, nearest
 
 THRESHOLD = 0.5
+# The thresholds a validation-chosen (or oracle) threshold is searched over: 0.05 to 0.95 in
+# steps of 0.05, widened towards 0 and 1 so that a map shifted up (or down) as a whole finds an
+# interior threshold; a value at either end is reported "at the grid's edge" (``at_grid_edge``):
+# the IoU there is a lower bound of what a wider search would find.
+THRESHOLD_GRID = np.round(np.r_[0.001, 0.005, 0.01, 0.02, np.linspace(0.05, 0.95, 19), 0.98, 0.99, 0.995, 0.999], 4)
+
+
+def at_grid_edge(t: float | None) -> bool:
+    """Whether a threshold chosen over ``THRESHOLD_GRID`` sits at one of its ends."""
+    return t is not None and np.isfinite(t) and (np.isclose(t, THRESHOLD_GRID[0]) or np.isclose(t, THRESHOLD_GRID[-1]))
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
@@ -254,10 +264,10 @@ def _sort_ap_auc(s: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarr
 
 def oracle_threshold_iou(maps: np.ndarray, masks: np.ndarray,
                          thresholds: np.ndarray | None = None, chunk: int = 256) -> tuple[float, float]:
-    """Ours: the single threshold (over the whole test set) that maximises mean IoU-lg, and
-    that IoU in %. Optimistic by construction (it looks at the test masks): an upper bound of
+    """Ours: the single threshold (over the whole test set; ``THRESHOLD_GRID`` by default) that
+    maximises mean IoU-lg, and that IoU in %. Optimistic by construction (it looks at the test masks): an upper bound of
     what a calibrated threshold could give, not a result."""
-    thresholds = np.linspace(0.05, 0.95, 19) if thresholds is None else np.asarray(thresholds)
+    thresholds = THRESHOLD_GRID if thresholds is None else np.asarray(thresholds)
     H, W = masks.shape[-2:]
     sums = np.zeros(len(thresholds))
     for sl in _chunks(len(maps), chunk):

@@ -226,3 +226,17 @@ def test_saved_tables_keep_thresholds_and_budgets_exact(tmp_path):
     assert "63.2 " in md and "0.45" in md and "0.25" in md and "missing" in md and "nan" not in md
     tex = (tmp_path / "t.tex").read_text()
     assert "0.45" in tex and "0.25" in tex and "--" in tex
+
+
+def test_threshold_grid_reaches_past_095_and_names_its_edges():
+    """A map shifted up as a whole (the fake region at 0.985, the rest at 0.975) finds its
+    interior threshold above 0.95 (the old grid's top, where it scored 50); the grid's ends are
+    flagged, interior values not."""
+    maps = np.array([[[0.985, 0.985], [0.975, 0.975]]], np.float32)
+    masks = np.array([[[1, 1], [0, 0]]], np.uint8)
+    t, iou = metrics.oracle_threshold_iou(maps, masks)
+    assert t == pytest.approx(0.98) and iou == pytest.approx(100.0)
+    assert metrics.oracle_threshold_iou(maps, masks, np.linspace(0.05, 0.95, 19))[1] == pytest.approx(50.0)
+    assert not metrics.at_grid_edge(t)
+    assert metrics.at_grid_edge(metrics.THRESHOLD_GRID[-1]) and metrics.at_grid_edge(metrics.THRESHOLD_GRID[0])
+    assert not metrics.at_grid_edge(None) and not metrics.at_grid_edge(0.5)
