@@ -454,26 +454,32 @@ def training_runs(paths: Paths, profile: Profile, groups: tuple[str, ...] | None
     return out
 
 
-UNDERTRAINED_DROP = 1.0     # % the validation loss still fell over the last quarter of epochs
+UNDERTRAINED_SHARE = 5.0   # % of its whole fall the validation loss still made over the last quarter
 
 
-def convergence(history: list[dict]) -> dict:
-    """Whether a training was still improving when it stopped: the relative drop (%) of the
-    validation loss from the start of its last quarter of epochs (at least one epoch) to its
-    end, and ``undertrained`` when it exceeds ``UNDERTRAINED_DROP`` %."""
+def convergence(history: list[dict], best_epoch: int | None = None) -> dict:
+    """Whether a training stopped before it was done. ``last_quarter_share``: how much the
+    validation loss fell over the last quarter of epochs (at least one), as a % of the curve's
+    whole range (its highest minus its lowest value): a relative drop of a near-zero flat loss
+    would read -97% for a fall of 1e-4; this reads ~0. ``undertrained`` with its ``reason``:
+    "still falling" when that share exceeds ``UNDERTRAINED_SHARE`` %, "kept epoch 0" when the
+    checkpoint kept (the best validation epoch) is the first of several: validation never got
+    better than after one epoch, what a run that learned nothing shows."""
     v = [h["valid_loss"] for h in history if h.get("valid_loss") is not None]
     if len(v) < 2:
-        return {"epochs": len(v), "last_quarter_drop": np.nan, "undertrained": False}
+        return {"epochs": len(v), "last_quarter_share": np.nan, "undertrained": False, "reason": ""}
     q = max(1, int(round(len(v) / 4)))
-    drop = 100 * (v[-1 - q] - v[-1]) / abs(v[-1 - q]) if v[-1 - q] else 0.0
-    return {"epochs": len(v), "last_quarter_drop": float(drop), "undertrained": bool(drop > UNDERTRAINED_DROP)}
+    span = max(v) - min(v)
+    share = 100 * (v[-1 - q] - v[-1]) / span if span > 0 else 0.0
+    reason = ("kept epoch 0" if best_epoch == 0 else
+              "still falling" if share > UNDERTRAINED_SHARE else "")
+    return {"epochs": len(v), "last_quarter_share": float(share), "undertrained": bool(reason), "reason": reason}
 
 
 def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFrame:
     """Every run of the paper's experiments (each seed) and of the loss variants: its kept
-    epoch and whether its validation loss was still falling over its last quarter
-    (``convergence``). Columns: experiment, seed, run, epochs, best_epoch,
-    last_quarter_drop (%), undertrained."""
+    epoch and whether it stopped before it was done (``convergence``). Columns: experiment,
+    seed, run, epochs, best_epoch, last_quarter_share (%), undertrained, reason."""
     import json
 
     from .experiments import PAPER_GROUPS
@@ -489,9 +495,12 @@ def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.Data
                 continue
             m = json.loads(f.read_text())
             rows.append({"experiment": name, "seed": prof.seed, "run": m.get("run_id"),
-                         "best_epoch": m.get("best_epoch"), **convergence(m.get("history", []))})
-    cols = ["experiment", "seed", "run", "epochs", "best_epoch", "last_quarter_drop", "undertrained"]
-    return pd.DataFrame(rows).reindex(columns=cols)
+                         "best_epoch": m.get("best_epoch"), **convergence(m.get("history", []), m.get("best_epoch"))})
+    return pd.DataFrame(rows).reindex(columns=convergence_table.COLUMNS)
+
+
+convergence_table.COLUMNS = ["experiment", "seed", "run", "epochs", "best_epoch", "last_quarter_share",
+                             "undertrained", "reason"]
 
 
 EXACT_COLUMNS = {"val_threshold", "oracle_threshold", "threshold", "budget", "rho_class", "rho_localize",

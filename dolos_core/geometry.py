@@ -476,3 +476,32 @@ def short_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]
         out.append(f"B's cells of fake images that see only real pixels average {ro} (per side), like "
                    f"cells of real images ({real}); cells centred on the fake region {fake}.")
     return out
+
+
+def convergence_rows(profile: Profile, paths: Paths, sides=None, n_seeds: int | None = None) -> pd.DataFrame:
+    """``evaluate.convergence_table``'s rows for the stage's runs at its other sides (the
+    profile's own side is Table 2's), named "<experiment> (<side> px)"."""
+    import json
+
+    from .evaluate import convergence, convergence_table
+    from .runs import resolve_run
+
+    rows = []
+    for t in trainings(profile, paths, sides=sides, n_seeds=n_seeds):
+        if t.profile.input_size == profile.input_size:
+            continue
+        f = resolve_run(t.experiment, t.profile, t.paths).checkpoint_dir / "train.json"
+        if f.exists():
+            m = json.loads(f.read_text())
+            rows.append({"experiment": f"{t.experiment.name} ({t.profile.input_size} px)", "seed": t.profile.seed,
+                         "run": m.get("run_id"), "best_epoch": m.get("best_epoch"),
+                         **convergence(m.get("history", []), m.get("best_epoch"))})
+    return pd.DataFrame(rows).reindex(columns=convergence_table.COLUMNS)
+
+
+def with_convergence(training: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``training.csv`` with the geometry stage's rows (``convergence_rows``) in place of any
+    it had from an earlier run of the stage."""
+    keep = training[~training["experiment"].astype(str).str.endswith(" px)")]
+    return pd.concat([keep, rows], ignore_index=True) if len(rows) else keep
+

@@ -193,8 +193,13 @@ def test_undertrained_runs_are_named():
 
     falling = [{"valid_loss": v} for v in (0.9, 0.8, 0.7, 0.6)]
     flat = [{"valid_loss": v} for v in (0.9, 0.6, 0.6, 0.6)]
-    assert convergence(falling)["undertrained"] and convergence(falling)["last_quarter_drop"] == pytest.approx(100 / 7)
-    assert not convergence(flat)["undertrained"]
+    near_zero = [{"valid_loss": v} for v in (0.6, 0.01, 1e-3, 1e-4, 3e-5)]   # -97% as a relative drop
+    assert convergence(falling)["undertrained"] and convergence(falling)["last_quarter_share"] == pytest.approx(100 / 3)
+    assert convergence(falling)["reason"] == "still falling"
+    assert not convergence(flat)["undertrained"] and not convergence(near_zero)["undertrained"]
+    assert convergence(near_zero)["last_quarter_share"] < 0.1
+    kept_first = convergence(flat, best_epoch=0)          # validation never better than after epoch 0
+    assert kept_first["undertrained"] and kept_first["reason"] == "kept epoch 0"
     training = pd.DataFrame({"experiment": ["patches-C-ffhq", "patches-C"], "undertrained": [True, False]})
     r = claims(_table(), n_boot=50, training=training).set_index("id")
     assert r.loc["T3-C", "undertrained"] == "patches-C-ffhq" and r.loc["T2-weak", "undertrained"] == ""
@@ -221,7 +226,11 @@ def test_footing_table_reads_the_profiles(tmp_path):
     from dolos_core.runner.report import footing_table
 
     t = footing_table(tmp_path).set_index("experiment")
-    assert len(t) == 11           # the paper's 9 and Patches-MIL A, B
+    assert {"patches-C-ffhq", "patches-full-ldm", "patches-full-allbut-ldm", "patches-C-l1"} <= set(t.index)
+    assert t.loc["patches-full-allbut-ldm", "paper steps"] == "150 x 500 = 75,000"
+    assert t.loc["patches-B (geometry, 224 px)", "mini map"] == "28x28"       # the geometry's other sides
+    assert pd.isna(t.loc["patches-B (geometry, 224 px)", "paper steps"])
+    assert len(t) == 28 + 2 * 3           # Table 2 (11), 3, 8 single/held-out, 6 loss variants; 2 sides x 3
     assert t.loc["patches-B", "paper steps"] == "100 x 500 = 50,000" and t.loc["patches-B", "paper batch"] == 64
     assert t.loc["patches-B", "paper map"] == "37x37" and t.loc["patches-B", "mini map"] == "12x12"
     assert t.loc["gradcam-A", "paper start"] == "ImageNet Xception"

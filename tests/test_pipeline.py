@@ -297,6 +297,9 @@ def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
     assert len(cal) == 2 * 4 and cal["cells"].sum() > 0 and cal["settle"].between(0, 1).all()
     for stem in ("geometry", "calibration"):
         assert (root / "figures" / "smoke" / f"{stem}.png").exists(), stem
+    training = pd.read_csv(res / "training.csv")          # the 48 px runs joined the convergence table
+    assert {"patches-B (48 px)", "patches-C (48 px)", "patches-mil-B (48 px)"} <= set(training["experiment"])
+    assert "patches-B" in set(training["experiment"]) and not training["experiment"].str.contains("64 px").any()
 
 
 def test_killed_run_resumes_to_the_same_predictions(tmp_path):

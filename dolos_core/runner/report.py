@@ -46,11 +46,14 @@ GLOSSARY = [
     ("baselines", "`everything-fake` (IoU = mean mask area), `everything-real`, `mask-prior` (the "
      "training masks' per-pixel fake share), `pixel-lr` (per-pixel colour/noise logistic "
      "regression): what a map scores without learning generators"),
-    ("verdict", "holds / does not hold when the 95% interval of the claimed quantity lies above / "
-     "below 0 at 0.5 and at the validation-chosen thresholds alike; inconclusive when it straddles 0; "
-     "threshold-dependent when the two thresholds disagree; uninformative when a compared model did "
-     "not learn on its own test set (it does not clear everything-fake or the mask prior); cannot be "
-     "checked when a run is missing"),
+    ("verdict", "holds / does not hold when the 95% interval of the claimed quantity (its weakest part) "
+     "lies above / below 0 at 0.5 and at the validation-chosen thresholds alike; inconclusive when it "
+     "straddles 0; threshold-dependent when the two thresholds disagree; uninformative when a reference "
+     "model did not learn or the weakest part compares with a cell at its trivial baselines (a subject "
+     "that did not learn is the answer, not a reason to set the claim aside); no comparison at a "
+     "threshold where the baseline's map is empty; cannot be checked when a run is missing"),
+    ("learning test", "threshold-free, the same for every claim: per-image pixel AUC on the model's own "
+     "test sets above the mask prior's and above 0.5 (paired 95% intervals)"),
     ("run", "the hash of an experiment's configuration (`runs/<profile>/checkpoints/<experiment>/<run>/`)"),
 ]
 
@@ -250,48 +253,72 @@ def _start_label(method: str, supervision: str, profile: Profile, root: Path) ->
                         profile.patches_weak_init).label
 
 
-def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper")) -> pd.DataFrame:
-    """Per method x setup, what each profile trains with: starting weights (as this checkout's
-    weights folder resolves them), learning rate, batch, optimiser steps, input side and map
-    side (measured by a forward pass). Generated from the profiles, so it cannot drift from them."""
+FOOTING_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut", "loss-variants")
+
+
+def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper"),
+                  groups: tuple[str, ...] = FOOTING_GROUPS) -> pd.DataFrame:
+    """Per experiment a claim or a table reads (Table 2, Table 3, Figure 6, the loss variants),
+    what each profile trains with: starting weights (as this checkout's weights folder resolves
+    them), learning rate, batch, optimiser steps, input side and map side (measured by a forward
+    pass); then the geometry stage's runs at each of its sides (the first profile's own stage).
+    Generated from the profiles, so it cannot drift from them."""
     from ..config import get_profile
-    from ..experiments import experiments_in, plan_for
+    from ..experiments import experiments_in, get_experiment, plan_for
+    from ..geometry import SIDES
+    from ..geometry import experiments as geometry_experiments
     from ..models import build_model
 
     sides: dict[tuple[str, int], int] = {}
+
+    def cols(e, prof, label: str) -> dict:
+        sched = prof.schedule(e.method, e.supervision)
+        epochs, iters = plan_for(e, prof)
+        if (e.method, prof.input_size) not in sides:
+            sides[e.method, prof.input_size] = build_model(e.method, "full").map_size(prof.input_size)
+        side = sides[e.method, prof.input_size]
+        return {f"{label} start": _start_label(e.method, e.supervision, prof, root), f"{label} lr": sched.lr,
+                f"{label} batch": sched.batch_size, f"{label} steps": f"{epochs} x {iters} = {epochs * iters:,}",
+                f"{label} input": prof.input_size, f"{label} map": f"{side}x{side}"}
+
     rows = []
-    for e in experiments_in("table2"):
+    for e in experiments_in(*groups):
         row = {"experiment": e.name}
         for name in names:
-            prof = get_profile(name)
-            sched = prof.schedule(e.method, e.supervision)
-            epochs, iters = plan_for(e, prof)
-            if (e.method, prof.input_size) not in sides:
-                sides[e.method, prof.input_size] = build_model(e.method, "full").map_size(prof.input_size)
-            row.update({f"{name} start": _start_label(e.method, e.supervision, prof, root),
-                        f"{name} lr": sched.lr, f"{name} batch": sched.batch_size,
-                        f"{name} steps": f"{epochs} x {iters} = {epochs * iters:,}",
-                        f"{name} input": prof.input_size,
-                        f"{name} map": f"{sides[e.method, prof.input_size]}x{sides[e.method, prof.input_size]}"})
+            row.update(cols(e, get_profile(name), name))
         rows.append(row)
+    first = get_profile(names[0])
+    for side in SIDES.get(first.name, ()):
+        if side == first.input_size:
+            continue
+        for name in geometry_experiments():
+            rows.append({"experiment": f"{name} (geometry, {side} px)",
+                         **cols(get_experiment(name), first.replace(image_size=side, input_size=side), names[0])})
     return pd.DataFrame(rows)
 
 
 def undertrained_lines(res: Path) -> list[str]:
-    """The runs whose validation loss was still falling over their last quarter of epochs
-    (``training.csv``), in one sentence; empty when none or not evaluated."""
+    """The runs that stopped before they were done (``training.csv``: still falling, or kept
+    their first epoch), in one sentence; empty when not evaluated."""
+    from ..evaluate import UNDERTRAINED_SHARE
+
     f = res / "training.csv"
     if not f.exists():
         return []
     t = pd.read_csv(f)
+    if "reason" not in t:
+        return []
     flagged = t[t["undertrained"].astype(bool)]
     if not len(flagged):
-        return [f"No run's validation loss was still falling over its last quarter of epochs ({len(t)} runs)."]
-    names = ", ".join(f"{r.experiment} (seed {r.seed}, -{r.last_quarter_drop:.0f}%)" for r in flagged.itertuples())
-    return [f"**Undertrained**: {len(flagged)} of {len(t)} runs were still improving when they stopped - their "
-            f"validation loss fell by more than 1% over the last quarter of their epochs ([training.csv]"
-            f"(training.csv)): {names}. Their numbers may move with a longer schedule; the claims that "
-            "read them name them (`undertrained`)."]
+        return [f"No run stopped before it was done ({len(t)} runs; [training.csv](training.csv))."]
+    names = ", ".join(f"{r.experiment} (seed {r.seed}: {r.reason}"
+                      + (f", {r.last_quarter_share:.0f}% of its fall in the last quarter)" if r.reason == "still falling"
+                         else ")") for r in flagged.itertuples())
+    return [f"**Undertrained**: {len(flagged)} of {len(t)} runs stopped before they were done - their "
+            f"validation loss still made more than {UNDERTRAINED_SHARE:g}% of its whole fall over the last "
+            f"quarter of their epochs, or they kept their first epoch ([training.csv](training.csv)): {names}. "
+            "Their numbers may move with a longer schedule; the claims that read them name them "
+            "(`undertrained`)."]
 
 
 def geometry_lines(res: Path) -> list[str]:
@@ -384,8 +411,9 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         lines += ["## Convergence", ""] + under + [""]
     if profile.name != "paper":
         lines += ["## Footing: this profile against the paper's", "",
-                  "What each Table 2 run trains with here and in the paper profile (generated from "
-                  "the profiles; `start` as this checkout's weights folder resolves it):", "",
+                  "What each run a claim or a table reads trains with here and in the paper profile, "
+                  "and the geometry stage's runs at its other sides (generated from the profiles; "
+                  "`start` as this checkout's weights folder resolves it):", "",
                   footing_table(paths.root, (profile.name, "paper")).to_markdown(index=False), ""]
     lines += ["## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
     lines += ["## Figures", ""]
