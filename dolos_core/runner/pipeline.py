@@ -262,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                 k = args.gpus_per_experiment
                 flag = f" --gpus-per-experiment {k}" if k > 1 else ""
                 dh = {n: hours[n] for n in default}
+                counts = sorted({1, 2, 4, 8} | ({args.jobs} - {"auto"}))
                 walls = "; ".join(f"{n * k} GPU{'s' if n * k > 1 else ''} (--jobs {n}{flag}) "
-                                  f"{estimate_wallclock(dh, n, k):.1f} h" for n in sorted({1, 2, 4, 8} | ({args.jobs} - {"auto"})))
+                                  f"{estimate_wallclock(dh, n, k):.1f} h" for n in counts)
                 line += (f", {sum(dh.values()):.1f} GPU hours; wall-clock: {walls} (the longest training, "
                          f"{max(dh.values()):.1f} h, is the floor"
                          + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
