@@ -158,7 +158,7 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
             for b in bins.categories:
                 sel = np.asarray(bins == b)
                 area_rows.append({"experiment": e.name, "postprocess": pipe.name, "variant": variant(pipe.steps),
-                                  "area_bin": str(b), "area_low": b.left, "area_high": b.right,
+                                  "area_bin": metrics.area_label(b), "area_low": b.left, "area_high": b.right,
                                   "n_images": int(sel.sum()), "iou_none": 100 * float(np.mean(ious["none"][sel]))
                                   if sel.any() else np.nan,
                                   **_gain(ious[pipe.name][sel] - ious["none"][sel], profile)})

@@ -334,6 +334,12 @@ def bootstrap_ap_ci(real_scores: np.ndarray, fake_scores: np.ndarray, n: int = 2
     return 100 * float(np.quantile(aps, a)), 100 * float(np.quantile(aps, 1 - a))
 
 
+def area_label(b) -> str:
+    """A mask-area bin (a pandas Interval of image fractions) as a reader reads it: "0-5%"
+    (not pandas' "(-0.001, 0.05]")."""
+    return f"{100 * max(float(b.left), 0):.0f}-{100 * float(b.right):.0f}%"
+
+
 def iou_by_area(iou: np.ndarray, area: np.ndarray,
                 edges: tuple[float, ...] = (0, 0.05, 0.1, 0.2, 1.0), n_boot: int = 1000, seed: int = 0):
     """Ours: per bin of mask area (fraction of the image), mean IoU (%) with its 95% bootstrap
@@ -347,7 +353,7 @@ def iou_by_area(iou: np.ndarray, area: np.ndarray,
     for b in bins.categories:
         sel = np.asarray(bins == b)
         lo, hi = bootstrap_mean_ci(iou[sel], n_boot, seed) if sel.any() else (np.nan, np.nan)
-        rows.append({"area_bin": b, "mean": 100 * iou[sel].mean() if sel.any() else np.nan,
+        rows.append({"area_bin": area_label(b), "mean": 100 * iou[sel].mean() if sel.any() else np.nan,
                      "ci_low": lo, "ci_high": hi, "count": int(sel.sum()),
                      "everything_fake": 100 * area[sel].mean() if sel.any() else np.nan})
     return pd.DataFrame(rows)

@@ -214,6 +214,8 @@ def iou_by_area_figure(by_area: pd.DataFrame):
     d = by_area.copy()
 
     def label(b: str) -> str:
+        if str(b).endswith("%"):          # metrics.area_label's already
+            return str(b)
         lo, hi = (float(x) for x in b.strip("([]").split(","))
         return f"{100 * max(lo, 0):.0f}-{100 * hi:.0f}%"
 

@@ -137,6 +137,7 @@ def test_iou_by_area_bins():
     assert first["ci_low"] < 50 < first["ci_high"]
     assert df.iloc[-1]["mean"] == pytest.approx(50.0) and df.iloc[-1]["ci_low"] == pytest.approx(50.0)
     assert df.iloc[1]["count"] == 0 and np.isnan(df.iloc[1]["mean"])
+    assert list(df["area_bin"]) == ["0-5%", "5-10%", "10-20%", "20-100%"]
 
 
 @pytest.mark.parametrize("k", [7, 1369, 65536, 90000])
