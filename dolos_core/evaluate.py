@@ -185,54 +185,84 @@ def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool 
 
 
 # What with_seeds adds: seeds found, IoU mean over them, its interval resampling seeds and test
-# images, the standard deviation over seeds.
-SEED_COLUMNS = ["seeds", "iou_seeds", "iou_seeds_ci_low", "iou_seeds_ci_high", "iou_seed_std"]
+# images together, the per-seed values, a t-interval over the seed means, the standard deviation.
+SEED_COLUMNS = ["seeds", "iou_seeds", "iou_seeds_ci_low", "iou_seeds_ci_high", "iou_seed_values",
+                "iou_seeds_t_low", "iou_seeds_t_high", "iou_seed_std"]
+# The experiments whose seeds the claims read (``per_image_table``'s groups).
+SEED_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
 
 
 def with_seeds(df: pd.DataFrame, paths: Paths, profile: Profile, seeds: int,
                groups: tuple[str, ...]) -> pd.DataFrame:
-    """``df`` with ``SEED_COLUMNS`` (``seed_table`` over ``groups``) when ``seeds`` > 1; as it
-    is otherwise (one seed: the intervals cover test images only)."""
+    """``df`` with ``SEED_COLUMNS`` (``seed_table`` over ``groups``, on CelebA-HQ Repaint-P2)
+    when ``seeds`` > 1; as it is otherwise (one seed: the intervals cover test images only)."""
     if seeds <= 1:
         return df
-    spread = seed_table(paths, profile, seeds, groups)[1].set_index("experiment")
+    spread = seed_table(paths, profile, seeds, groups)[1]
+    spread = spread[spread["test_set"] == CELEBA_TEST[0]].set_index("experiment")
     out = df.copy()
-    for col, src in zip(SEED_COLUMNS, ["seeds", "iou_mean", "iou_ci_low", "iou_ci_high", "iou_std"]):
+    for col, src in zip(SEED_COLUMNS, ["seeds", "iou_mean", "iou_ci_low", "iou_ci_high", "iou_values",
+                                       "iou_t_low", "iou_t_high", "iou_std"]):
         out[col] = out["experiment"].map(spread[src]) if len(spread) else np.nan
     return out
 
 
+def seed_t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Student's t interval of the mean of per-seed values (NaN with fewer than 2): with 3
+    seeds, mean +- 4.30 standard errors. Beside the seeds-and-images bootstrap, which cannot be
+    wider than the seeds' range and so understates what 3 seeds tell."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return np.nan, np.nan
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean() - half), float(v.mean() + half)
+
+
 def seed_table(paths: Paths, profile: Profile, seeds: int,
-               groups: tuple[str, ...] = ("table2",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+               groups: tuple[str, ...] = SEED_GROUPS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``--seeds N``: the experiments of ``groups`` trained with seeds ``profile.seed`` ...
-    ``+ N - 1`` (each its own run). Returns the per-seed rows (experiment, seed, iou, ap_mean,
-    run) and per experiment the mean over the seeds that exist with its 95% interval resampling
-    seeds and test images together (``iou_ci_low/high``), the standard deviation over seeds
-    (ddof 1), min and max."""
+    ``+ N - 1`` (each its own run), on each of their fake test sets (Table 2 and 3: CelebA-HQ
+    Repaint-P2; Figure 6: each generator). Returns the per-seed rows (experiment, test_set,
+    seed, iou, ap_mean (Table 2 only), run) and per experiment and test set the mean over the
+    seeds that exist with two 95% intervals: resampling seeds and test images together
+    (``iou_ci_low/high``) and Student's t over the seed means (``iou_t_low/high``,
+    ``seed_t_interval``); the seed values, the standard deviation over seeds (ddof 1), min, max."""
     rows, per_image = [], {}
     for k in range(seeds):
         prof = profile.replace(seed=profile.seed + k)
         for e in experiments_in(*groups):
             run = resolve_run(e, prof, paths)
-            fake = load_run(run, CELEBA_TEST[0], prof)
-            if fake is None:
-                continue
-            r = experiment_row(e, paths, prof, extras=False)
-            rows.append({"experiment": e.name, "seed": prof.seed, "iou": r["iou"],
-                         "ap_mean": r.get("ap_mean", np.nan), "run": r["run"]})
-            per_image.setdefault(e.name, []).append(metrics.localization(fake.maps, masks_for(fake)).iou)
-    per_seed = pd.DataFrame(rows, columns=["experiment", "seed", "iou", "ap_mean", "run"])
-    spread = (per_seed.groupby("experiment", sort=False)
+            for key in e.test:
+                if DatasetKey.parse(key).label != 1 or (fake := load_run(run, key, prof)) is None:
+                    continue
+                ap = (experiment_row(e, paths, prof, extras=False).get("ap_mean", np.nan)
+                      if e.group == "table2" and key == CELEBA_TEST[0] else np.nan)
+                iou = metrics.localization(fake.maps, masks_for(fake)).iou
+                rows.append({"experiment": e.name, "test_set": key, "seed": prof.seed, "iou": 100 * float(iou.mean()),
+                             "ap_mean": ap, "run": run.run_id})
+                per_image.setdefault((e.name, key), []).append(iou)
+    per_seed = pd.DataFrame(rows, columns=["experiment", "test_set", "seed", "iou", "ap_mean", "run"])
+    spread = (per_seed.groupby(["experiment", "test_set"], sort=False)
               .agg(seeds=("seed", "count"), iou_mean=("iou", "mean"), iou_std=("iou", "std"),
                    iou_min=("iou", "min"), iou_max=("iou", "max"), ap_mean=("ap_mean", "mean"),
                    ap_std=("ap_mean", "std")).reset_index())
-    cis = {}
-    for name, ious in per_image.items():
+    cis, ts, values = {}, {}, {}
+    for cell, ious in per_image.items():
         v = np.stack(ious)
         reps = metrics.seed_image_means(v, metrics.seed_image_draws(len(v), v.shape[1], profile.bootstrap, profile.seed))
-        cis[name] = metrics.percentile_ci(reps)
-    spread.insert(3, "iou_ci_low", spread["experiment"].map(lambda n: cis.get(n, (np.nan, np.nan))[0]))
-    spread.insert(4, "iou_ci_high", spread["experiment"].map(lambda n: cis.get(n, (np.nan, np.nan))[1]))
+        cis[cell] = metrics.percentile_ci(reps)
+        seed_means = 100 * v.mean(1)
+        ts[cell] = seed_t_interval(seed_means)
+        values[cell] = ", ".join(f"{x:.1f}" for x in seed_means)
+    cells = list(zip(spread["experiment"], spread["test_set"]))
+    spread.insert(4, "iou_ci_low", [cis.get(c, (np.nan, np.nan))[0] for c in cells])
+    spread.insert(5, "iou_ci_high", [cis.get(c, (np.nan, np.nan))[1] for c in cells])
+    spread.insert(6, "iou_t_low", [ts.get(c, (np.nan, np.nan))[0] for c in cells])
+    spread.insert(7, "iou_t_high", [ts.get(c, (np.nan, np.nan))[1] for c in cells])
+    spread.insert(8, "iou_values", [values.get(c, "") for c in cells])
     return per_seed, spread
 
 

@@ -241,3 +241,13 @@ def test_threshold_grid_reaches_past_095_and_names_its_edges():
     assert not metrics.at_grid_edge(t)
     assert metrics.at_grid_edge(metrics.THRESHOLD_GRID[-1]) and metrics.at_grid_edge(metrics.THRESHOLD_GRID[0])
     assert not metrics.at_grid_edge(None) and not metrics.at_grid_edge(0.5)
+
+
+def test_seed_t_interval_by_hand():
+    """Three seeds 53.2, 60.1, 64.9: mean 59.4, sd 5.88, t(0.975, 2) = 4.303: +-14.6."""
+    from dolos_core.evaluate import seed_t_interval
+
+    lo, hi = seed_t_interval([53.2, 60.1, 64.9])
+    sd = np.std([53.2, 60.1, 64.9], ddof=1)
+    assert (hi - lo) / 2 == pytest.approx(4.3027 * sd / np.sqrt(3), rel=1e-4)
+    assert lo < 53.2 and hi > 64.9 and np.isnan(seed_t_interval([50.0])[0])

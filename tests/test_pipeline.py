@@ -464,10 +464,13 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
         runs = [p for p in (tmp_path / "runs" / "smoke" / "checkpoints" / name).iterdir() if p.is_dir()]
         assert len(runs) == 2, name
     per_seed, spread = seed_table(get_paths("smoke", root=tmp_path), get_profile("smoke"), 2)
-    assert sorted(per_seed.seed) == [0, 1] and per_seed.run.nunique() == 2
+    assert sorted(per_seed[per_seed.experiment == "patches-C"].seed) == [0, 1] and per_seed.run.nunique() == 4
+    assert set(per_seed.test_set) == {"celebahq/repaint-p2"}       # Table 2 and 3 read CelebA-HQ Repaint-P2
     row = spread.set_index("experiment").loc["patches-C"]
     assert row.seeds == 2 and row.iou_min <= row.iou_mean <= row.iou_max
     assert row.iou_ci_low <= row.iou_mean <= row.iou_ci_high      # seeds and images resampled
+    assert row.iou_t_low <= row.iou_min and row.iou_t_high >= row.iou_max     # t over 2 seeds: wider
+    assert row.iou_values == ", ".join(f"{v:.1f}" for v in per_seed[per_seed.experiment == "patches-C"].iou)
     # Tables 2 and 3 carry each experiment's mean over seeds beside its seed-0 columns
     paths, prof = get_paths("smoke", root=tmp_path), get_profile("smoke")
     t2 = table2(paths, prof, seeds=2).set_index("experiment")
@@ -475,6 +478,7 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     assert t2.loc["patches-C", "iou_seeds"] == pytest.approx(row.iou_mean)
     assert t2.loc["patches-C", "iou_seeds_ci_low"] == pytest.approx(row.iou_ci_low)
     assert t2.loc["patches-C", "iou_seed_std"] == pytest.approx(row.iou_std)
+    assert t2.loc["patches-C", "iou_seed_values"] == row.iou_values
     assert np.isnan(t2.loc["gradcam-C", "iou_seeds"])               # not trained: missing, not zero
     t3 = table3(paths, prof, seeds=2).set_index("experiment")
     assert t3.loc["patches-C-ffhq", "seeds"] == 2

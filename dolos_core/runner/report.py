@@ -154,9 +154,22 @@ def compact_table(df: pd.DataFrame) -> pd.DataFrame:
                     "ap_2std": "" if pd.isna(r.get("ap_2std")) else f"{r['ap_2std']:.1f}",
                     "pixel AUC": "missing" if pd.isna(r.get("pixel_auc")) else f"{r['pixel_auc']:.1f}",
                     "IoU at valid. threshold (ours)": "" if pd.isna(r.get("iou_val_thr", float("nan")))
-                    else f"{_ci(r, 'iou_val_thr', 'iou_val_thr')} at {r['val_threshold']:.2f}",
+                    else f"{_ci(r, 'iou_val_thr', 'iou_val_thr')} at {r['val_threshold']:g}",
+                    **({"IoU over seeds: mean [seeds x images] [t over seeds] (values)": _seed_cell(r)}
+                       if "iou_seeds" in df else {}),
                     "run": r.get("run") if isinstance(r.get("run"), str) else ""})
     return pd.DataFrame(out)
+
+
+def _seed_cell(r) -> str:
+    """A row's IoU over seeds: the mean, the seeds-and-images bootstrap, Student's t over the
+    seed means (which, unlike the bootstrap, can be wider than the seeds' range) and the values."""
+    if pd.isna(r.get("iou_seeds")):
+        return ""
+    t = ("" if pd.isna(r.get("iou_seeds_t_low")) else
+         f" [{r['iou_seeds_t_low']:.1f}, {r['iou_seeds_t_high']:.1f}]")
+    return (f"{r['iou_seeds']:.1f} [{r['iou_seeds_ci_low']:.1f}, {r['iou_seeds_ci_high']:.1f}]{t} "
+            f"({r.get('iou_seed_values', '')}; {int(r['seeds'])} seeds)")
 
 
 def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
@@ -367,7 +380,9 @@ def seeds_line(res: Path, profile: Profile) -> str:
         return (f"Seeds: the experiments the claims read were trained under up to {n} seeds each "
                 f"(seed {profile.seed} and the next; [seed_spread.csv](seed_spread.csv)). Tables 2 and 3 show "
                 f"seed {profile.seed}'s run in the paper's columns and the mean over seeds beside it "
-                "(`iou_seeds`, its interval resampling seeds and test images, `iou_seed_std`); the "
+                "(`iou_seeds`, its interval resampling seeds and test images, Student's t interval "
+                "over the seed means, which can be wider than the seeds' range, and the seed values); "
+                "[seed_spread.csv](seed_spread.csv) has the same for Table 3 and every Figure 6 cell; the "
                 "claims resample seeds and images.")
     return ("Seeds: one (the profile's). Every interval in this report covers the test images of one "
             "training, not the spread between trainings; `./run_all.sh --seeds 3` trains every "
