@@ -551,7 +551,7 @@ def _errorbar_rows(ax, rows: pd.DataFrame, scale: float = 1.0, **kw):
 def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
     """Patches B and C against the receptive field's share of the image side
     (``geometry.geometry_table``): IoU-lg at 0.5 and at the validation-chosen threshold with the
-    spill bound (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
+    dilated-mask reference (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
     images. The dotted vertical line marks the paper's share (its 299 px input)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.9))
     colours = {"B": "tab:blue", "C": "tab:red"}
@@ -561,9 +561,9 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
             _errorbar_rows(axes[0], r, color=colours[row], ls=ls, marker=marker, label=f"{row} {what}")
         r = df[(df.row == row) & (df.metric == "pixel_auc")].dropna(subset=["value"])
         _errorbar_rows(axes[2], r, color=colours[row], marker="o", label=row)
-    r = df[df.row == "spill bound"].dropna(subset=["value"])
+    r = df[df.row == "dilated mask"].dropna(subset=["value"])
     _errorbar_rows(axes[0], r, color="black", ls=":", marker="x",
-                   label="spill bound: mask vs mask dilated by half a field (oracle)")
+                   label="dilated mask: mask vs mask dilated by half a field (oracle reference)")
     for metric, ls, marker, what in (("iou", "-", "o", "IoU at 0.5"), ("iou_val", "--", "s", "IoU at val. threshold")):
         r = df[(df.row == "B/C") & (df.metric == metric)].dropna(subset=["value"])
         _errorbar_rows(axes[1], r, color="tab:purple", ls=ls, marker=marker, label=f"B / C, {what}")
@@ -596,33 +596,54 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
     return fig
 
 
+def _share(x: float) -> str:
+    v = 100 * float(x)
+    return f"{v:.1f}%" if (99 < v < 100 or 0 < v < 1) else f"{v:.0f}%"
+
+
 def calibration_figure(hist: pd.DataFrame, summary: pd.DataFrame):
     """One panel per input side: the distribution of weak Patches' (setup B) cell probabilities
     for each kind of cell (``geometry.calibration_table``), each normalised to its own cells, with
-    the paper's 0.5 threshold (solid) and the probability real-only cells are pushed to in
-    training (dashed)."""
+    the paper's 0.5 threshold (solid), the measured mean of the cells that see only real pixels
+    of fake images with its 95% interval (dotted, shaded) and the share of such cells labelled
+    fake in training (dashed: where the label alone would push them). Under each panel, per kind:
+    its cells, mean probability with its interval and share above 0.5; one legend for all."""
     sizes = sorted(hist["size"].unique())
-    fig, axes = plt.subplots(1, len(sizes), figsize=(4.6 * len(sizes), 3.6), squeeze=False)
+    fig, grid = plt.subplots(2, len(sizes), figsize=(4.8 * len(sizes), 5.0), squeeze=False,
+                             gridspec_kw={"height_ratios": (3, 1)})
     colours = ("tab:green", "tab:orange", "tab:purple", "tab:red")
     kinds = list(dict.fromkeys(hist["kind"]))
-    for ax, size in zip(axes[0], sizes):
+    short = dict(zip(kinds, ("real image", "fake, real-only cell", "fake, some fake pixels", "fake, centre fake")))
+    for ax, below, size in zip(grid[0], grid[1], sizes):
         h = hist[hist["size"] == size]
+        stats = []
         for kind, colour in zip(kinds, colours):
             k = h[h["kind"] == kind]
             s = summary[(summary["size"] == size) & (summary["kind"] == kind)].iloc[0]
             ax.stairs(k["density"].to_numpy(), np.r_[k["bin_low"].to_numpy(), k["bin_high"].iloc[-1]],
-                      color=colour, lw=1.5,
-                      label=f"{kind} ({int(s.cells):,} cells, {100 * s['share_above_0.5']:.0f}% > 0.5)")
-        settle = summary[summary["size"] == size]["settle"].iloc[0]
-        ax.axvline(0.5, color="black", lw=1)
-        ax.axvline(settle, color="black", ls="--", lw=1)
-        ax.text(settle, 0.97, f" pushed to {settle:.2f}", transform=ax.get_xaxis_transform(), fontsize=7, va="top")
-        share = summary[summary["size"] == size]["rf_share"].iloc[0]
+                      color=colour, lw=1.5, label=kind if size == sizes[0] else None)
+            ci = (f" [{s['mean_prob_ci_low']:.2f}, {s['mean_prob_ci_high']:.2f}]"
+                  if "mean_prob_ci_low" in s and pd.notna(s["mean_prob_ci_low"]) else "")
+            stats.append(f"{short.get(kind, kind)}: mean {s['mean_prob']:.2f}{ci}, "
+                         f"{_share(s['share_above_0.5'])} > 0.5 ({int(s.cells):,} cells)")
+        side = summary[summary["size"] == size]
+        settle = side["settle"].iloc[0]
+        ro = side[side["kind"] == kinds[1]].iloc[0] if len(kinds) > 1 else None
+        ax.axvline(0.5, color="black", lw=1, label="threshold 0.5" if size == sizes[0] else None)
+        ax.axvline(settle, color="black", ls="--", lw=1,
+                   label="share of real-only cells labelled fake in training" if size == sizes[0] else None)
+        if ro is not None and "mean_prob_ci_low" in ro and pd.notna(ro["mean_prob_ci_low"]):
+            ax.axvspan(ro["mean_prob_ci_low"], ro["mean_prob_ci_high"], color=colours[1], alpha=0.25, lw=0)
+            ax.axvline(ro["mean_prob"], color=colours[1], ls=":", lw=1.2,
+                       label="their measured mean (95% interval)" if size == sizes[0] else None)
+        share = side["rf_share"].iloc[0]
         ax.set_title(f"{size} px (field {100 * share:.0f}% of the side)")
         ax.set_xlabel("B's cell probability of fake")
         ax.set_ylabel("share of the kind's cells")
         ax.set_yscale("log")
-        ax.legend(fontsize=6, loc="lower center")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+        below.axis("off")
+        below.text(0, 1, "\n".join(stats), transform=below.transAxes, fontsize=7, va="top", ha="left")
+    fig.legend(loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

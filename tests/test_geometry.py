@@ -38,13 +38,13 @@ def test_cell_kinds_by_hand():
         geometry.cell_kinds(np.zeros((1, 16, 16)), rf)
 
 
-def test_spill_bound_of_a_straight_edge():
+def test_dilated_mask_iou_of_a_straight_edge():
     """The left half of a 32 px image is fake: dilating by r moves the edge r px, so the IoU of
     the mask against it is 16 / (16 + r)."""
     mask = np.zeros((1, 32, 32), np.uint8)
     mask[:, :, :16] = 1
-    assert geometry.spill_bound(mask, 0)[0] == pytest.approx(1.0)
-    assert geometry.spill_bound(mask, 4)[0] == pytest.approx(16 / 20)
+    assert geometry.dilated_mask_iou(mask, 0)[0] == pytest.approx(1.0)
+    assert geometry.dilated_mask_iou(mask, 4)[0] == pytest.approx(16 / 20)
 
 
 def test_histogram_auc_by_hand_and_per_image_histograms_pool():

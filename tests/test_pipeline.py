@@ -273,7 +273,7 @@ def test_rerun_notebooks_executes_a_finished_training_without_training(smoke_stu
 def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
     """``--only geometry`` on the smoke profile (sides 48 and 64, one seed): the 64 px points are
     Table 2's patches-B and patches-C (reused), the 48 px ones train on DOLOS-mini built at 48 px
-    with only the sets B and C read; the table has B, C, B/C and the spill bound per side, the
+    with only the sets B and C read; the table has B, C, B/C and the dilated mask per side, the
     calibration table every kind of cell, and both figures are written."""
     root, out, _ = smoke_study
     assert "stage geometry" not in out
@@ -290,9 +290,9 @@ def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
     assert sorted(geo["size"].unique()) == [48, 64] and (geo["rf_px"] == 43).all()
     for size in (48, 64):
         g = geo[geo["size"] == size]
-        assert {"B", "C", "B/C", "spill bound", "patches-mil-B", "patches-mil-B/C"} <= set(g["row"])
+        assert {"B", "C", "B/C", "dilated mask", "patches-mil-B", "patches-mil-B/C"} <= set(g["row"])
         assert g[g.row.isin(["B", "C"])]["value"].notna().all() and (g[g.row == "B"]["seeds"] == 1).all()
-        assert (g[g.row == "spill bound"]["value"] > 0).all()
+        assert (g[g.row == "dilated mask"]["value"] > 0).all()
     cal = pd.read_csv(res / "calibration.csv")
     assert len(cal) == 2 * 4 and cal["cells"].sum() > 0 and cal["settle"].between(0, 1).all()
     for stem in ("geometry", "calibration"):

@@ -100,7 +100,7 @@ STAGE_TABLE = [
           tables=(("geometry", "Receptive-field geometry · Patches B and C against the input side (opt-in stage)"),),
           captions={
               "geometry": "Geometry: Patches B and C against the receptive field's share of the image side, "
-                          "at 0.5 and at the validation-chosen threshold, with the spill bound (an oracle: "
+                          "at 0.5 and at the validation-chosen threshold, with the dilated mask (an oracle reference: "
                           "the mask against itself dilated by half a field); intervals over seeds and images.",
               "calibration": "Geometry, the calibration half: weak Patches' cell probabilities by kind of "
                              "cell, the 0.5 threshold (solid) and where real-only cells are pushed in "
