@@ -173,11 +173,50 @@ def _bars_with_ci(ax, df: pd.DataFrame, col: str, ci: str | None, setups, method
     ax.set_xticks(range(len(setups)), [f"setup {s}" for s in setups])
 
 
+def _bar_x(df: pd.DataFrame, setups, methods=None):
+    """(experiment, method, x) of every bar ``_bars_with_ci`` draws."""
+    methods = methods or _methods_in(df)
+    w = 0.8 / len(methods)
+    return [(f"{m}-{s}", m, i - 0.4 + w * (k + 0.5)) for k, m in enumerate(methods) for i, s in enumerate(setups)]
+
+
+def _below_chance(ax, df: pd.DataFrame, col: str, setups) -> None:
+    idx = df.set_index("experiment")
+    for name, _, x in _bar_x(df, setups):
+        v = idx[col].get(name, np.nan) if col in idx else np.nan
+        if np.isfinite(v) and v < 50:
+            ax.text(x, v + 2, "below\nchance", ha="center", va="bottom", fontsize=6, color="darkred")
+
+
+def _seed_marks(ax, df: pd.DataFrame, setups) -> None:
+    """Each experiment's mean over seeds (diamond, Student's t interval) and its seeds' values
+    (dots) over its bar; nothing with one seed."""
+    if "iou_seeds" not in df or df["iou_seeds"].isna().all():
+        return
+    idx = df.set_index("experiment")
+    first = True
+    for name, _, x in _bar_x(df, setups):
+        if name not in idx.index or not np.isfinite(idx.loc[name, "iou_seeds"]):
+            continue
+        r = idx.loc[name]
+        lo, hi = r.get("iou_seeds_t_low", np.nan), r.get("iou_seeds_t_high", np.nan)
+        err = [[r["iou_seeds"] - lo], [hi - r["iou_seeds"]]] if np.isfinite(lo) else None
+        ax.errorbar(x, r["iou_seeds"], yerr=err, fmt="D", ms=4, color="black", capsize=2, lw=1,
+                    label=f"mean over {int(r['seeds'])} seeds (t interval)" if first else None)
+        values = [float(v) for v in str(r.get("iou_seed_values", "")).split(",") if v.strip()]
+        ax.plot([x] * len(values), values, ".", color="black", ms=3, alpha=0.7,
+                label="each seed" if first and values else None)
+        first = False
+
+
 def table2_figure(t2: pd.DataFrame, title: str = ""):
     """Table 2 at a glance: IoU-lg at the paper's 0.5 threshold, pixel AUC (threshold-free) and
-    detection AP, per method and setup, with 95% bootstrap intervals where they exist; the
-    trivial baselines as horizontal lines (everything fake, the mask prior; chance for AUC and
-    AP). Missing experiments are labelled, never drawn as zero."""
+    detection AP, per method and setup: bars are the profile's seed's run with 95% bootstrap
+    intervals over test images where they exist; with several seeds (``iou_seeds``), a black
+    diamond marks each experiment's IoU mean over seeds with Student's t interval over the seed
+    means, and dots the seeds' own values. The trivial baselines as horizontal lines (everything
+    fake, the mask prior; chance for AUC and AP); a bar below chance is labelled so. Missing
+    experiments are labelled, never drawn as zero."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
     base = t2.set_index("experiment")
     specs = (("iou", "iou", "IoU-lg at threshold 0.5 (%)", "ABC"),
@@ -188,6 +227,9 @@ def table2_figure(t2: pd.DataFrame, title: str = ""):
         ax.set_ylabel(label)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
+        if col in ("pixel_auc", "ap_mean"):           # below chance: a map (or score) inverted, said on the bar
+            _below_chance(ax, t2, col, setups)
+    _seed_marks(axes[0], t2, "ABC")
     # the mask prior at 0.5 marks (almost) nothing: it is drawn at its validation-chosen threshold
     for name, col, ls, text in (("baseline-everything-fake", "iou", ":", "everything fake"),
                                 ("baseline-mask-prior", "iou_val_thr", "--", "mask prior, at its val. threshold")):
@@ -352,8 +394,10 @@ def postprocess_by_area(by_area: pd.DataFrame, chains: list[str]):
 
 def table3_figure(t2: pd.DataFrame, t3: pd.DataFrame):
     """Table 3: IoU-lg on CelebA-HQ of Patches trained on CelebA-HQ (Table 2) and on FFHQ, per
-    setup, with 95% intervals and the everything-fake baseline."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    setup, with 95% intervals over test images, the mean over seeds (diamond, t interval) when
+    there are several, and both trivial baselines (everything fake; the mask prior at its
+    validation-chosen threshold: at 0.5 its map is empty)."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
     a = t2.set_index("experiment")
     b = t3.set_index("experiment")
     for k, (src, suffix, label, colour) in enumerate(((a, "", "trained on CelebA-HQ", "tab:orange"),
@@ -367,13 +411,22 @@ def table3_figure(t2: pd.DataFrame, t3: pd.DataFrame):
             v = src.loc[name, "iou"]
             err = [[v - src.loc[name, "iou_ci_low"]], [src.loc[name, "iou_ci_high"] - v]]
             ax.bar(x, v, 0.4, color=colour, yerr=err, capsize=3, label=label if i == 0 else None)
+            if "iou_seeds" in src and np.isfinite(src.loc[name].get("iou_seeds", np.nan)):
+                r = src.loc[name]
+                lo, hi = r.get("iou_seeds_t_low", np.nan), r.get("iou_seeds_t_high", np.nan)
+                ax.errorbar(x, r["iou_seeds"], yerr=[[r["iou_seeds"] - lo], [hi - r["iou_seeds"]]]
+                            if np.isfinite(lo) else None, fmt="D", ms=4, color="black", capsize=2, lw=1,
+                            label="mean over seeds (t interval)" if (i, k) == (0, 0) else None)
     if "baseline-everything-fake" in a.index:
         ax.axhline(a.loc["baseline-everything-fake", "iou"], color="black", ls=":", lw=1,
-                   label="everything fake baseline")
+                   label=f"everything fake ({a.loc['baseline-everything-fake', 'iou']:.1f})")
+    if "baseline-mask-prior" in a.index and np.isfinite(a.loc["baseline-mask-prior"].get("iou_val_thr", np.nan)):
+        v = a.loc["baseline-mask-prior", "iou_val_thr"]
+        ax.axhline(v, color="black", ls="--", lw=1, label=f"mask prior, at its val. threshold ({v:.1f})")
     ax.set_xticks(range(3), [f"setup {s}" for s in "ABC"])
     ax.set_ylabel("IoU-lg on CelebA-HQ test (%)")
-    ax.set_title("Patches across datasets (95% intervals)")
-    ax.legend(fontsize=8)
+    ax.set_title("Patches across datasets (bars: seed 0, 95% intervals over images)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
