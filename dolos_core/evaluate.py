@@ -429,10 +429,12 @@ def cross_generator_cells(paths: Paths, profile: Profile) -> list[tuple[dict, np
     return cells
 
 
-def cross_generator(paths: Paths, profile: Profile, cells: list | None = None) -> pd.DataFrame:
+def cross_generator(paths: Paths, profile: Profile, cells: list | None = None, seeds: int = 1) -> pd.DataFrame:
     """Figure 6 (paper 5.3): IoU-lg of each Patches-full training on each generator's test
     set, with its 95% bootstrap interval (ours). Columns: train, test, iou, iou_ci_low,
-    iou_ci_high, panel (``single`` or ``all-but``), experiment, run, in_domain."""
+    iou_ci_high, panel (``single`` or ``all-but``), experiment, run, in_domain; with ``seeds`` > 1
+    also each cell's mean over seeds (``SEED_COLUMNS``: the seeds-and-images bootstrap,
+    Student's t over the seed means, the seed values)."""
     rows = []
     for row, ious in cells if cells is not None else cross_generator_cells(paths, profile):
         iou = 100 * float(np.mean(ious)) if ious is not None else np.nan
@@ -440,7 +442,15 @@ def cross_generator(paths: Paths, profile: Profile, cells: list | None = None) -
                   if ious is not None else (np.nan, np.nan))
         rows.append({"train": row["train"], "test": row["test"], "iou": iou, "iou_ci_low": lo,
                      "iou_ci_high": hi, **{k: row[k] for k in ("panel", "experiment", "run", "in_domain")}})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if seeds > 1 and len(out):
+        spread = seed_table(paths, profile, seeds, ("fig6-single", "fig6-allbut"))[1]
+        spread = spread.set_index(["experiment", "test_set"])
+        keys = list(zip(out["experiment"], "celebahq/" + out["test"]))
+        for col, src in zip(SEED_COLUMNS, ["seeds", "iou_mean", "iou_ci_low", "iou_ci_high", "iou_values",
+                                           "iou_t_low", "iou_t_high", "iou_std"]):
+            out[col] = [spread[src].get(k, np.nan) for k in keys]
+    return out
 
 
 def domain_summary(paths: Paths, profile: Profile, cells: list | None = None) -> pd.DataFrame:

@@ -467,14 +467,15 @@ def robustness(rob: pd.DataFrame):
 
 def cross_generator_figure(cg: pd.DataFrame, order, title: str = ""):
     """Figure 6: two train x test IoU-lg heatmaps (one generator; all but one) on one colour
-    scale with one colour bar, the paper's generator names, each cell's value over its 95%
-    interval. In-domain cells are outlined (solid); in the all-but panel the held-out cell of
+    scale with one colour bar, the paper's generator names with the layout's folder names, each
+    cell's value over its 95% interval over test images; with seeds (``iou_seeds``) each cell is
+    the mean over seeds, its Student's t interval over the seed means and the seeds' values. In-domain cells are outlined (solid); in the all-but panel the held-out cell of
     each row is outlined dashed. Missing cells stay blank and say so."""
     from matplotlib.patches import Rectangle
 
     from .experiments import GENERATOR_NAMES
 
-    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.6))
     im = None
     for ax, panel, name in zip(axes, ("single", "all-but"), ("trained on one generator",
                                                              "trained on the other three")):
@@ -485,7 +486,17 @@ def cross_generator_figure(cg: pd.DataFrame, order, title: str = ""):
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
                 cell = d[(d.train == r) & (d.test == c)]
-                if len(cell) and not np.isnan(cell["iou"].iloc[0]):
+                seeded = len(cell) and "iou_seeds" in cell and np.isfinite(cell["iou_seeds"].iloc[0])
+                if seeded:           # the mean over seeds, its t interval and the seeds' values
+                    x = cell.iloc[0]
+                    grid[i, j] = x["iou_seeds"]
+                    t = (f"\n[{x['iou_seeds_t_low']:.0f}, {x['iou_seeds_t_high']:.0f}]"
+                         if np.isfinite(x.get("iou_seeds_t_low", np.nan)) else "")
+                    each = ", ".join(f"{float(v):.0f}" for v in str(x["iou_seed_values"]).split(",") if v.strip())
+                    txt = f"{grid[i, j]:.1f}{t}\n({each})"
+                    ax.text(j, i, txt, ha="center", va="center", fontsize=7,
+                            color="white" if grid[i, j] < 55 else "black")
+                elif len(cell) and not np.isnan(cell["iou"].iloc[0]):
                     grid[i, j] = cell["iou"].iloc[0]
                     nan = pd.Series([np.nan])
                     lo, hi = cell.get("iou_ci_low", nan).iloc[0], cell.get("iou_ci_high", nan).iloc[0]
@@ -499,11 +510,15 @@ def cross_generator_figure(cg: pd.DataFrame, order, title: str = ""):
                     ax.add_patch(Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, lw=2,
                                            ls="-" if panel == "single" else "--", ec="white"))
         im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100)
-        ax.set_xticks(range(len(cols)), [GENERATOR_NAMES.get(c, c) for c in cols], rotation=20, ha="right")
+        def gname(g: str) -> str:       # the paper's name and the layout's folder, as every table says
+            return f"{GENERATOR_NAMES.get(g, g)} ({g})" if GENERATOR_NAMES.get(g, g) != g else g
+
+        ax.set_xticks(range(len(cols)), [gname(c) for c in cols], rotation=20, ha="right")
         ax.set_yticks(range(len(rows)), [("all but " if r.startswith("all but ") else "")
-                                         + GENERATOR_NAMES.get(r.removeprefix("all but "), r) for r in rows])
+                                         + gname(r.removeprefix("all but ")) for r in rows])
         ax.set_xlabel("tested on")
-        ax.set_ylabel("trained on")
+        if panel == "single":
+            ax.set_ylabel("trained on")
         ax.set_title(name + ("\n(solid box: in-domain)" if panel == "single" else "\n(dashed box: the held-out generator)"),
                      fontsize=10)
     fig.suptitle(title, fontsize=11)
