@@ -200,8 +200,9 @@ def robustness_sweep(paths: Paths, profile: Profile, conditions: list[tuple[str,
                      keys: tuple[str, str] = CELEBA_TEST, progress: bool = True) -> pd.DataFrame:
     """Every trained experiment of ``group`` on perturbed copies of the fake and real test sets
     (``perturb.make``; ``("none", 0)`` = unperturbed), ``n_images`` each. One row per
-    (experiment, condition), scored by ``evaluate.score``, with the unperturbed IoU and AP
-    beside it (``iou_clean``, ``ap_clean``)."""
+    (experiment, condition), scored by ``evaluate.score``, with IoU's 95% bootstrap interval
+    over the images (``iou_ci_low/high``) and the unperturbed IoU and AP beside it
+    (``iou_clean``, ``ap_clean``)."""
     from .perturb import make
     from .predict import predict_perturbed
     from .train import is_trained, load_trained
@@ -218,8 +219,11 @@ def robustness_sweep(paths: Paths, profile: Profile, conditions: list[tuple[str,
             fake = predict_perturbed(e, profile, paths, fake_key, pert, seed, device, limit=n_images, model=model)
             real = predict_perturbed(e, profile, paths, real_key, pert, seed + 1, device, limit=n_images, model=model)
             row = score(fake, real if e.supervision == "weak" else None, profile, extras=False)
+            ious = metrics.localization(fake.maps, masks_for(fake)).iou
+            lo, hi = metrics.bootstrap_mean_ci(ious, profile.bootstrap, profile.seed)
             rows.append({"experiment": e.name, "method": e.method, "setup": e.setup,
                          "perturbation": name, "strength": strength, "iou": row["iou"],
+                         "iou_ci_low": lo, "iou_ci_high": hi,
                          "iou_sm": row["iou_sm"], "ap_mean": row.get("ap_mean", np.nan),
                          "n_images": len(fake.names)})
     rob = pd.DataFrame(rows)

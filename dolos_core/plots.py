@@ -345,8 +345,8 @@ def postprocess_gains(pp: pd.DataFrame):
     grid = d.pivot_table(index="chain", columns="experiment", values="gain", sort=False)[cols]
     lo = d.pivot_table(index="chain", columns="experiment", values="gain_ci_low", sort=False)[cols]
     hi = d.pivot_table(index="chain", columns="experiment", values="gain_ci_high", sort=False)[cols]
-    text = grid.map(lambda v: f"{v:+.1f}") + "\n[" + lo.map(lambda v: f"{v:.0f}") + ", " \
-        + hi.map(lambda v: f"{v:.0f}") + "]"
+    text = grid.map(lambda v: f"{v + 0.0:+.1f}") + "\n[" + lo.map(lambda v: f"{round(v, 1) + 0.0:.1f}") + ", " \
+        + hi.map(lambda v: f"{round(v, 1) + 0.0:.1f}") + "]"      # one decimal: a bold [-0.3, -0.1] never reads [-0, -0]
     fig, ax = plt.subplots(figsize=(1.1 * grid.shape[1] + 4, 0.62 * grid.shape[0] + 1.8))
     lim = max(1.0, float(np.nanmax(np.abs(grid.values))))
     sns.heatmap(grid, annot=text.values, fmt="", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
@@ -435,33 +435,44 @@ def table3_figure(t2: pd.DataFrame, t3: pd.DataFrame):
 def robustness(rob: pd.DataFrame):
     """IoU-lg of each Table 2 model under each perturbation: one panel per kind of perturbation,
     its strengths in order on the x axis after the unperturbed point ("clean", the same in every
-    panel); one line per model (colour: method, line style: setup). Every point is scored on the
-    same first ``n_images`` test images (the clean point is therefore not Table 2's number,
-    which uses the whole test set)."""
+    panel); one line per model (colour: method, line style: setup) with its 95% interval over
+    the images as a band (``iou_ci_low/high``, when present). Every point is scored on the same
+    first ``n_images`` test images (the clean point is therefore not Table 2's number, which uses
+    the whole test set). One legend: the methods' colours and the setups' line styles."""
+    from matplotlib.lines import Line2D
+
     kinds = [k for k in dict.fromkeys(rob["perturbation"]) if k != "none"]
     units = {"jpeg": "JPEG quality", "blur": "blur sigma (px)", "resize": "resize factor", "noise": "noise sigma (/255)"}
     styles = {"A": ":", "B": "--", "C": "-"}
-    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(3.6 * max(1, len(kinds)), 3.8), sharey=True, squeeze=False)
-    clean = rob[rob.perturbation == "none"].set_index("experiment")["iou"]
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(3.6 * max(1, len(kinds)), 4.2), sharey=True, squeeze=False)
+    clean = rob[rob.perturbation == "none"].set_index("experiment")
+    banded = {"iou_ci_low", "iou_ci_high"} <= set(rob.columns)
     for ax, kind in zip(axes[0], kinds):
         d = rob[rob.perturbation == kind]
         strengths = list(dict.fromkeys(d["strength"]))
         for exp, g in d.groupby("experiment", sort=False):
             g = g.set_index("strength").reindex(strengths)
             m, setup = g["method"].dropna().iloc[0], g["setup"].dropna().iloc[0]
-            ax.plot(range(len(strengths) + 1), [clean.get(exp, np.nan), *g["iou"]], marker="o", ms=3,
-                    color=method_colour(m), ls=styles.get(setup, "-"), label=exp)
+            x = range(len(strengths) + 1)
+            ax.plot(x, [clean["iou"].get(exp, np.nan), *g["iou"]], marker="o", ms=3, lw=1.4,
+                    color=method_colour(m), ls=styles.get(setup, "-"))
+            if banded:
+                ax.fill_between(x, [clean["iou_ci_low"].get(exp, np.nan), *g["iou_ci_low"]],
+                                [clean["iou_ci_high"].get(exp, np.nan), *g["iou_ci_high"]],
+                                color=method_colour(m), alpha=0.08, lw=0)
         ax.set_xticks(range(len(strengths) + 1), ["clean", *[f"{float(x):g}" for x in strengths]], fontsize=8)
         ax.set_xlabel(units.get(kind, kind))
         ax.set_title(kind)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("IoU-lg (%)")
     n = int(rob["n_images"].max()) if "n_images" in rob and len(rob) else 0
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=5, frameon=False)
-    fig.suptitle(f"Robustness: IoU-lg on the first {n} test images per set (colour: method; line: setup "
-                 "A dotted, B dashed, C solid)", fontsize=10)
-    fig.tight_layout()
+    handles = ([Line2D([], [], color=method_colour(m), lw=2, label=method_label(m)) for m in _methods_in(rob)]
+               + [Line2D([], [], color="black", ls=ls, lw=1.4, label=f"setup {s}") for s, ls in styles.items()])
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles), frameon=False,
+               handlelength=3)
+    fig.suptitle(f"Robustness: IoU-lg on the first {n} test images per set"
+                 + (" (bands: 95% intervals over those images)" if banded else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
