@@ -180,17 +180,22 @@ def postprocess_summary(pp: pd.DataFrame) -> pd.DataFrame:
 
 
 def postprocess_example(examples: dict, pp: pd.DataFrame, chain: str | None = None) -> dict:
-    """What the examples figure shows: the best chain that is not ``none`` (highest mean gain,
-    or ``chain``) on the best-localizing model, on the images the sweep kept for it (largest
+    """What the examples figure shows: the chain that is not ``none`` of highest mean gain (or
+    ``chain``) on the best-localizing model, on the images the sweep kept for it (largest
     gains, then the largest loss: the failure). Returns ``experiment``, ``chain``, ``idx``,
-    ``labels``, ``masks`` and the maps (the 0.5 threshold's and the chain's)."""
+    ``labels``, ``masks``, the maps (the 0.5 threshold's and the chain's), the chain's
+    ``mean_gain`` over the models and a ``title`` that says it (a "best" chain can lose)."""
+    summary = postprocess_summary(pp[pp.steps != "none"])
     if chain is None:
-        chain = postprocess_summary(pp[pp.steps != "none"]).index[0]
+        chain = summary.index[0]
     exp = pp[pp.steps == "none"].sort_values("iou").experiment.iloc[-1]
     ex = examples[exp][chain]
     labels = [f"gain {100 * d:+.0f}" for d in ex["diff"][:-1]] + [f"failure: {100 * ex['diff'][-1]:+.0f}"]
+    gain = float(summary.loc[chain, "mean_gain"])
+    title = (f"{exp}: the 0.5 threshold against {chain}\n(the chain of highest mean gain over the models: "
+             f"{gain:+.2f} points" + ("; no chain gains on average" if gain <= 0 else "") + ")")
     return {"experiment": exp, "chain": chain, "idx": ex["idx"], "labels": labels, "masks": ex["masks"],
-            "maps": {"threshold 0.5": ex["raw"], chain: ex["out"]}}
+            "maps": {"threshold 0.5": ex["raw"], chain: ex["out"]}, "mean_gain": gain, "title": title}
 
 
 # --- the robustness sweep (notebook 08) ------------------------------------------------------

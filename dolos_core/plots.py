@@ -373,7 +373,7 @@ def postprocess_by_area(by_area: pd.DataFrame, chains: list[str]):
     """Gain over none by mask area of each of ``chains`` (one panel each): one line per model,
     each bin with its paired 95% interval over images; the dotted line marks 50%, past which the
     fake region is the majority and "largest cluster = real" calls the wrong side real."""
-    fig, axes = plt.subplots(1, len(chains), figsize=(4.2 * len(chains), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(chains), figsize=(4.6 * len(chains), 3.6), squeeze=False, sharey=True)
     for ax, chain in zip(axes[0], chains):
         d = by_area[(by_area.postprocess == chain) & (by_area.n_images > 0)]
         for exp, g in d.groupby("experiment", sort=False):
@@ -382,7 +382,7 @@ def postprocess_by_area(by_area: pd.DataFrame, chains: list[str]):
                         capsize=2, lw=1, label=exp)
         ax.axhline(0, color="black", lw=0.8)
         ax.axvline(50, color="grey", ls=":", lw=1)
-        ax.set_xlabel("fake area of the mask (% of the image, bin centre)")
+        ax.set_xlabel("fake area (% of the image; bin centres)", fontsize=8)
         ax.set_title(_short_pipeline(chain), fontsize=9)
     axes[0, 0].set_ylabel("IoU-lg gain over none (points)")
     axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
