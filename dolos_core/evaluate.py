@@ -544,11 +544,13 @@ convergence_table.COLUMNS = ["experiment", "seed", "run", "epochs", "best_epoch"
 
 
 EXACT_COLUMNS = {"val_threshold", "oracle_threshold", "threshold", "budget", "rho_class", "rho_localize",
-                 "rf_share", "strength", "quantity_05", "settle"}
+                 "rf_share", "strength", "settle"}
 
 
-def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f") -> list[Path]:
-    """Write ``stem``.csv, .md and .tex atomically; missing values stay empty / 'missing'."""
+def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f",
+               missing: str = "missing") -> list[Path]:
+    """Write ``stem``.csv, .md and .tex atomically; missing values stay empty / ``missing`` (a
+    table whose empty cells mean "not applicable" passes ``"n/a"``)."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     out = []
@@ -561,7 +563,7 @@ def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = "
     fmts = [".3g" if c in EXACT_COLUMNS else floatfmt for c in df.columns]
     with atomic_path(md) as tmp:
         shown = df.astype(object).where(df.notna(), None)           # NaN -> None: printed "missing"
-        tmp.write_text(shown.to_markdown(index=False, floatfmt=fmts, missingval="missing") + "\n")
+        tmp.write_text(shown.to_markdown(index=False, floatfmt=fmts, missingval=missing) + "\n")
     out.append(md)
     tex = results_dir / f"{stem}.tex"
     with atomic_path(tex) as tmp:

@@ -348,24 +348,35 @@ def geometry_lines(res: Path) -> list[str]:
             "IoU-lg in %, 95% intervals over seeds and test images):", ""] + [f"- {x}" for x in body]
 
 
-def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
+def _claims_view(claims: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The claims table as shown: verdicts, the claimed quantity at 0.5 and at the
-    validation-chosen thresholds with intervals, seeds and the note; values and baselines are in
-    claims.csv."""
+    validation-chosen thresholds with intervals, seeds, the runs flagged undertrained and a
+    reference to the claim's note; the notes themselves as a numbered list to print under the
+    table (a note inside a markdown table overflows it). Values and baselines are in claims.csv."""
     def q(r, k):
         v = r[f"quantity_{k}"]
-        return "missing" if pd.isna(v) else f"{v:.1f} [{r[f'quantity_{k}_low']:.1f}, {r[f'quantity_{k}_high']:.1f}]"
+        return "n/a" if pd.isna(v) else f"{v:.1f} [{r[f'quantity_{k}_low']:.1f}, {r[f'quantity_{k}_high']:.1f}]"
 
-    rows = [{"id": r["id"], "source": r["source"], "claim": r["claim"], "verdict": r["verdict"],
-             "at 0.5": f"{r['verdict_05']}: {q(r, '05')}" if r["source"] != "context" else "",
-             "at val. threshold": f"{r['verdict_val']}: {q(r, 'val')}" if r["source"] != "context" else "",
-             "seeds": r["seeds"] if isinstance(r["seeds"], str) else "",
-             "note": "; ".join(x for x in (r["note"] if isinstance(r["note"], str) else
-                                             (r["values"] if r["source"] == "context" else ""),
-                                             f"geometry: {r['geometry']}" if isinstance(r.get("geometry"), str) else "")
-                               if x)}
-            for _, r in claims.iterrows()]
-    return pd.DataFrame(rows)
+    rows, notes = [], []
+    for _, r in claims.iterrows():
+        text = "; ".join(x for x in (r["note"] if isinstance(r["note"], str) else
+                                     (r["values"] if r["source"] == "context" else ""),
+                                     f"geometry: {r['geometry']}" if isinstance(r.get("geometry"), str) else "")
+                         if x)
+        if text:
+            notes.append(f"{len(notes) + 1}. **{r['id']}**: {text}")
+        rows.append({"id": r["id"], "source": r["source"], "claim": r["claim"], "verdict": r["verdict"],
+                     "at 0.5": f"{r['verdict_05']}: {q(r, '05')}" if r["source"] != "context" else "",
+                     "at val. threshold": f"{r['verdict_val']}: {q(r, 'val')}" if r["source"] != "context" else "",
+                     "seeds": r["seeds"] if isinstance(r["seeds"], str) else "",
+                     "undertrained": r["undertrained"] if isinstance(r.get("undertrained"), str) else "",
+                     "note": f"note {len(notes)}" if text else ""})
+    return pd.DataFrame(rows), notes
+
+
+def _claims_block(claims: pd.DataFrame) -> list[str]:
+    table, notes = _claims_view(claims)
+    return [table.to_markdown(index=False), "", "Notes:", "", *notes, ""] if notes else [table.to_markdown(index=False), ""]
 
 
 def _figure_order(png: Path, order: list[str]):
@@ -420,7 +431,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "seeds where a run has several; its verdict at the paper's 0.5 and at the validation-"
                   "chosen thresholds, and the final verdict (glossary). The compared values and every "
                   "test set's baselines, with intervals: [claims.csv](claims.csv).", "",
-                  _claims_view(claims).to_markdown(index=False), ""]
+                  *_claims_block(claims)]
     under = undertrained_lines(res)
     if under:
         lines += ["## Convergence", ""] + under + [""]
