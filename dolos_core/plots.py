@@ -480,8 +480,9 @@ def cross_generator_figure(cg: pd.DataFrame, order, title: str = ""):
     """Figure 6: two train x test IoU-lg heatmaps (one generator; all but one) on one colour
     scale with one colour bar, the paper's generator names with the layout's folder names, each
     cell's value over its 95% interval over test images; with seeds (``iou_seeds``) each cell is
-    the mean over seeds, its Student's t interval over the seed means and the seeds' values. In-domain cells are outlined (solid); in the all-but panel the held-out cell of
-    each row is outlined dashed. Missing cells stay blank and say so."""
+    the mean over seeds, its Student's t interval over the seed means and the seeds' values.
+    In-domain cells are outlined (solid); in the all-but panel the held-out cell of each row is
+    outlined dashed. Missing cells stay blank and say so."""
     from matplotlib.patches import Rectangle
 
     from .experiments import GENERATOR_NAMES
