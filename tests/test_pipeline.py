@@ -530,6 +530,28 @@ def test_wallclock_estimate_packs_the_longest_trainings_first():
     assert estimate_wallclock(hours, 2, gpus_per_experiment=2) == 2.0
 
 
+def test_hours_read_the_steady_rate_plus_what_a_training_pays_once(tmp_path):
+    """Hand-worked: patches-C at the paper's schedule trains 50 x 500 x 32 = 800,000 images; at
+    a steady 2,000 img/s that is 400 s, plus 80 s paid once: 480 s = 0.1333 h. The plan reads
+    both from gpu_check.json's ``fp32_img_s`` and ``fp32_once_s``."""
+    import json as _json
+
+    from dolos_core.config import get_profile
+    from dolos_core.experiments import get_experiment
+    from dolos_core.runner.pipeline import estimate_hours, gpu_throughput, training_images
+
+    paper, exp = get_profile("paper"), get_experiment("patches-C")
+    n = training_images([exp], paper)["patches-C"]
+    assert n == 50 * 500 * paper.schedule("patches", "full").batch_size
+    rate, once = {"patches-full": 2000.0}, {"patches-full": 80.0}
+    assert estimate_hours([exp], paper, rate, once)["patches-C"] == pytest.approx((n / 2000 + 80) / 3600)
+    assert estimate_hours([exp], paper, rate)["patches-C"] == pytest.approx(n / 2000 / 3600)
+    (tmp_path / "results" / "paper").mkdir(parents=True)
+    (tmp_path / "results" / "paper" / "gpu_check.json").write_text(_json.dumps(
+        {"train": {"patches-full": {"fp32_img_s": 2000.0, "fp32_once_s": 80.0}}}))
+    assert gpu_throughput(tmp_path) == rate and gpu_throughput(tmp_path, key="once_s") == once
+
+
 def test_job_slots_pin_gpus_and_share_the_cores(monkeypatch):
     """``--jobs N`` on CUDA: each training its own group of the visible GPUs (by their ids
     in CUDA_VISIBLE_DEVICES) and its share of the cores; asking for more GPUs than there are

@@ -186,16 +186,17 @@ def check_data(paths, exps):
     return ok, skipped
 
 
-def gpu_throughput(root: Path, precision: str = "fp32") -> dict | None:
-    """Measured training images per second per ``method-supervision`` on a GPU at
-    ``precision``, from ``results/paper/gpu_check.json`` (written by
-    ``benchmarks/gpu_check.py``), or None when no check has been run there."""
+def gpu_throughput(root: Path, precision: str = "fp32", key: str = "img_s") -> dict | None:
+    """Measured steady training images per second per ``method-supervision`` on a GPU at
+    ``precision`` (``key="once_s"``: the seconds a training pays once), from
+    ``results/paper/gpu_check.json`` (written by ``benchmarks/gpu_check.py``), or None when no
+    check has been run there."""
     f = root / "results" / "paper" / "gpu_check.json"
     if not f.exists():
         return None
     data = json.loads(f.read_text())
-    out = {m: float(v[f"{precision}_img_s"]) for m, v in data.get("train", {}).items()
-           if f"{precision}_img_s" in v}
+    out = {m: float(v[f"{precision}_{key}"]) for m, v in data.get("train", {}).items()
+           if f"{precision}_{key}" in v}
     return out or None
 
 
@@ -210,15 +211,18 @@ def training_images(exps, profile) -> dict[str, int]:
     return out
 
 
-def estimate_hours(exps, profile, throughput: dict | None) -> dict[str, float] | None:
+def estimate_hours(exps, profile, throughput: dict | None, once: dict | None = None) -> dict[str, float] | None:
     """GPU hours of training per experiment: its images (``training_images``) over the
-    measured throughput of its method (``throughput`` keyed ``method-supervision``). None
-    when any of them has no measurement: nothing here is guessed."""
+    measured steady throughput of its method (``throughput`` keyed ``method-supervision``),
+    plus what a training pays once (``once``, seconds, the same keys; gpu_check measures both
+    apart). None when any of them has no measurement: nothing here is guessed."""
     images = training_images(exps, profile)
     exps = list(exps)
     if not throughput or any(f"{e.method}-{e.supervision}" not in throughput for e in exps):
         return None
-    return {e.name: images[e.name] / throughput[f"{e.method}-{e.supervision}"] / 3600 for e in exps}
+    once = once or {}
+    return {e.name: (images[e.name] / throughput[f"{e.method}-{e.supervision}"]
+                     + once.get(f"{e.method}-{e.supervision}", 0.0)) / 3600 for e in exps}
 
 
 def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment: int = 1) -> float:
@@ -245,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
             paper = get_profile("paper")
             images = training_images(EXPERIMENTS.values(), paper)
-            hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(repo_root(), paper.precision)) or {}
+            hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(repo_root(), paper.precision),
+                                   gpu_throughput(repo_root(), paper.precision, "once_s")) or {}
             log("# experiment\tdescription\ttraining images\tGPU hours ("
                 + ("measured: results/paper/gpu_check.json" if hours else
                    "not measured: run benchmarks/gpu_check.py on the GPU") + ")")
@@ -376,7 +381,8 @@ class _StudyRun:
             return
         on_gpu = self.device.type == "cuda" or args.executor == "slurm"    # Slurm: the jobs' GPUs
         images = training_images(exps, profile)
-        per_exp = estimate_hours(exps, profile, gpu_throughput(paths.root, profile.precision))
+        per_exp = estimate_hours(exps, profile, gpu_throughput(paths.root, profile.precision),
+                                 gpu_throughput(paths.root, profile.precision, "once_s"))
         capped = f", capped at {profile.max_iters} iterations each" if profile.max_iters else ""
         when = "time not measured (benchmarks/gpu_check.py on the GPU measures it)"
         if per_exp:
