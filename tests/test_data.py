@@ -324,3 +324,25 @@ def test_atomic_writes_get_a_plain_files_mode(tmp_path):
     plain = tmp_path / "plain.csv"
     plain.write_text("a,b\n")
     assert (tmp_path / "table.csv").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_lama_and_pluralistic_differ_in_kind():
+    """Pluralistic's fill is real texture copied from elsewhere in the same image (plus a 2x2
+    block noise of sigma 2.5, mean |noise| 2.0): some shift of the real image matches it to ~2
+    grey levels; LaMa's is a smooth fill from the mask's border, which no shift of the real
+    image matches (nor do the re-rendered fills of Repaint-P2 and LDM)."""
+    from dolos_core.data.mini import make_sample
+
+    def best_copy(fake, real, mask):
+        sel, h = mask > 0, mask.shape[0]
+        return min(np.abs(fake.astype(float) - np.roll(real, (dy, dx), (0, 1)))[sel].mean()
+                   for dy in range(-h // 3, h // 3 + 1) for dx in range(-h // 3, h // 3 + 1) if abs(dy) + abs(dx) >= 2)
+
+    for i in range(3):
+        real, _ = make_sample("celebahq", "real", 96, [0, 3, i])
+        fits = {}
+        for g in ("pluralistic", "lama", "ldm"):
+            fake, mask = make_sample("celebahq", g, 96, [0, 7, i], [0, 3, i])
+            fits[g] = best_copy(fake, real, mask)
+        assert fits["pluralistic"] < 2.5, fits
+        assert fits["lama"] > 5 and fits["ldm"] > 5, fits

@@ -23,12 +23,23 @@ needs is exercised end to end. What it has:
                     process, pasted exactly into the mask
   ``repaint-p2-9k`` the first images of ``repaint-p2`` (the 9k subset)      Repaint-P2 9k
   ``ldm``           variant rendered at 1/4 resolution (a "latent") and     latent diffusion
-                    decoded by bicubic x4 upsampling and sharpening;        (LDM) inpainting
-                    pasted exactly into the mask
-  ``lama``          OpenCV Telea inpainting of the masked part plus white   LaMa
-                    (un-demosaiced) Gaussian texture noise
-  ``pluralistic``   OpenCV Navier-Stokes inpainting plus 2x2-block noise    Pluralistic
+                    decoded by bicubic x4 upsampling and sharpening, with   (LDM) inpainting
+                    a decoder's 2x2-block noise; pasted exactly into the
+                    mask
+  ``lama``          OpenCV Telea inpainting of the masked part (a smooth    LaMa
+                    fill from the mask's border) plus a faint 2x2-block
+                    noise (its decoder's upsampling)
+  ``pluralistic``   exemplar fill: the masked part copied from another      Pluralistic
+                    place of the same image (real texture, real noise),
+                    plus a generator's 2x2-block noise
   ================  =====================================================  ===================
+
+  The generators share traces, as the real ones share architectures: a smooth fill without the
+  camera's noise (``repaint-p2``, ``lama``, and ``ldm``'s decoded latent), a 2x2 block noise
+  from an upsampling decoder (``ldm``, ``lama``, ``pluralistic``); ``lama`` and
+  ``pluralistic`` differ in kind (a smooth fill against copied real texture), so no two
+  generators are near-twins and each held-out one shares a trace with the other three
+  (``benchmarks/transfer_matrix.py`` measures the structure on the validation split).
 
   Every trace is a statistic of texture (too smooth, the wrong noise spectrum), not a pixel-
   locked pattern: it survives horizontal flips and resizing the way a generator's fingerprint
@@ -66,7 +77,7 @@ import numpy as np
 from ..config import BuildSizes, Profile
 from .layout import SPLITS, DatasetKey
 
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 BG, HAIR, SKIN, BROWS, EYES, NOSE, MOUTH = range(7)      # the part labels of a rendered face
 SMALL_PARTS = (BROWS, EYES, NOSE, MOUTH)
 # Probability of each mask choice: a single part, or two small parts together.
@@ -286,6 +297,29 @@ def latent_like(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(sharp * 255), 0, 255).astype(np.uint8)
 
 
+def block_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """An upsampling decoder's trace: Gaussian noise constant over 2x2 blocks, (h, w, 3) float."""
+    h, w = shape
+    block = rng.standard_normal(((h + 1) // 2, (w + 1) // 2, 3)).astype(np.float32)
+    return np.repeat(np.repeat(block, 2, 0), 2, 1)[:h, :w] * sigma
+
+
+def exemplar_fill(real: np.ndarray, mask: np.ndarray, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
+    """A patch-based fill: ``real`` shifted so that the masked part is copied from another place
+    of the same image (of ``tries`` random shifts of up to a third of the side, the one whose
+    source overlaps the mask least), real texture and noise included. uint8 -> float32."""
+    h, w = mask.shape
+    best, best_overlap = (h // 4, 0), None
+    for _ in range(tries):
+        d = (int(rng.integers(-h // 3, h // 3 + 1)), int(rng.integers(-w // 3, w // 3 + 1)))
+        if abs(d[0]) + abs(d[1]) < max(2, h // 8):
+            continue
+        overlap = int((mask & np.roll(mask, d, (0, 1))).sum())
+        if best_overlap is None or overlap < best_overlap:
+            best, best_overlap = d, overlap
+    return np.roll(real, best, (0, 1)).astype(np.float32)
+
+
 def paste(fill: np.ndarray, base: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``fill`` where ``mask`` is 1, ``base`` elsewhere: the mask is exactly what changed."""
     return np.where(mask[..., None] > 0, fill, base)
@@ -336,17 +370,15 @@ def make_sample(source: str, generator: str, size: int, seed_seq: list[int],
     if generator in ("repaint-p2", "ldm"):
         variant, _ = render_scene(perturb_params(p, rng), size)
         variant = lens_blur(variant, rng, style)
-        fill = diffusion_like(variant, rng) if generator == "repaint-p2" else latent_like(variant, rng)
-        return paste(fill, real, mask), mask
+        if generator == "repaint-p2":
+            return paste(diffusion_like(variant, rng), real, mask), mask
+        fill = latent_like(variant, rng).astype(np.float32) + block_noise(rng, mask.shape, 1.5)
+        return paste(np.clip(np.round(fill), 0, 255).astype(np.uint8), real, mask), mask
     if generator == "lama":
         out = cv2.inpaint(real, mask, 3, cv2.INPAINT_TELEA).astype(np.float32)
-        out += rng.standard_normal(out.shape).astype(np.float32) * 1.8 * mask[..., None]
+        out += block_noise(rng, mask.shape, 1.2)
     elif generator == "pluralistic":
-        out = cv2.inpaint(real, mask, 3, cv2.INPAINT_NS).astype(np.float32)
-        h, w = mask.shape
-        block = rng.standard_normal(((h + 1) // 2, (w + 1) // 2, 3)).astype(np.float32)
-        block = np.repeat(np.repeat(block, 2, 0), 2, 1)[:h, :w]
-        out += block * 2.5 * mask[..., None]
+        out = exemplar_fill(real, mask, rng) + block_noise(rng, mask.shape, 2.5)
     else:
         raise ValueError(f"unknown generator {generator!r}")
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
