@@ -97,7 +97,7 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
             written.append(out)
             continue
         if model is None:
-            model = load_trained(exp, profile, paths, device)
+            model = load_trained(exp, profile, paths, device, run=run)
         ds = DolosDataset(paths.data_root, key, split, profile.input_size,
                           limit=profile.max_test_images, transform=test_transform(exp, profile))
         maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size,

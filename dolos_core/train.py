@@ -388,11 +388,13 @@ def _finish(exp: Experiment, setup: _Setup, state: _State, out_dir: Path, done: 
     return TrainResult(exp.name, best_path, state.history, state.best_epoch, state.seconds, resumed_from)
 
 
-def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto") -> DolosModel:
-    """The best checkpoint of ``exp``'s run under this configuration, in eval mode."""
+def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto", run=None) -> DolosModel:
+    """The best checkpoint of ``exp``'s run under this configuration, in eval mode. ``run``: the
+    run already resolved (``runs.resolve_run`` scans the data folders; a caller that has it
+    passes it)."""
     from .runs import other_runs, resolve_run
 
-    run = resolve_run(exp, profile, paths)
+    run = run if run is not None else resolve_run(exp, profile, paths)
     best = run.checkpoint_dir / "best.pt"
     if not best.exists():
         others = other_runs(exp, paths, run)
