@@ -1,0 +1,95 @@
+"""How long the default study takes from nothing on this machine, stage by stage.
+
+    .venv/bin/python benchmarks/bench_study.py [--label one-seed] [--goal-min 30] [-- RUN_ALL_ARGS...]
+
+Clones this checkout's HEAD into a temporary folder (a fresh clone: no data, no runs), runs
+``./run_all.sh`` there with the given arguments (default: none, the one-seed mini study; e.g.
+``-- --seeds 3`` for the committed study) using this environment's Python (``DOLOS_PYTHON``:
+the environment's own set-up, a few minutes once, is not part of the number), and writes
+``results/<profile>/study_time[-LABEL].csv`` and ``.md`` here - the wall clock, each stage's time
+(the runner's own ``runs/<profile>/timings.json``), the command, commit, cores and torch
+threads - and ``figures/<profile>/study_time[-LABEL].png``, the stages as bars against the goal.
+docs/mini.md and the README quote these files; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--label", default="", help="suffix of the output files (e.g. one-seed, three-seeds)")
+    ap.add_argument("--goal-min", type=float, default=30.0, help="the goal drawn on the figure, minutes")
+    ap.add_argument("--profile", default="mini")
+    ap.add_argument("run_all", nargs=argparse.REMAINDER, help="after --: ./run_all.sh's arguments")
+    args = ap.parse_args(argv)
+    extra = [a for a in args.run_all if a != "--"]
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    env = {**os.environ, "DOLOS_PYTHON": os.environ.get("DOLOS_PYTHON", sys.executable)}
+    with tempfile.TemporaryDirectory(prefix="bench_study_") as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        cmd = ["./run_all.sh", "--profile", args.profile, *extra]
+        print(f"[bench] {' '.join(cmd)} in a fresh clone of {commit}", flush=True)
+        t0 = time.time()
+        r = subprocess.run(cmd, cwd=clone, env=env)
+        wall = time.time() - t0
+        if r.returncode != 0:
+            sys.exit(f"./run_all.sh failed (exit {r.returncode}) after {wall:.0f} s")
+        timings = json.loads((clone / "runs" / args.profile / "timings.json").read_text())
+    rows = [{"stage": s, "seconds": round(float(v), 1)} for s, v in timings.items()]
+    rows.append({"stage": "total (wall clock)", "seconds": round(wall, 1)})
+    df = pd.DataFrame(rows)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    meta = {"command": " ".join(cmd), "commit": commit, "cores": cores, "goal_min": args.goal_min}
+    df = df.assign(**meta)
+    stem = f"study_time{'-' + args.label if args.label else ''}"
+    res, figs = REPO / "results" / args.profile, REPO / "figures" / args.profile
+    res.mkdir(parents=True, exist_ok=True)
+    figs.mkdir(parents=True, exist_ok=True)
+    df.to_csv(res / f"{stem}.csv", index=False)
+    (res / f"{stem}.md").write_text(
+        f"`{meta['command']}` in a fresh clone of {commit}, {cores} cores (environment set up beforehand):\n\n"
+        + df[["stage", "seconds"]].assign(minutes=lambda d: (d.seconds / 60).round(1)).to_markdown(index=False)
+        + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = df[df.stage != "total (wall clock)"]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(df) + 1.4))
+    ax.barh(list(stages.stage) + ["total (wall clock)"], list(stages.seconds / 60) + [wall / 60],
+            color=["tab:blue"] * len(stages) + ["tab:grey"])
+    ax.axvline(args.goal_min, color="tab:red", ls="--", label=f"goal {args.goal_min:g} min")
+    for y, v in enumerate(list(stages.seconds / 60) + [wall / 60]):
+        ax.text(v, y, f" {v:.1f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("minutes")
+    ax.set_title(f"{meta['command']} · fresh clone of {commit} · {cores} cores", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(figs / f"{stem}.png", dpi=120)
+    print(df[["stage", "seconds"]].to_string(index=False))
+    print(f"written: {res / stem}.csv, .md; {figs / stem}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
