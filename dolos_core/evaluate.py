@@ -5,6 +5,7 @@ Nothing here runs a model: every number comes from ``runs/<profile>/predictions`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,7 @@ import pandas as pd
 from . import metrics
 from .config import Paths, Profile
 from .data.layout import DatasetKey
-from .experiments import (CELEBA_TEST, FIG6_GENERATORS, FIG6_TEST, EXPERIMENTS, Experiment,
-                          experiments_in, get_experiment)
+from .experiments import CELEBA_TEST, EXPERIMENTS, FIG6_GENERATORS, FIG6_TEST, Experiment, experiments_in, get_experiment
 from .io import atomic_path
 from .models import card
 from .predictions import Predictions, load_predictions, predictions_current
@@ -388,7 +388,6 @@ def loss_variants_table(paths: Paths, profile: Profile) -> pd.DataFrame:
 def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     """Budget scaling: each run of ``SCALING_RUNS`` with its setup, init, budget factor and the
     training steps it took (from its ``train.json``), beside its Table 2 metrics."""
-    import json
 
     from .experiments import SCALING_RUNS, plan_for
     from .runs import weak_init_of
@@ -482,7 +481,6 @@ def domain_summary(paths: Paths, profile: Profile, cells: list | None = None) ->
 def training_runs(paths: Paths, profile: Profile, groups: tuple[str, ...] | None = None) -> dict[str, dict]:
     """The ``train.json`` (config and curve) of every experiment trained under this
     configuration (only those of ``groups`` when given), in the registry's order."""
-    import json
 
     out = {}
     for name, e in EXPERIMENTS.items():
@@ -520,7 +518,6 @@ def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.Data
     """Every run of the paper's experiments (each seed) and of the loss variants: its kept
     epoch and whether it stopped before it was done (``convergence``). Columns: experiment,
     seed, run, epochs, best_epoch, last_quarter_share (%), undertrained, reason."""
-    import json
 
     from .experiments import PAPER_GROUPS
 

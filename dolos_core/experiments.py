@@ -16,6 +16,7 @@ One name per experiment, used for checkpoints, predictions, tables and figures:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -174,7 +175,6 @@ PAPER_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
 
 def get_experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
-        import difflib
 
         close = difflib.get_close_matches(name, EXPERIMENTS, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -27,6 +27,7 @@ schedules under several seeds, and
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -556,7 +557,6 @@ def short_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]
 def convergence_rows(profile: Profile, paths: Paths, sides=None, n_seeds: int | None = None) -> pd.DataFrame:
     """``evaluate.convergence_table``'s rows for the stage's runs at its other sides (the
     profile's own side is Table 2's), named "<experiment> (<side> px)"."""
-    import json
 
     from .evaluate import convergence, convergence_table
     from .runs import resolve_run

@@ -38,6 +38,7 @@ both HDBSCAN variants is binary (0/1), so the authors' 0.5 threshold applies unc
 
 from __future__ import annotations
 
+import difflib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -46,6 +47,7 @@ import cv2
 import numpy as np
 
 from . import resize
+
 
 def upsample(m: np.ndarray, size: int | None, nearest: bool = False) -> np.ndarray:
     """A (h, w) map at ``size`` x ``size``: bicubic as Table 2's IoU, clipped to [0, 1], or
@@ -172,7 +174,6 @@ class Pipeline:
     def __post_init__(self):
         for s in self.steps:
             if s not in REGISTRY:
-                import difflib
 
                 close = difflib.get_close_matches(s, REGISTRY, n=1)
                 raise KeyError(f"unknown post-processing {s!r}" + (f"; did you mean {close[0]!r}?" if close else "")

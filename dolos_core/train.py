@@ -11,7 +11,11 @@ dropout are seeded by (seed, epoch).
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +28,8 @@ from .data.datasets import ConcatDolos, DecodedSplit, DolosDataset, EpochSampler
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for
 from .io import load_torch, read_json, save_torch, write_json
-from .numerics import autocast, set_numerics, training_threads
 from .models import DolosModel, build_model, card
+from .numerics import autocast, set_numerics, training_threads
 from .runs import experiment_init, weak_init_of
 from .weights import InitChoice
 
@@ -412,10 +416,6 @@ def launch_ddp(exp, profile, paths, run, device: str, force: bool, gpus: int,
            max_epochs: int | None = None):
     """Train ``exp`` into ``run`` with ``gpus`` processes under torchrun (the caller holds the
     run's lock); return the ``TrainResult`` that rank 0 wrote."""
-    import os
-    import pickle
-    import subprocess
-    import sys
 
     from .io import atomic_path
 

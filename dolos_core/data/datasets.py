@@ -7,6 +7,9 @@ fully generated ones), ``has_mask`` (True only for inpainted images) and ``name`
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -390,9 +393,6 @@ class _Raw(Dataset):
 def cache_key(parts, with_masks: bool) -> str:
     """A name for a decoded split: a hash of each part's files (names, sizes, modification
     times, of the masks too when kept) and transform, and whether masks are kept."""
-    import dataclasses
-    import hashlib
-    import json
 
     desc = []
     for d in parts:

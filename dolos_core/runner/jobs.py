@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .stages import TRAIN_NOTEBOOK
+
 
 @dataclass
 class TrainJob:
@@ -268,7 +270,6 @@ class SubmititExecutor:
 
     def __init__(self, cluster: str, folder: Path, jobs: int, gpus_per_job: int, device_type: str,
                  slurm: SlurmOptions):
-        import shutil
 
         if cluster == "slurm" and not shutil.which("sbatch"):
             raise RuntimeError("--executor slurm: no Slurm here (sbatch is not on PATH); run on a "

@@ -11,22 +11,23 @@ Python traceback.
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import os
 import shlex
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-from .cli import parse_args
-from .jobs import TrainJob
-from .notebooks import (UserError, declared_params, ensure_kernel, fmt_seconds, git_commit, log, notebook_stem,
-                        run_notebook)
 from ..config import ConfigError
 from ..locks import code_root
 from ..predictions import missing_predictions
 from ..train import is_trained
 from . import stages as stage_table
+from .cli import parse_args
+from .jobs import TrainJob
+from .notebooks import UserError, declared_params, ensure_kernel, fmt_seconds, git_commit, log, notebook_stem, run_notebook
 from .overrides import parse_set
 
 # Without a GPU a paper-profile run that trains more images than this stops unless --device cpu.
@@ -64,7 +65,6 @@ def _home_stage() -> str:
 
 def _library_function(ref: str):
     """``"module:function"`` of a stage record -> the function (imported when first needed)."""
-    import importlib
 
     module, _, name = ref.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -277,7 +277,6 @@ def main(argv: list[str] | None = None) -> int:
                 line += "; hours not measured (benchmarks/gpu_check.py on the GPU gives them)"
             log(line)
         return 0
-    from contextlib import ExitStack
 
     try:
         with ExitStack() as held:

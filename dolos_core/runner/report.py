@@ -7,6 +7,7 @@ training time of every experiment."""
 
 from __future__ import annotations
 
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -125,7 +126,6 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    import os
 
     out = f"{platform.platform()}; CPU {cpu} ({os.cpu_count()} cores)"
     import torch
