@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data.datasets import DolosDataset
+from .data.datasets import DolosDataset, read_mask
 from .data.layout import DatasetKey
 
 BASELINES = ("everything-fake", "everything-real", "mask-prior", "pixel-lr")
@@ -66,7 +66,6 @@ def fit_pixel_lr(data_root: Path, n_images: int = 300, pixels_per_image: int = 2
 def fit_mask_prior(data_root: Path, n_images: int = 300) -> np.ndarray:
     """The ``mask-prior`` map: the mean of the first ``n_images`` setup-C training masks
     (1 = fake), (H, W) float32 at their stored resolution."""
-    from .data.datasets import read_mask
 
     ds = DolosDataset(data_root, TRAIN_KEY, "train", input_size=1, limit=n_images)
     return np.mean([read_mask(ds.masks_dir / n).astype(np.float32) for n in ds.names], axis=0)

@@ -13,12 +13,13 @@ import pandas as pd
 
 from . import metrics
 from .config import Paths, Profile
-from .data.layout import DatasetKey
-from .experiments import CELEBA_TEST, EXPERIMENTS, FIG6_GENERATORS, FIG6_TEST, Experiment, experiments_in, get_experiment
+from .data.layout import DatasetKey, split_exists
+from .experiments import (CELEBA_TEST, EXPERIMENTS, FIG6_GENERATORS, FIG6_TEST, PAPER_GROUPS, SCALING_RUNS,
+                         Experiment, experiments_in, get_experiment, plan_for, prediction_sets)
 from .io import atomic_path
 from .models import card
 from .predictions import Predictions, load_predictions, predictions_current
-from .runs import resolve_run
+from .runs import resolve_run, weak_init_of
 
 PAPER_COLUMNS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc",
                  "acc_sm"]
@@ -145,7 +146,6 @@ def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[d
     experiments: ``baseline-<name>`` for each of ``baselines.BASELINES``. Empty when the data
     root lacks setup C's training split or the test sets."""
     from .baselines import BASELINES, TRAIN_KEY, baseline_maps, fit_baselines
-    from .data.layout import split_exists
 
     fake_key, real_key = CELEBA_TEST
     need = [(TRAIN_KEY, "train"), (fake_key, "test"), (real_key, "test")]
@@ -269,7 +269,6 @@ def seed_table(paths: Paths, profile: Profile, seeds: int,
 def run_threshold(run, exp: Experiment, profile: Profile) -> float | None:
     """The threshold that maximises mean IoU-lg on every validation split ``exp`` predicts
     (``experiments.prediction_sets``; pooled), or None without one."""
-    from .experiments import prediction_sets
 
     valid = [p for k, s in prediction_sets(exp) if s == "valid" and (p := load_run(run, k, profile, s)) is not None]
     if not valid:
@@ -303,7 +302,6 @@ def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFr
     mask-prior on every fake test set (``seed`` empty; the mask prior's threshold chosen on the
     Repaint-P2 validation split, as Table 2's)."""
     from .baselines import baseline_maps, fit_mask_prior
-    from .data.layout import split_exists
 
     frames = []
     for k in range(seeds):
@@ -389,8 +387,6 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     """Budget scaling: each run of ``SCALING_RUNS`` with its setup, init, budget factor and the
     training steps it took (from its ``train.json``), beside its Table 2 metrics."""
 
-    from .experiments import SCALING_RUNS, plan_for
-    from .runs import weak_init_of
 
     rows = []
     for name in SCALING_RUNS:
@@ -519,7 +515,6 @@ def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.Data
     epoch and whether it stopped before it was done (``convergence``). Columns: experiment,
     seed, run, epochs, best_epoch, last_quarter_share (%), undertrained, reason."""
 
-    from .experiments import PAPER_GROUPS
 
     rows = []
     for k in range(seeds):

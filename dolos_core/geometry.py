@@ -40,7 +40,7 @@ from .config import ConfigError, Paths, Profile
 from .data.layout import DatasetKey
 from .data.mini import build_mini
 from .experiments import CELEBA_TEST, get_experiment
-from .models import card, methods
+from .models import build_model, card, methods
 from .trainings import Training
 
 EXPERIMENTS = ("patches-B", "patches-C")
@@ -171,7 +171,6 @@ def receptive_field(method: str = "patches", input_size: int = 96, probes: int =
     neighbouring cells' patches. Measured at an input large enough for an interior cell's patch
     to lie inside it (at least 160 px: the patch, its stride and its offset do not depend on the
     input side), the map side at ``input_size``. Model weights do not matter (random init)."""
-    from .models import build_model
 
     torch.manual_seed(seed)
     model = build_model(method, "full").eval()

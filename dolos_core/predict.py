@@ -13,10 +13,10 @@ from torch.utils.data import DataLoader
 from .config import Paths, Profile, resolve_device
 from .data.datasets import DolosDataset, Perturbation, collate, transform_for
 from .data.layout import DatasetKey, split_exists
-from .experiments import Experiment
+from .experiments import Experiment, prediction_sets
 from .models import DolosModel
-from .predictions import Predictions, predictions_current, save_predictions
 from .numerics import autocast
+from .predictions import Predictions, predictions_current, save_predictions
 from .train import load_trained
 
 
@@ -81,7 +81,6 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
     """Predict every test set of ``exp`` (and the validation split that calibrates its
     threshold, ``experiments.prediction_sets``) with its best checkpoint; return the .npz
     paths, test sets first."""
-    from .experiments import prediction_sets
     from .runs import resolve_run
 
     dev = resolve_device(device)

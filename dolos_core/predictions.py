@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Paths, Profile
-from .experiments import Experiment
+from .experiments import Experiment, prediction_sets
 from .io import read_json, save_npz, write_json
 
 
@@ -71,7 +71,6 @@ def missing_predictions(paths: Paths, exp: Experiment, profile: Profile) -> list
     """The prediction files ``exp`` should have under this configuration and does not (a
     validation split the data root lacks is not expected)."""
     from .data.layout import DatasetKey, split_exists
-    from .experiments import prediction_sets
     from .runs import resolve_run
 
     run = resolve_run(exp, profile, paths)

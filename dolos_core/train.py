@@ -27,10 +27,10 @@ from .config import Paths, Profile, resolve_device
 from .data.datasets import ConcatDolos, DecodedSplit, DolosDataset, EpochSampler, Transform, transform_for
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for
-from .io import load_torch, read_json, save_torch, write_json
+from .io import atomic_path, load_torch, read_json, save_torch, write_json
 from .models import DolosModel, build_model, card
 from .numerics import autocast, set_numerics, training_threads
-from .runs import experiment_init, weak_init_of
+from .runs import experiment_init, other_runs, resolve_run, weak_init_of
 from .weights import InitChoice
 
 
@@ -47,7 +47,6 @@ class TrainResult:
 
 def run_dir(paths: Paths, exp: Experiment, profile: Profile) -> Path:
     """The folder of ``exp``'s run under this configuration (``runs.resolve_run``)."""
-    from .runs import resolve_run
 
     return resolve_run(exp, profile, paths).checkpoint_dir
 
@@ -146,7 +145,6 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     one per GPU, or CPU processes with the ``gloo`` backend): same global batch, learning rate,
     checkpoints and resume as one process."""
     from .locks import Locked, hold
-    from .runs import resolve_run
 
     if init:
         profile = profile.replace(init=init)
@@ -396,7 +394,6 @@ def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = 
     """The best checkpoint of ``exp``'s run under this configuration, in eval mode. ``run``: the
     run already resolved (``runs.resolve_run`` scans the data folders; a caller that has it
     passes it)."""
-    from .runs import other_runs, resolve_run
 
     run = run if run is not None else resolve_run(exp, profile, paths)
     best = run.checkpoint_dir / "best.pt"
@@ -417,7 +414,6 @@ def launch_ddp(exp, profile, paths, run, device: str, force: bool, gpus: int,
     """Train ``exp`` into ``run`` with ``gpus`` processes under torchrun (the caller holds the
     run's lock); return the ``TrainResult`` that rank 0 wrote."""
 
-    from .io import atomic_path
 
     out = run.checkpoint_dir
     meta_path = out / "train.json"

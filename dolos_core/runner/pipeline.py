@@ -20,13 +20,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..config import ConfigError
-from ..locks import code_root
+from ..config import ConfigError, get_paths, get_profile, repo_root, resolve_device
+from ..locks import Locked, WrongCheckout, check_checkout, code_root, hold
 from ..predictions import missing_predictions
 from ..train import is_trained
 from . import stages as stage_table
 from .cli import parse_args
-from .jobs import TrainJob
+from .jobs import SlurmOptions, TrainJob, auto_jobs, completed, failure_lines, make_executor
 from .notebooks import UserError, declared_params, ensure_kernel, fmt_seconds, git_commit, log, notebook_stem, run_notebook
 from .overrides import parse_set
 
@@ -122,7 +122,6 @@ def stage_trainings(stages: list[str], only_exps: list[str] | None, profile, pat
 
 def slurm_options(args):
     """``--slurm-*`` flags as ``jobs.SlurmOptions``."""
-    from .jobs import SlurmOptions
 
     extra = {}
     for item in args.slurm_opts:
@@ -245,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         hours = images = {}
         if args.profile == "paper":       # the images (and, when measured, GPU hours) of each experiment
-            from ..config import get_paths, get_profile, repo_root
 
             paper = get_profile("paper")
             images = training_images(EXPERIMENTS.values(), paper)
@@ -300,7 +298,6 @@ def _run(args, held) -> int:
 
 def _user_errors(fn, *args, **kw):
     """``fn(...)``, with a ConfigError turned into a one-line UserError."""
-    from ..config import ConfigError
 
     try:
         return fn(*args, **kw)
@@ -312,7 +309,6 @@ class _StudyRun:
     """One ``./run_all.sh``: its profile, paths, executor, the trainings in flight and timings."""
 
     def __init__(self, args, held) -> None:
-        from ..config import get_paths, get_profile
 
         self.args, self.t_start = args, time.time()
         self.overrides, self.stage_sets = cli_overrides(args)
@@ -346,8 +342,6 @@ class _StudyRun:
         """Every notebook kernel writes into this root and runs this checkout's code, whatever
         checkout the environment's dolos_core was installed from (both passed explicitly); one
         writer per profile, tag and checkout, released when this process ends."""
-        from ..config import resolve_device
-        from ..locks import Locked, WrongCheckout, check_checkout, code_root, hold
 
         paths = self.paths
         try:
@@ -364,7 +358,6 @@ class _StudyRun:
             raise UserError(str(exc))
         self.device = _user_errors(resolve_device, self.args.device)
         if self.args.jobs == "auto":
-            from .jobs import auto_jobs
 
             self.args.jobs = auto_jobs(self.args.executor, self.device.type, self.args.gpus_per_experiment)
 
@@ -397,7 +390,6 @@ class _StudyRun:
                             f"{profile.input_size} px. Add --device cpu to go on anyway, or run on a CUDA machine.")
 
     def _executor(self, held):
-        from .jobs import make_executor
 
         args = self.args
         try:
@@ -473,7 +465,6 @@ class _StudyRun:
             self.collect([h])
 
     def collect(self, handles) -> None:
-        from .jobs import completed, failure_lines
 
         for h in completed(handles):
             rec = h.result()
@@ -547,7 +538,6 @@ class _StudyRun:
         log(f"  wrote {path}")
 
     def _publish(self) -> None:
-        from ..locks import code_root
         from .publish import publish
 
         done = publish(self.paths, self.profile.name, git_commit(code_root()), self.overrides, self.stages)
@@ -564,7 +554,6 @@ class _StudyRun:
 
     def summary(self) -> int:
         """Time per stage, trainings, where the outputs are, the headline; 1 if any failed."""
-        from .jobs import failure_lines
 
         total, paths = time.time() - self.t_start, self.paths
         log("\n== summary")

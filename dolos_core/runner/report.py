@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Paths, Profile, resolve_device
+from ..config import Paths, Profile, get_profile, resolve_device
 from ..io import atomic_path
-from ..models import card, methods
+from ..models import build_model, card, methods
 from ..runs import code_hash
 from . import stages as stage_table
 from .notebooks import git_commit
@@ -283,11 +283,9 @@ def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper"),
     them), learning rate, batch, optimiser steps, input side and map side (measured by a forward
     pass); then the geometry stage's runs at each of its sides (the first profile's own stage).
     Generated from the profiles, so it cannot drift from them."""
-    from ..config import get_profile
     from ..experiments import experiments_in, get_experiment, plan_for
     from ..geometry import SIDES
     from ..geometry import experiments as geometry_experiments
-    from ..models import build_model
 
     sides: dict[tuple[str, int], int] = {}
 
