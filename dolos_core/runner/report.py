@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Paths, Profile, get_profile, resolve_device
+from ..evaluate import EXACT_COLUMNS
 from ..io import atomic_path
 from ..models import build_model, card, methods
 from ..runs import code_hash
@@ -466,7 +467,8 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         elif stem in SHORT_TABLES:
             shown = [c for c in SHOWN_COLUMNS.get(stem, df.columns) if c in df]
             lines += [f"### {title}", "", links + (" (every column)" if len(shown) < len(df.columns) else ""), "",
-                      df[shown].to_markdown(index=False, floatfmt=".1f", missingval="missing"), ""]
+                      df[shown].to_markdown(index=False, missingval="missing", floatfmt=[
+                          ".3g" if c in EXACT_COLUMNS else ".1f" for c in shown]), ""]
         else:
             lines += [f"### {title}", "", f"{len(df)} rows: {links}", ""]
     lines += ["## Where these numbers come from", "",
