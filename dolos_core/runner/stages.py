@@ -60,12 +60,17 @@ STAGE_TABLE = [
                   ("cross_generator", "Figure 6 data · cross-generator IoU-lg (paper 5.3)"),
                   ("seed_spread", "Spread over training seeds (--seeds N)")),
           captions={
-              "table2_iou": "Table 2 at a glance. Look at whether each bar clears the everything-fake "
-                            "and mask-prior lines (IoU) and chance (AUC, AP), and at setup B against C.",
-              "cross_generator": "Figure 6. Look at each row's boxed in-domain cell against the rest of the "
-                                 "row (left), and at the dashed held-out cells (right).",
+              "table2_iou": "Table 2 at a glance: bars are the first seed's runs with 95% intervals over "
+                            "test images (pixel AUC is pooled: no interval); with several seeds, diamonds "
+                            "are the mean over seeds with Student's t interval and dots each seed. Look at "
+                            "whether each bar clears the everything-fake and mask-prior lines (IoU) and "
+                            "chance (AUC, AP), and at setup B against C.",
+              "cross_generator": "Figure 6 (with several seeds: each cell's mean over seeds, its t interval "
+                                 "and the seeds' values). Look at each row's boxed in-domain cell against the "
+                                 "rest of the row (left), and at the dashed held-out cells (right).",
               "table3_iou": "Table 3. Patches trained on FFHQ data, tested on CelebA-HQ data, beside the "
-                            "CelebA-HQ-trained runs.",
+                            "CelebA-HQ-trained runs, against both trivial baselines; diamonds: the mean "
+                            "over seeds.",
               "qualitative_raw": "Maps of every Table 2 model on the same test images, on one fixed 0-1 "
                                  "scale (a flat map is an unsure model); under each, that image's IoU.",
               "qualitative_binary": "The same maps at the 0.5 threshold: what IoU-lg counts.",
@@ -88,8 +93,9 @@ STAGE_TABLE = [
               "postprocess_examples": "Extension: the 0.5 threshold against the post-processing chain of highest "
                                       "mean gain (its gain is in the title: it can be below 0) on the best model's "
                                       "maps: its two best images and its worst (the failure).",
-              "robustness": "Extension: IoU under test-time perturbations; the first point of each line is "
-                            "the clean test set."}),
+              "robustness": "Extension: IoU under test-time perturbations on the first test images "
+                            "(one seed, bands: 95% intervals over those images); the first point of each "
+                            "line is the clean test set."}),
     Stage("scaling", "budget scaling of weak labels (opt-in: only when named)",
           ("10_budget_scaling",), trains="dolos_core.trainings:scaling", opt_in=True, after=("train",),
           tables=(("scaling", "Budget scaling · Patches B and C against training steps (opt-in stage)"),),
@@ -105,8 +111,9 @@ STAGE_TABLE = [
                           "at 0.5 and at the validation-chosen threshold, with the dilated mask (an oracle reference: "
                           "the mask against itself dilated by half a field); intervals over seeds and images.",
               "calibration": "Geometry, the calibration half: weak Patches' cell probabilities by kind of "
-                             "cell, the 0.5 threshold (solid) and where real-only cells are pushed in "
-                             "training (dashed)."}),
+                             "cell, the 0.5 threshold (solid), the measured mean of real-only cells of fake "
+                             "images with its interval (dotted, shaded) and the share of such cells labelled "
+                             "fake in training (dashed); per-kind means and intervals under each panel."}),
     Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry"),
           writes="report"),
     Stage("publish", "the executed notebooks and their HTML, for readers "
