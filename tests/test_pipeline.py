@@ -21,8 +21,9 @@ from .conftest import REPO, make_layout, only_run
 from .test_metrics import reference_iou
 
 RUN = str(REPO / "run_all.sh")
-# One torch thread per training everywhere (the suite's setting, made explicit): --jobs N gives
-# each training its share of OMP_NUM_THREADS, and only equal thread counts give equal floats.
+# One torch thread per process everywhere (the suite's setting, made explicit); a CPU training
+# computes with one thread whatever it is given (numerics.TRAIN_CPU_THREADS), and --jobs (auto:
+# one training per core) only says how many run side by side.
 ENV = {**os.environ, "DOLOS_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
