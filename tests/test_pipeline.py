@@ -572,6 +572,17 @@ def test_job_slots_pin_gpus_and_share_the_cores(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert [s["CUDA_VISIBLE_DEVICES"] for s in _slots(2, 1, "cuda")] == ["0", "1"]
     assert _slots(3, 1, "cpu") == [{"OMP_NUM_THREADS": "5", "MKL_NUM_THREADS": "5"}] * 3
+    # --trainings-per-gpu 2: two slots on each GPU, filled GPU by GPU
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5,7")
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in _slots(5, 1, "cuda", per_gpu=2)] == ["2", "2", "3", "3", "5"]
+    with pytest.raises(ValueError, match="needs 5 GPUs"):
+        _slots(9, 1, "cuda", per_gpu=2)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        _slots(2, 2, "cuda", per_gpu=2)
+    from dolos_core.runner.jobs import auto_jobs
+
+    assert auto_jobs("pool", "cuda", 1, per_gpu=2) == 8 and auto_jobs("pool", "cuda", 2) == 2
+    assert auto_jobs("slurm", "cuda") == 1 and auto_jobs("pool", "mps") == 1
 
 
 def test_a_real_slurm_runs_the_trainings_as_one_array_and_resumes_a_cancelled_job(tmp_path):

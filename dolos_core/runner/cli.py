@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--gpus-per-experiment", type=_positive, default=1, metavar="K",
                      help="train each experiment with DistributedDataParallel on K GPUs under "
                           "torchrun (same global batch and learning rate; K must divide the batch)")
+    par.add_argument("--trainings-per-gpu", type=_positive, default=1, metavar="K",
+                     help="trainings sharing one GPU (a training at the paper's batch uses a fraction of "
+                          "a large GPU): --jobs auto then runs K per GPU (default 1)")
     par.add_argument("--slurm-partition", default=None, metavar="NAME", help="Slurm partition")
     par.add_argument("--slurm-gpus-per-job", type=_nonnegative, default=None, metavar="G",
                      help="GPUs per Slurm job (default: --gpus-per-experiment; 0 on a CPU-only cluster)")

@@ -181,23 +181,29 @@ class SerialExecutor:
         pass
 
 
-def _slots(jobs: int, gpus_per_job: int, device_type: str) -> list[dict]:
+def _slots(jobs: int, gpus_per_job: int, device_type: str, per_gpu: int = 1) -> list[dict]:
     """The environment of each of the ``jobs`` concurrent trainings: its own GPUs
-    (``CUDA_VISIBLE_DEVICES``) on CUDA, and everywhere its share of the cores
+    (``CUDA_VISIBLE_DEVICES``) on CUDA, ``per_gpu`` trainings sharing each GPU (one training uses
+    a fraction of a large GPU; ``--trainings-per-gpu``), and everywhere its share of the cores
     (``OMP_NUM_THREADS``: N trainings with all the cores each would fight over them)."""
     cores = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     threads = str(max(1, cores // jobs))
     if device_type == "cuda":
         import torch
 
+        if per_gpu > 1 and gpus_per_job > 1:
+            raise ValueError("--trainings-per-gpu > 1 shares a GPU between trainings; it cannot be "
+                             "combined with --gpus-per-experiment > 1")
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         ids = ([g.strip() for g in visible.split(",") if g.strip()] if visible
                else [str(i) for i in range(torch.cuda.device_count())])
-        need = jobs * gpus_per_job
+        groups = -(-jobs // per_gpu)              # GPU groups the slots fill, per_gpu slots each
+        need = groups * gpus_per_job
         if need > len(ids):
-            raise ValueError(f"--jobs {jobs} x --gpus-per-experiment {gpus_per_job} needs {need} GPUs; "
+            share = f" ({per_gpu} per GPU)" if per_gpu > 1 else ""
+            raise ValueError(f"--jobs {jobs}{share} x --gpus-per-experiment {gpus_per_job} needs {need} GPUs; "
                              f"this machine shows {len(ids)} ({', '.join(ids) or 'none'})")
-        return [{"CUDA_VISIBLE_DEVICES": ",".join(ids[k * gpus_per_job:(k + 1) * gpus_per_job]),
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(ids[(k // per_gpu) * gpus_per_job:(k // per_gpu + 1) * gpus_per_job]),
                  "OMP_NUM_THREADS": threads} for k in range(jobs)]
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(jobs)]
 
@@ -209,9 +215,9 @@ class PoolExecutor:
     name = "pool"
     eager = True
 
-    def __init__(self, jobs: int, gpus_per_job: int, device_type: str, log_dir: Path):
+    def __init__(self, jobs: int, gpus_per_job: int, device_type: str, log_dir: Path, per_gpu: int = 1):
         self.slots: queue.Queue = queue.Queue()
-        for s in _slots(jobs, gpus_per_job, device_type):
+        for s in _slots(jobs, gpus_per_job, device_type, per_gpu):
             self.slots.put(s)
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dolos-job")
         self.log_dir = log_dir
@@ -327,10 +333,10 @@ class SubmititExecutor:
                 f.cancel(check=False)
 
 
-def auto_jobs(kind: str, device_type: str, gpus_per_job: int = 1) -> int:
+def auto_jobs(kind: str, device_type: str, gpus_per_job: int = 1, per_gpu: int = 1) -> int:
     """``--jobs auto``: how many trainings run at once. On a CPU, one per core (a CPU training
     computes with one thread, ``numerics.TRAIN_CPU_THREADS``, so N side by side use N cores and
-    learn what each would alone); on CUDA, one per group of ``gpus_per_job`` visible GPUs; on
+    learn what each would alone); on CUDA, ``per_gpu`` per group of ``gpus_per_job`` visible GPUs; on
     MPS (one device shared) and with Slurm (the cluster schedules), 1."""
     if kind != "pool":
         return 1
@@ -344,15 +350,16 @@ def auto_jobs(kind: str, device_type: str, gpus_per_job: int = 1) -> int:
 
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         n = len([g for g in visible.split(",") if g.strip()]) if visible else torch.cuda.device_count()
-        return max(1, n // gpus_per_job)
+        return max(1, n // gpus_per_job) * per_gpu
     return 1
 
 
-def make_executor(kind: str, jobs: int, gpus_per_job: int, device_type: str, paths, slurm: SlurmOptions):
+def make_executor(kind: str, jobs: int, gpus_per_job: int, device_type: str, paths, slurm: SlurmOptions,
+                  per_gpu: int = 1):
     if kind == "pool":
         if jobs == 1:
             return SerialExecutor()
-        return PoolExecutor(jobs, gpus_per_job, device_type, paths.runs / "logs")
+        return PoolExecutor(jobs, gpus_per_job, device_type, paths.runs / "logs", per_gpu)
     return SubmititExecutor(kind, paths.runs / "submitit", jobs, gpus_per_job, device_type, slurm)
 
 

@@ -359,7 +359,8 @@ class _StudyRun:
         self.device = _user_errors(resolve_device, self.args.device)
         if self.args.jobs == "auto":
 
-            self.args.jobs = auto_jobs(self.args.executor, self.device.type, self.args.gpus_per_experiment)
+            self.args.jobs = auto_jobs(self.args.executor, self.device.type, self.args.gpus_per_experiment,
+                                       self.args.trainings_per_gpu)
 
     def _check_plan(self) -> None:
         """Starting weights present; for the paper profile, the plan and its hours (and a stop
@@ -394,7 +395,7 @@ class _StudyRun:
         args = self.args
         try:
             executor = make_executor(args.executor, args.jobs, args.gpus_per_experiment, self.device.type,
-                                     self.paths, slurm_options(args))
+                                     self.paths, slurm_options(args), args.trainings_per_gpu)
         except (ValueError, ImportError, RuntimeError) as exc:
             raise UserError(str(exc))
         held.callback(executor.close)   # interrupted or stopped: running trainings stop (they resume)
