@@ -278,7 +278,7 @@ def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
     calibration table every kind of cell, and both figures are written."""
     root, out, _ = smoke_study
     assert "stage geometry" not in out
-    r = run("--profile", "smoke", "--only", "geometry", "--repo", str(root))
+    r = run("--profile", "smoke", "--only", "geometry", "--repo", str(root), "--jobs", "1")   # the serial log lines
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "[geometry, 64 px, seed 0 1/3] patches-B: done, skipped" in r.stdout
     assert "[geometry, 48 px, seed 0 1/3] patches-B: training" in r.stdout
@@ -456,7 +456,7 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     from dolos_core.config import get_paths, get_profile
     from dolos_core.evaluate import SEED_COLUMNS, seed_table, table2, table3
 
-    r = run("--profile", "smoke", "--only", "data,train,patches-C,patches-C-ffhq", "--seeds", "2",
+    r = run("--profile", "smoke", "--only", "data,train,patches-C,patches-C-ffhq", "--seeds", "2", "--jobs", "1",
             "--repo", str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:]
     assert "[train, seed 1 1/2] patches-C: training" in r.stdout
