@@ -71,7 +71,7 @@ def test_a_method_file_in_the_package_reaches_table2_through_run_all(tmp_path):
     env = {**os.environ, "DOLOS_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     env.pop("DOLOS_REPO", None)
     r = subprocess.run([str(clone / "run_all.sh"), "--profile", "smoke", "--only",
-                        "data,train,evaluate,stripes-A,stripes-B,stripes-C"], capture_output=True, text=True,
+                        "data,train,evaluate,stripes-A,stripes-B,stripes-C", "--jobs", "1"], capture_output=True, text=True,
                        env=env, cwd=tmp_path, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     t2 = pd.read_csv(clone / "results" / "smoke" / "table2.csv").set_index("experiment")

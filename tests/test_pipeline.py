@@ -100,7 +100,8 @@ def test_partial_real_root_runs_what_it_can(tmp_path):
 def smoke_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke_study")
     t0 = time.time()
-    r = run("--profile", "smoke", "--repo", str(root), timeout=1500)
+    # one training at a time: the suite's two workers already fill the two cores (--jobs 2 has its own tests)
+    r = run("--profile", "smoke", "--repo", str(root), "--jobs", "1", timeout=1500)
     first = time.time() - t0
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return root, r.stdout, first
@@ -370,7 +371,7 @@ def paper_dry_run(tmp_path_factory):
             "--set", "max_iters=2", "--set", "max_test_images=12", "--repo", str(tmp),
             # smaller weak batches than the paper's 64 / 32 keep the test short; shapes unchanged
             "--set", "schedules.patches-weak.batch_size=4", "--set", "schedules.gradcam-weak.batch_size=4",
-            "--only", ",".join(["data", "train", "evaluate"] + DRY_SUBSET), timeout=1500)
+            "--only", ",".join(["data", "train", "evaluate"] + DRY_SUBSET), "--jobs", "1", timeout=1500)
     return tmp, root, r
 
 
@@ -661,7 +662,7 @@ def test_a_change_of_training_code_trains_beside_the_old_run_and_a_plot_edit_doe
         or (Path(d) == REPO and n in outputs)])
 
     def train():
-        r = subprocess.run([str(copy / "run_all.sh"), "--profile", "smoke", "--only", "data,train,patches-C"],
+        r = subprocess.run([str(copy / "run_all.sh"), "--profile", "smoke", "--only", "data,train,patches-C", "--jobs", "1"],
                            capture_output=True, text=True, timeout=600, env=ENV)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
         runs = sorted(p.name for p in (copy / "runs" / "smoke" / "checkpoints" / "patches-C").iterdir()
