@@ -314,7 +314,7 @@ def _test_masks(point: Point, key: str = CELEBA_TEST[0]) -> np.ndarray:
 
 def geometry_table(profile: Profile, paths: Paths, progress: bool = True, sides=None,
                    n_seeds: int | None = None) -> pd.DataFrame:
-    """One row per (side, row, metric): rows ``B``, ``C``, ``B/C`` and ``spill bound``; metrics
+    """One row per (side, row, metric): rows ``B``, ``C``, ``B/C`` and ``dilated mask``; metrics
     ``iou`` (at 0.5), ``iou_val`` (at each run's validation-chosen threshold), ``pixel_auc``;
     values in % (B/C as a ratio) with 95% intervals resampling seeds and images (B and C on the
     same draws), the range over seeds, the seeds found and the receptive field's share of the

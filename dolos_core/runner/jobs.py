@@ -6,7 +6,7 @@ it calls ``run_job``, which executes the notebook, catches a failure instead of 
 writes a record (``runs/<profile>/jobs/<name>.json``: status, host, GPUs or threads, seconds,
 log). The executors only decide where and when:
 
-- ``SerialExecutor`` (``--jobs 1``, the default): in this process, when a stage needs it;
+- ``SerialExecutor`` (``--jobs 1``; ``--jobs auto``, the default, on one GPU or MPS): in this process, when a stage needs it;
 - ``PoolExecutor`` (``--jobs N``): the standard library's ``ThreadPoolExecutor`` keeps N
   trainings going, each a process of its own pinned to its GPUs (``CUDA_VISIBLE_DEVICES``) or,
   on a CPU machine, to its share of the cores (``OMP_NUM_THREADS``); its output goes to
