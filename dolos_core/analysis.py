@@ -12,13 +12,17 @@ import pandas as pd
 
 from . import metrics
 from .config import Paths, Profile
+from .data.datasets import DolosDataset, read_mask
 from .data.layout import DatasetKey, split_exists
 from .evaluate import load_run, masks_for, score
-from .metrics import bootstrap_means, percentile_ci
 from .experiments import CELEBA_TEST, Experiment, experiments_in
+from .metrics import bootstrap_means, percentile_ci
+from .perturb import make
 from .postprocess import Pipeline
+from .predict import cell_features, predict_perturbed
 from .predictions import Predictions
 from .runs import resolve_run
+from .train import is_trained, load_trained
 
 
 def _progress(items, desc: str, progress: bool):
@@ -111,7 +115,6 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
     breaks is the last bin); and per experiment and pipeline the ``n_examples`` images the
     examples figure may show (its ``n_examples - 1`` of largest gain and its one of largest loss:
     masks, maps before and after; only those are kept, not every map of every chain)."""
-    from .predict import cell_features
 
     if not pipelines or pipelines[0].steps != ("none",):
         raise ValueError("the first pipeline must be Pipeline(('none',)): gains are measured against it")
@@ -208,9 +211,6 @@ def robustness_sweep(paths: Paths, profile: Profile, conditions: list[tuple[str,
     (experiment, condition), scored by ``evaluate.score``, with IoU's 95% bootstrap interval
     over the images (``iou_ci_low/high``) and the unperturbed IoU and AP beside it
     (``iou_clean``, ``ap_clean``)."""
-    from .perturb import make
-    from .predict import predict_perturbed
-    from .train import is_trained, load_trained
 
     conditions = [("none", 0)] + [c for c in conditions if c[0] != "none"]
     fake_key, real_key = keys
@@ -250,7 +250,6 @@ def pick_by_area(masks: np.ndarray, n: int) -> np.ndarray:
 
 def test_images(paths: Paths, profile: Profile, pred: Predictions, idx) -> list[np.ndarray]:
     """The stored test images (uint8 HxWx3) of ``pred`` at indices ``idx``, by name."""
-    from .data.datasets import DolosDataset
 
     ds = DolosDataset(paths.data_root, DatasetKey.parse(pred.meta["test_set"]), "test",
                       profile.image_size)
@@ -287,7 +286,6 @@ def data_samples(root, keys: list[DatasetKey], split: str, n: int,
                  image_size: int) -> dict[str, list[tuple]]:
     """Up to ``n`` (image, mask or None) pairs per key whose ``split`` exists, keyed by the
     key's text (the data notebook's sample grid)."""
-    from .data.datasets import DolosDataset
 
     out = {}
     for key in keys:
@@ -301,7 +299,6 @@ def data_samples(root, keys: list[DatasetKey], split: str, n: int,
 def mask_areas(root, keys: list[DatasetKey], split: str, image_size: int,
                limit: int = 300) -> pd.DataFrame:
     """Fake area (% of the image) of the first ``limit`` masks of each key with masks."""
-    from .data.datasets import DolosDataset, read_mask
 
     rows = []
     for key in keys:

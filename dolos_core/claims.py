@@ -52,6 +52,10 @@ import numpy as np
 import pandas as pd
 
 from .experiments import CELEBA_TEST, FIG6_GENERATORS
+from .geometry import cell as _gcell
+from .geometry import fmt_cell as gfmt
+from .geometry import trend
+from .metrics import at_grid_edge
 from .models import card, methods
 
 WEAK_RATIO = 0.75          # "B close to C": at least this share of C's IoU
@@ -456,7 +460,6 @@ def _decide(ev: Evidence, c: Claim, metric: str) -> tuple[tuple[float, float, fl
 def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset()) -> dict:
     """One claims row (see ``claims_table`` for the columns); ``undertrained``: the experiments
     whose validation loss was still falling when training stopped (``evaluate.convergence``)."""
-    from .metrics import at_grid_edge
 
     (q05, v05, n05), (qval, vval, nval) = (_decide(ev, c, m) for m in METRICS)
     refs_failed, notes = [], []
@@ -505,7 +508,6 @@ def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
     image interval), and which side a reader should weigh: the largest when B/C rises with the
     side (its receptive field covers a share of the image closer to the paper's), else the
     study's own."""
-    from .geometry import cell as _gcell, fmt_cell as gfmt, trend
 
     sizes = sorted(geo["size"].unique())
     if len(sizes) < 2:

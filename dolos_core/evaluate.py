@@ -12,10 +12,22 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
+from .baselines import BASELINES, TRAIN_KEY, baseline_maps, fit_baselines, fit_mask_prior
 from .config import Paths, Profile
 from .data.layout import DatasetKey, split_exists
-from .experiments import (CELEBA_TEST, EXPERIMENTS, FIG6_GENERATORS, FIG6_TEST, PAPER_GROUPS, SCALING_RUNS,
-                         Experiment, experiments_in, get_experiment, plan_for, prediction_sets)
+from .experiments import (
+    CELEBA_TEST,
+    EXPERIMENTS,
+    FIG6_GENERATORS,
+    FIG6_TEST,
+    PAPER_GROUPS,
+    SCALING_RUNS,
+    Experiment,
+    experiments_in,
+    get_experiment,
+    plan_for,
+    prediction_sets,
+)
 from .io import atomic_path
 from .models import card
 from .predictions import Predictions, load_predictions, predictions_current
@@ -145,7 +157,6 @@ def baseline_rows(paths: Paths, profile: Profile, extras: bool = True) -> list[d
     """Rows of the trivial baselines (``dolos_core.baselines``; ours), scored exactly as the
     experiments: ``baseline-<name>`` for each of ``baselines.BASELINES``. Empty when the data
     root lacks setup C's training split or the test sets."""
-    from .baselines import BASELINES, TRAIN_KEY, baseline_maps, fit_baselines
 
     fake_key, real_key = CELEBA_TEST
     need = [(TRAIN_KEY, "train"), (fake_key, "test"), (real_key, "test")]
@@ -301,7 +312,6 @@ def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFr
     ... ``+ seeds - 1`` (the seeds that exist), and for the baselines everything-fake and
     mask-prior on every fake test set (``seed`` empty; the mask prior's threshold chosen on the
     Repaint-P2 validation split, as Table 2's)."""
-    from .baselines import baseline_maps, fit_mask_prior
 
     frames = []
     for k in range(seeds):

@@ -37,10 +37,13 @@ import torch
 
 from . import metrics
 from .config import ConfigError, Paths, Profile
+from .data.datasets import read_mask
 from .data.layout import DatasetKey
 from .data.mini import build_mini
+from .evaluate import convergence, convergence_table, load_run, masks_for
 from .experiments import CELEBA_TEST, get_experiment
 from .models import build_model, card, methods
+from .runs import resolve_run
 from .trainings import Training
 
 EXPERIMENTS = ("patches-B", "patches-C")
@@ -230,8 +233,6 @@ def _boot_auc(pos: np.ndarray, neg: np.ndarray, draws) -> np.ndarray:
 def _run_values(point: Point, exp_name: str) -> dict | None:
     """Per-image IoU at 0.5 and at the run's validation-chosen threshold, and per-image pixel
     histograms, of one trained run on the Repaint-P2 test set; None if not predicted."""
-    from .evaluate import load_run, masks_for
-    from .runs import resolve_run
 
     run = resolve_run(get_experiment(exp_name), point.profile, point.paths)
     fake = load_run(run, CELEBA_TEST[0], point.profile)
@@ -305,7 +306,6 @@ def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
 def _test_masks(point: Point, key: str = CELEBA_TEST[0]) -> np.ndarray:
     """(N, S, S) masks (1 = fake) of a side's Repaint-P2 test images, as the predictions read
     them (the profile's ``max_test_images`` first files)."""
-    from .data.datasets import read_mask
 
     folder = DatasetKey.parse(key).masks_dir(point.paths.data_root, "test")
     names = sorted(f for f in folder.iterdir() if f.suffix == ".png")[:point.profile.max_test_images]
@@ -351,8 +351,6 @@ def calibration_table(profile: Profile, paths: Paths, bins: int = 40, progress: 
     share that see only real pixels - the rest touch the region (spill)."""
     from tqdm.auto import tqdm
 
-    from .evaluate import load_run, masks_for
-    from .runs import resolve_run
 
     pts = points(profile, paths, sides, n_seeds)
     hist_rows, summary = [], []
@@ -416,7 +414,6 @@ def training_shares(point: Point, rf: ReceptiveField) -> dict:
     only real pixels, and the probability such a cell is pushed to (``settle``): the share of
     all real-only cells (fake images' and every cell of a real image) labelled fake, with the
     real and fake training images as many as they are (the weak loop draws from both alike)."""
-    from .data.datasets import read_mask
 
     exp = get_experiment("patches-B")
     fake_key = next(t.key for t in exp.train if t.key != "celebahq/real")
@@ -557,8 +554,6 @@ def convergence_rows(profile: Profile, paths: Paths, sides=None, n_seeds: int | 
     """``evaluate.convergence_table``'s rows for the stage's runs at its other sides (the
     profile's own side is Table 2's), named "<experiment> (<side> px)"."""
 
-    from .evaluate import convergence, convergence_table
-    from .runs import resolve_run
 
     rows = []
     for t in trainings(profile, paths, sides=sides, n_seeds=n_seeds):

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .experiments import GENERATOR_NAMES
 from .models import MODELS, methods  # noqa: E402
 
 
@@ -485,7 +486,6 @@ def cross_generator_figure(cg: pd.DataFrame, order, title: str = ""):
     outlined dashed. Missing cells stay blank and say so."""
     from matplotlib.patches import Rectangle
 
-    from .experiments import GENERATOR_NAMES
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.6))
     im = None

@@ -17,6 +17,7 @@ from .experiments import Experiment, prediction_sets
 from .models import DolosModel
 from .numerics import autocast
 from .predictions import Predictions, predictions_current, save_predictions
+from .runs import resolve_run
 from .train import load_trained
 
 
@@ -81,7 +82,6 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
     """Predict every test set of ``exp`` (and the validation split that calibrates its
     threshold, ``experiments.prediction_sets``) with its best checkpoint; return the .npz
     paths, test sets first."""
-    from .runs import resolve_run
 
     dev = resolve_device(device)
     model = None

@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import Paths, Profile
+from .data.datasets import read_mask
+from .data.layout import DatasetKey, split_exists
 from .experiments import Experiment, prediction_sets
 from .io import read_json, save_npz, write_json
+from .runs import resolve_run
 
 
 @dataclass
@@ -37,7 +40,6 @@ class Predictions:
 
     def masks(self) -> np.ndarray | None:
         """(N, H, W) uint8 ground-truth masks (1 = fake) read from the layout, or None."""
-        from .data.datasets import read_mask
 
         if not self.meta.get("masks_dir"):
             return None
@@ -70,8 +72,6 @@ def save_predictions(path: Path, maps: np.ndarray, scores: np.ndarray, names, me
 def missing_predictions(paths: Paths, exp: Experiment, profile: Profile) -> list[Path]:
     """The prediction files ``exp`` should have under this configuration and does not (a
     validation split the data root lacks is not expected)."""
-    from .data.layout import DatasetKey, split_exists
-    from .runs import resolve_run
 
     run = resolve_run(exp, profile, paths)
     out = []

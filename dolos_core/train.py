@@ -28,6 +28,7 @@ from .data.datasets import ConcatDolos, DecodedSplit, DolosDataset, EpochSampler
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for
 from .io import atomic_path, load_torch, read_json, save_torch, write_json
+from .locks import Locked, hold
 from .models import DolosModel, build_model, card
 from .numerics import autocast, set_numerics, training_threads
 from .runs import experiment_init, other_runs, resolve_run, weak_init_of
@@ -144,7 +145,6 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
     with DistributedDataParallel on that many processes under ``torchrun`` (``dolos_core.ddp``;
     one per GPU, or CPU processes with the ``gloo`` backend): same global batch, learning rate,
     checkpoints and resume as one process."""
-    from .locks import Locked, hold
 
     if init:
         profile = profile.replace(init=init)

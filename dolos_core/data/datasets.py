@@ -20,6 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .. import resize
+from ..io import save_npz
 from ..models import card
 from .layout import DatasetError, DatasetKey, list_images
 
@@ -294,7 +295,6 @@ class DecodedSplit:
         if arrays is None:
             arrays = self._decode(dataset, num_workers, progress)
             if cache_dir is not None:
-                from ..io import save_npz
 
                 self.file.parent.mkdir(parents=True, exist_ok=True)
                 save_npz(self.file, **arrays)

@@ -14,11 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..claims import claims_table, verdict_counts
 from ..config import Paths, Profile, get_profile, resolve_device
-from ..evaluate import EXACT_COLUMNS
+from ..evaluate import EXACT_COLUMNS, UNDERTRAINED_SHARE, save_table, training_runs
+from ..experiments import experiments_in, get_experiment, plan_for
+from ..geometry import SIDES
+from ..geometry import experiments as geometry_experiments
+from ..geometry import summary_lines as geo_lines
 from ..io import atomic_path
+from ..locks import code_root
 from ..models import build_model, card, methods
 from ..runs import code_hash
+from ..weights import WEIGHT_FILES, default_weights_dir, paper_start, resolve_init
 from . import stages as stage_table
 from .notebooks import git_commit
 
@@ -94,7 +101,6 @@ def _shown(path: Path, root: Path) -> str:
 def _code_line(paths: Paths) -> str:
     """Which code made this report: the checkout of the imported ``dolos_core`` and its git
     commit; ``this checkout`` when that is where the report is written."""
-    from ..locks import code_root
 
     code = code_root()
     where = "this checkout" if code == Path(paths.root).resolve() else f"the checkout at {code}"
@@ -103,7 +109,6 @@ def _code_line(paths: Paths) -> str:
 
 def _training_runs(paths: Paths, profile: Profile) -> pd.DataFrame | None:
     """One row per experiment trained under this configuration, from its ``train.json``."""
-    from ..evaluate import training_runs
 
     rows = []
     for name, m in sorted(training_runs(paths, profile).items()):
@@ -219,7 +224,6 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
         out.append(f"Detection AP of the weak models ranges from {lo} {val(lo, 'ap_mean', 'ap')} to "
                    f"{hi} {val(hi, 'ap_mean', 'ap')} (chance 50).")
     if claims is not None and len(claims):
-        from ..claims import verdict_counts
 
         out.append(f"Claims checked below ({verdict_counts(claims)}).")
     return [" ".join(out)]
@@ -263,7 +267,6 @@ def postprocess_lines(res: Path) -> list[str]:
 
 
 def _start_label(method: str, supervision: str, profile: Profile, root: Path) -> str:
-    from ..weights import WEIGHT_FILES, default_weights_dir, paper_start, resolve_init
 
     if profile.init == "paper":
         key = paper_start(method, supervision)
@@ -284,9 +287,6 @@ def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper"),
     them), learning rate, batch, optimiser steps, input side and map side (measured by a forward
     pass); then the geometry stage's runs at each of its sides (the first profile's own stage).
     Generated from the profiles, so it cannot drift from them."""
-    from ..experiments import experiments_in, get_experiment, plan_for
-    from ..geometry import SIDES
-    from ..geometry import experiments as geometry_experiments
 
     sides: dict[tuple[str, int], int] = {}
 
@@ -319,7 +319,6 @@ def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper"),
 def undertrained_lines(res: Path) -> list[str]:
     """The runs that stopped before they were done (``training.csv``: still falling, or kept
     their first epoch), in one sentence; empty when not evaluated."""
-    from ..evaluate import UNDERTRAINED_SHARE
 
     f = res / "training.csv"
     if not f.exists():
@@ -346,7 +345,6 @@ def geometry_lines(res: Path) -> list[str]:
     f = res / "geometry.csv"
     if not f.exists():
         return []
-    from ..geometry import summary_lines as geo_lines
 
     cal = res / "calibration.csv"
     body = geo_lines(pd.read_csv(f), pd.read_csv(cal) if cal.exists() else None)
@@ -408,7 +406,6 @@ def seeds_line(res: Path, profile: Profile) -> str:
 
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None,
                  command: str | None = None) -> Path:
-    from ..claims import claims_table
 
     res, figs = paths.results, paths.figures
     code = _code_line(paths)
@@ -424,7 +421,6 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "evidence about DOLOS.", ""]
     claims = claims_table(res, profile.bootstrap, profile.seed) if (res / "per_image.csv").exists() else None
     if claims is not None and len(claims):   # written again: the report also knows the geometry stage
-        from ..evaluate import save_table
 
         save_table(claims, res, "claims")
     lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + [seeds_line(res, profile), ""]
