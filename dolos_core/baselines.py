@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import resize
 from .data.datasets import DolosDataset, read_mask
 from .data.layout import DatasetKey
 
@@ -81,8 +82,6 @@ def baseline_maps(name: str, data_root: Path, key: str, limit: int | None = None
     """Maps (N, H, W) float16 fake probabilities at the stored resolution, image scores (N,)
     and file names of baseline ``name`` on ``split`` of ``key``; ``fitted``: from
     :func:`fit_baselines` (needed by ``pixel-lr`` and ``mask-prior``)."""
-    from . import resize
-
     ds = DolosDataset(data_root, DatasetKey.parse(key), split, input_size=1, limit=limit)
     maps = []
     for i in range(len(ds)):

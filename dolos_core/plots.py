@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .experiments import GENERATOR_NAMES
+from . import metrics, resize  # noqa: E402
+from .experiments import GENERATOR_NAMES  # noqa: E402
 from .models import MODELS, methods  # noqa: E402
 
 
@@ -49,8 +50,6 @@ def map_grid(masks: np.ndarray | None, maps: dict[str, np.ndarray], images=None,
     rescaling, so a flat, uncertain map looks flat); with ``threshold`` they are shown binary
     (> threshold). Each map cell is labelled with its image's IoU-lg at the threshold (0.5
     when None)."""
-    from . import metrics, resize
-
     names = list(maps)
     n_rows = len(next(iter(maps.values()))) if maps else len(masks)
     lead = (images is not None) + (masks is not None)
