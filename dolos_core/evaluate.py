@@ -199,6 +199,9 @@ def table2(paths: Paths, profile: Profile, extras: bool = True, baselines: bool 
 # images together, the per-seed values, a t-interval over the seed means, the standard deviation.
 SEED_COLUMNS = ["seeds", "iou_seeds", "iou_seeds_ci_low", "iou_seeds_ci_high", "iou_seed_values",
                 "iou_seeds_t_low", "iou_seeds_t_high", "iou_seed_std"]
+# ... and the seed_table spread column each is read from
+SEED_SOURCES = dict(zip(SEED_COLUMNS, ["seeds", "iou_mean", "iou_ci_low", "iou_ci_high", "iou_values",
+                                       "iou_t_low", "iou_t_high", "iou_std"]))
 # The experiments whose seeds the claims read (``per_image_table``'s groups).
 SEED_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
 
@@ -212,8 +215,7 @@ def with_seeds(df: pd.DataFrame, paths: Paths, profile: Profile, seeds: int,
     spread = seed_table(paths, profile, seeds, groups)[1]
     spread = spread[spread["test_set"] == CELEBA_TEST[0]].set_index("experiment")
     out = df.copy()
-    for col, src in zip(SEED_COLUMNS, ["seeds", "iou_mean", "iou_ci_low", "iou_ci_high", "iou_values",
-                                       "iou_t_low", "iou_t_high", "iou_std"]):
+    for col, src in SEED_SOURCES.items():
         out[col] = out["experiment"].map(spread[src]) if len(spread) else np.nan
     return out
 
@@ -452,8 +454,7 @@ def cross_generator(paths: Paths, profile: Profile, cells: list | None = None, s
         spread = seed_table(paths, profile, seeds, ("fig6-single", "fig6-allbut"))[1]
         spread = spread.set_index(["experiment", "test_set"])
         keys = list(zip(out["experiment"], "celebahq/" + out["test"]))
-        for col, src in zip(SEED_COLUMNS, ["seeds", "iou_mean", "iou_ci_low", "iou_ci_high", "iou_values",
-                                           "iou_t_low", "iou_t_high", "iou_std"]):
+        for col, src in SEED_SOURCES.items():
             out[col] = [spread[src].get(k, np.nan) for k in keys]
     return out
 
@@ -520,29 +521,33 @@ def convergence(history: list[dict], best_epoch: int | None = None) -> dict:
     return {"epochs": len(v), "last_quarter_share": float(share), "undertrained": bool(reason), "reason": reason}
 
 
+CONVERGENCE_COLUMNS = ["experiment", "seed", "run", "epochs", "best_epoch", "last_quarter_share",
+                       "undertrained", "reason"]
+
+
+def convergence_row(name: str, seed: int, train_json: Path) -> dict | None:
+    """One ``CONVERGENCE_COLUMNS`` row from a run's ``train.json`` (None before it exists)."""
+    if not train_json.exists():
+        return None
+    m = json.loads(train_json.read_text())
+    return {"experiment": name, "seed": seed, "run": m.get("run_id"), "best_epoch": m.get("best_epoch"),
+            **convergence(m.get("history", []), m.get("best_epoch"))}
+
+
 def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFrame:
     """Every run of the paper's experiments (each seed) and of the loss variants: its kept
     epoch and whether it stopped before it was done (``convergence``). Columns: experiment,
     seed, run, epochs, best_epoch, last_quarter_share (%), undertrained, reason."""
-
-
     rows = []
     for k in range(seeds):
         prof = profile.replace(seed=profile.seed + k)
         for name, e in EXPERIMENTS.items():
             if e.group not in PAPER_GROUPS + ("loss-variants",) or (k and e.group not in PAPER_GROUPS):
                 continue
-            f = resolve_run(e, prof, paths).checkpoint_dir / "train.json"
-            if not f.exists():
-                continue
-            m = json.loads(f.read_text())
-            rows.append({"experiment": name, "seed": prof.seed, "run": m.get("run_id"),
-                         "best_epoch": m.get("best_epoch"), **convergence(m.get("history", []), m.get("best_epoch"))})
-    return pd.DataFrame(rows).reindex(columns=convergence_table.COLUMNS)
-
-
-convergence_table.COLUMNS = ["experiment", "seed", "run", "epochs", "best_epoch", "last_quarter_share",
-                             "undertrained", "reason"]
+            row = convergence_row(name, prof.seed, resolve_run(e, prof, paths).checkpoint_dir / "train.json")
+            if row is not None:
+                rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=CONVERGENCE_COLUMNS)
 
 
 EXACT_COLUMNS = {"val_threshold", "oracle_threshold", "threshold", "budget", "rho_class", "rho_localize",

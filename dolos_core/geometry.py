@@ -27,7 +27,6 @@ schedules under several seeds, and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from .config import ConfigError, Paths, Profile
 from .data.datasets import read_mask
 from .data.layout import DatasetKey
 from .data.mini import build_mini
-from .evaluate import convergence, convergence_table, load_run, masks_for
+from .evaluate import CONVERGENCE_COLUMNS, convergence_row, load_run, masks_for
 from .experiments import CELEBA_TEST, get_experiment
 from .models import build_model, card, methods
 from .runs import resolve_run
@@ -453,12 +452,6 @@ def trend(geo: pd.DataFrame, metric: str) -> str:
     return "flat within the intervals"
 
 
-def _pct(x: float) -> str:
-    """A share as a %, without rounding 99.8% up to "100%" (or 0.2% down to "0%")."""
-    v = 100 * float(x)
-    return f"{v:.1f}%" if (99 < v < 100 or 0 < v < 1) else f"{v:.0f}%"
-
-
 def _vs(a: dict | None, b: dict | None) -> str:
     """"above" / "below" / "within" for two cells' 95% intervals."""
     if a is None or b is None:
@@ -507,11 +500,13 @@ def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[st
             ro, real, fake = (k.loc[CELL_KINDS[1]], k.loc[CELL_KINDS[0]], k.loc[CELL_KINDS[3]])
             fp = (f"; of the cells above 0.5 outside the fake region, {100 * ro['fp_outside_real_only_share']:.0f}% "
                   f"see only real pixels, the rest touch the region" if "fp_outside_real_only_share" in ro else "")
+            above = {name: metrics.share_label(r["share_above_0.5"]) for name, r in (("ro", ro), ("real", real),
+                                                                                     ("fake", fake))}
             out.append(f"{size} px calibration: cells of fake images that see only real pixels have mean "
-                       f"probability {_cal_cell(k, CELL_KINDS[1])} ({_pct(ro['share_above_0.5'])} above 0.5; "
-                       f"cells of real images {_cal_cell(k, CELL_KINDS[0])}, {_pct(real['share_above_0.5'])}; "
+                       f"probability {_cal_cell(k, CELL_KINDS[1])} ({above['ro']} above 0.5; "
+                       f"cells of real images {_cal_cell(k, CELL_KINDS[0])}, {above['real']}; "
                        f"cells centred on the fake region {_cal_cell(k, CELL_KINDS[3])}, "
-                       f"{_pct(fake['share_above_0.5'])}){fp}. In B's training data "
+                       f"{above['fake']}){fp}. In B's training data "
                        f"{100 * ro['train_real_only_share']:.0f}% of a fake image's cells see only real "
                        f"pixels; if the label were all such a cell learned it would settle at {ro['settle']:.2f}, "
                        f"and it measures {ro['mean_prob']:.2f}.")
@@ -553,19 +548,11 @@ def short_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]
 def convergence_rows(profile: Profile, paths: Paths, sides=None, n_seeds: int | None = None) -> pd.DataFrame:
     """``evaluate.convergence_table``'s rows for the stage's runs at its other sides (the
     profile's own side is Table 2's), named "<experiment> (<side> px)"."""
-
-
-    rows = []
-    for t in trainings(profile, paths, sides=sides, n_seeds=n_seeds):
-        if t.profile.input_size == profile.input_size:
-            continue
-        f = resolve_run(t.experiment, t.profile, t.paths).checkpoint_dir / "train.json"
-        if f.exists():
-            m = json.loads(f.read_text())
-            rows.append({"experiment": f"{t.experiment.name} ({t.profile.input_size} px)", "seed": t.profile.seed,
-                         "run": m.get("run_id"), "best_epoch": m.get("best_epoch"),
-                         **convergence(m.get("history", []), m.get("best_epoch"))})
-    return pd.DataFrame(rows).reindex(columns=convergence_table.COLUMNS)
+    rows = [convergence_row(f"{t.experiment.name} ({t.profile.input_size} px)", t.profile.seed,
+                            resolve_run(t.experiment, t.profile, t.paths).checkpoint_dir / "train.json")
+            for t in trainings(profile, paths, sides=sides, n_seeds=n_seeds)
+            if t.profile.input_size != profile.input_size]
+    return pd.DataFrame([r for r in rows if r is not None]).reindex(columns=CONVERGENCE_COLUMNS)
 
 
 def with_convergence(training: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:

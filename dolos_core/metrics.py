@@ -340,6 +340,12 @@ def area_label(b) -> str:
     return f"{100 * max(float(b.left), 0):.0f}-{100 * float(b.right):.0f}%"
 
 
+def share_label(x: float) -> str:
+    """A share (0-1) as a %, without rounding 99.8% up to "100%" (or 0.2% down to "0%")."""
+    v = 100 * float(x)
+    return f"{v:.1f}%" if (99 < v < 100 or 0 < v < 1) else f"{v:.0f}%"
+
+
 def iou_by_area(iou: np.ndarray, area: np.ndarray,
                 edges: tuple[float, ...] = (0, 0.05, 0.1, 0.2, 1.0), n_boot: int = 1000, seed: int = 0):
     """Ours: per bin of mask area (fraction of the image), mean IoU (%) with its 95% bootstrap

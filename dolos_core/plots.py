@@ -675,11 +675,6 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
     return fig
 
 
-def _share(x: float) -> str:
-    v = 100 * float(x)
-    return f"{v:.1f}%" if (99 < v < 100 or 0 < v < 1) else f"{v:.0f}%"
-
-
 def calibration_figure(hist: pd.DataFrame, summary: pd.DataFrame):
     """One panel per input side: the distribution of weak Patches' (setup B) cell probabilities
     for each kind of cell (``geometry.calibration_table``), each normalised to its own cells, with
@@ -704,7 +699,7 @@ def calibration_figure(hist: pd.DataFrame, summary: pd.DataFrame):
             ci = (f" [{s['mean_prob_ci_low']:.2f}, {s['mean_prob_ci_high']:.2f}]"
                   if "mean_prob_ci_low" in s and pd.notna(s["mean_prob_ci_low"]) else "")
             stats.append(f"{short.get(kind, kind)}: mean {s['mean_prob']:.2f}{ci}, "
-                         f"{_share(s['share_above_0.5'])} > 0.5 ({int(s.cells):,} cells)")
+                         f"{metrics.share_label(s['share_above_0.5'])} > 0.5 ({int(s.cells):,} cells)")
         side = summary[summary["size"] == size]
         settle = side["settle"].iloc[0]
         ro = side[side["kind"] == kinds[1]].iloc[0] if len(kinds) > 1 else None
