@@ -1,5 +1,10 @@
 """Batched prediction, once per (experiment, test set), saved for every metric and figure
 (the file format: ``dolos_core.predictions``). Skipped when the file is there and current.
+
+A test set is decoded and resized once (``DecodedSplit``: uint8 arrays in the cache the
+trainings share, ``runs/<profile>/cache/``), and every experiment that reads it with the same
+transform reads the arrays; batches are normalised on the device. The maps are bit for bit those
+of the per-item loader (``tests/test_predict.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .config import Paths, Profile, resolve_device
-from .data.datasets import DolosDataset, Perturbation, collate, transform_for
+from .data.datasets import DecodedSplit, DolosDataset, Perturbation, collate, transform_for
 from .data.layout import DatasetKey, split_exists
 from .experiments import Experiment, prediction_sets
 from .models import DolosModel
@@ -28,24 +33,41 @@ def test_transform(exp: Experiment, profile: Profile):
 
 def _batches(dataset, device: torch.device, batch_size: int, progress: bool, desc: str,
              num_workers: int = 0):
-    """(inputs on ``device``, names) of ``dataset`` in order, batched, decoded by
-    ``num_workers`` loader processes."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    """(inputs on ``device``, names) of ``dataset`` in order, batched: a ``DecodedSplit``'s
+    uint8 arrays normalised on the device, or a dataset's items decoded by ``num_workers``
+    loader processes."""
+    if isinstance(dataset, DecodedSplit):
+        n = len(dataset)
+        loader = [range(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                            num_workers=num_workers, pin_memory=device.type == "cuda")
     it = loader
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(loader, desc=desc, unit="batch", leave=False)
     for batch in it:
-        yield batch["image"].to(device).contiguous(memory_format=torch.channels_last), batch["name"]
+        if isinstance(dataset, DecodedSplit):
+            b = DecodedSplit.on_device(dataset.batch(list(batch)), device)
+            yield b["image"], b["name"]
+        else:
+            yield batch["image"].to(device).contiguous(memory_format=torch.channels_last), batch["name"]
+
+
+def decoded(dataset: DolosDataset, paths: Paths, profile: Profile, progress: bool = False) -> DecodedSplit:
+    """``dataset`` decoded and resized once, in the cache the trainings share (a perturbed set,
+    made per seed, stays in memory): what prediction reads."""
+    cache = None if dataset.perturbation is not None else paths.runs / "cache"
+    return DecodedSplit(dataset, with_masks=False, cache_dir=cache, num_workers=profile.num_workers,
+                        progress=progress)
 
 
 def predict_dataset(model: DolosModel, dataset, device: torch.device, batch_size: int = 64,
                     progress: bool = False, desc: str = "predict", precision: str = "fp32",
                     num_workers: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
-    """Run ``model.predict`` over ``dataset`` in batches (``numerics.autocast``'s ``precision``):
-    (maps float16, scores, names)."""
+    """Run ``model.predict`` over ``dataset`` (a ``DecodedSplit``, or a dataset of items) in
+    batches (``numerics.autocast``'s ``precision``): (maps float16, scores, names)."""
     maps, scores, names = [], [], []
     model.eval()
     for x, batch_names in _batches(dataset, device, batch_size, progress, desc, num_workers):
@@ -65,8 +87,8 @@ def cell_features(exp: Experiment, profile: Profile, paths: Paths, key_text: str
     (N, C, h, w) float16, names). What FOCAL-style post-processing clusters."""
     dev = resolve_device(device)
     model = model or load_trained(exp, profile, paths, device)
-    ds = DolosDataset(paths.data_root, DatasetKey.parse(key_text), "test", profile.input_size,
-                      limit=limit, transform=test_transform(exp, profile))
+    ds = decoded(DolosDataset(paths.data_root, DatasetKey.parse(key_text), "test", profile.input_size,
+                              limit=limit, transform=test_transform(exp, profile)), paths, profile)
     feats, names = [], []
     model.eval()
     for x, batch_names in _batches(ds, dev, profile.predict_batch_size, progress, f"{exp.name} features",
@@ -97,8 +119,9 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
             continue
         if model is None:
             model = load_trained(exp, profile, paths, device, run=run)
-        ds = DolosDataset(paths.data_root, key, split, profile.input_size,
-                          limit=profile.max_test_images, transform=test_transform(exp, profile))
+        ds = decoded(DolosDataset(paths.data_root, key, split, profile.input_size,
+                                  limit=profile.max_test_images, transform=test_transform(exp, profile)),
+                     paths, profile, progress)
         maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size,
                                               progress, desc=f"{exp.name} on {key_text} {split}",
                                               precision=profile.precision, num_workers=profile.num_workers)
@@ -123,9 +146,9 @@ def predict_perturbed(exp: Experiment, profile: Profile, paths: Paths, key_text:
     dev = resolve_device(device)
     model = model or load_trained(exp, profile, paths, device)
     key = DatasetKey.parse(key_text)
-    ds = DolosDataset(paths.data_root, key, "test", profile.input_size, limit=limit,
-                      perturbation=perturbation, perturbation_seed=seed,
-                      transform=test_transform(exp, profile))
+    ds = decoded(DolosDataset(paths.data_root, key, "test", profile.input_size, limit=limit,
+                              perturbation=perturbation, perturbation_seed=seed,
+                              transform=test_transform(exp, profile)), paths, profile)
     maps, scores, names = predict_dataset(model, ds, dev, profile.predict_batch_size,
                                           precision=profile.precision)
     masks_dir = key.masks_dir(paths.data_root, "test")
