@@ -9,8 +9,11 @@ paper profile's ``precision``) and in bf16 autocast: training images/s of the st
 (``train_experiment`` on a real-layout set of 256 px PNGs it writes: decoding once, steps,
 validation) and of the network alone on a batch already on the GPU (an upper bound), prediction
 images/s at batch 1 (the authors' way), batched, and through ``predict_experiment`` (decoding
-included), and peak GPU memory in fp32. The paper profile's estimate (``./run_all.sh --profile
-paper``) reads the loop's rate at its ``precision`` from ``gpu_check.json``.
+included), and peak GPU memory in fp32. Then the aggregate training images/s of 1, 2 and 4
+trainings sharing the GPU (``concurrency``, on the case the paper's experiments spend most hours
+on). The paper profile's estimate (``./run_all.sh --profile paper``) reads the loop's rate at its
+``precision`` from ``gpu_check.json``, and ``--trainings-per-gpu auto`` the fastest concurrency
+that fits the GPU's memory by the measured peaks.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dolos_core.config import get_profile, repo_root, resolve_device
 from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS
 from dolos_core.io import atomic_path, write_json
 from dolos_core.models import build_model, list_models
-from dolos_core.runner.pipeline import estimate_hours
+from dolos_core.runner.pipeline import auto_trainings_per_gpu, estimate_hours, estimate_wallclock
 from dolos_core.numerics import autocast, set_numerics
 
 CASES = list_models()
@@ -46,29 +49,77 @@ def _batch(n, size, dev, map_side=None):
             "has_mask": torch.ones(n, dtype=torch.bool, device=dev)}
 
 
-def train_speed(method, sup, batch_size, size, dev, precision, steps, warmup):
+def _trainer(method, sup, batch_size, size, dev, precision):
+    """One optimisation step of the network alone on a batch already on ``dev``, as a function."""
     torch.manual_seed(0)
     set_numerics(precision)
     model = build_model(method, sup).to(dev).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     batch = _batch(batch_size, size, dev)
     ctx = autocast(dev, precision)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for i in range(warmup + steps):
-        if i == warmup:
-            _sync(dev)
-            t0 = time.perf_counter()
+
+    def step():
         with ctx:
             out = model(batch["image"])
         loss = model.loss(out, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    return step
+
+
+def train_speed(method, sup, batch_size, size, dev, precision, steps, warmup):
+    step = _trainer(method, sup, batch_size, size, dev, precision)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(dev)
+            t0 = time.perf_counter()
+        step()
     _sync(dev)
     sec = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
     return steps * batch_size / sec, peak
+
+
+def _concurrent_worker(method, sup, batch_size, size, device, steps, warmup, threads, barrier, queue):
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    step = _trainer(method, sup, batch_size, size, dev, "fp32")
+    for _ in range(warmup):
+        step()
+    _sync(dev)
+    barrier.wait()                      # every training starts its timed steps together
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(dev)
+    queue.put((steps * batch_size, time.perf_counter() - t0))
+
+
+def concurrency(method, sup, batch_size, size, dev, counts=(1, 2, 4), steps=20, warmup=3) -> dict[int, float]:
+    """Aggregate training images/s of ``c`` trainings at once on one device, for each ``c`` of
+    ``counts``: ``c`` processes (as ``--trainings-per-gpu c`` runs them), each the network alone
+    at fp32 on its own batch, timed from a common start: all their images over the slowest's
+    seconds. On a CPU the cores are shared as the job pool shares them."""
+    import multiprocessing as mp
+    import os
+
+    ctx = mp.get_context("spawn")
+    cores = os.cpu_count() or 1
+    out = {}
+    for c in counts:
+        barrier, queue = ctx.Barrier(c), ctx.Queue()
+        procs = [ctx.Process(target=_concurrent_worker, args=(method, sup, batch_size, size, str(dev), steps, warmup,
+                                                              max(1, cores // c), barrier, queue)) for _ in range(c)]
+        for p in procs:
+            p.start()
+        res = [queue.get(timeout=900) for _ in procs]
+        for p in procs:
+            p.join()
+        out[c] = sum(n for n, _ in res) / max(sec for _, sec in res)
+    return out
 
 
 def predict_speed(method, sup, batch_size, size, dev, n_images, precision):
@@ -171,10 +222,31 @@ def main() -> None:
     hours = estimate_hours(EXPERIMENTS.values(), paper,
                            throughput={k: v[f"{paper.precision}_img_s"] for k, v in train.items()},
                            once={k: v[f"{paper.precision}_once_s"] for k, v in train.items()})
+    paper_hours = {k: v for k, v in hours.items() if EXPERIMENTS[k].group in PAPER_GROUPS}
+    paper_h = sum(paper_hours.values())
+    # Trainings sharing the GPU: measured on the case the paper's experiments spend most hours on.
+    per_case: dict[str, float] = {}
+    for k, v in paper_hours.items():
+        c = f"{EXPERIMENTS[k].method}-{EXPERIMENTS[k].supervision}"
+        per_case[c] = per_case.get(c, 0.0) + v
+    heavy = max(per_case, key=per_case.get)
+    method, sup = heavy.rsplit("-", 1)
+    counts = (1, 2) if args.quick else (1, 2, 4)
+    rates = concurrency(method, sup, train[heavy]["batch_size"], size, dev, counts,
+                        *((1, 1) if args.quick else (20, 3)))
+    gpu_gb = torch.cuda.get_device_properties(dev).total_memory / 2**30 if dev.type == "cuda" else None
     result = {"device": name, "torch": torch.__version__, "input_size": size, "quick": args.quick,
-              "train": train, "hours": {k: round(v, 2) for k, v in hours.items()}}
+              "gpu_total_gb": round(gpu_gb, 1) if gpu_gb else None, "train": train,
+              "concurrency": {"case": heavy, "img_s": {str(c): round(r, 1) for c, r in rates.items()}},
+              "hours": {k: round(v, 2) for k, v in hours.items()}}
+    per, speedup, why = auto_trainings_per_gpu(result, {f"{EXPERIMENTS[k].method}-{EXPERIMENTS[k].supervision}"
+                                                        for k in paper_hours}, gpu_gb)
+    one_gpu = estimate_wallclock(paper_hours, per, 1, per, speedup)
+    result["concurrency"].update(best=per, speedup=round(speedup, 3), one_gpu_wallclock_h=round(one_gpu, 2))
+    print(f"  {len(counts)} concurrency levels on {heavy}: "
+          + ", ".join(f"{c} at once {r:.1f} img/s" for c, r in rates.items())
+          + f" -> {why}; the paper's experiments on this one GPU: {one_gpu:.1f} h of wall-clock", flush=True)
     write_json(out_dir / "gpu_check.json", result)
-    paper_h = sum(v for k, v in hours.items() if EXPERIMENTS[k].group in PAPER_GROUPS)
     lines = [f"# GPU check: {name}", "",
              f"`benchmarks/gpu_check.py` at {size} px, torch {torch.__version__}"
              + (" (QUICK: not a measurement)" if args.quick else ""), "",
@@ -192,6 +264,13 @@ def main() -> None:
                      f"{v['bf16_once_s']} | {v['model_fp32_img_s']} | {v['model_bf16_img_s']} | "
                      f"{v['predict_b1_img_s']} | {v['predict_batched_img_s']} | {v['predict_loop_img_s']} | "
                      f"{v['peak_gb']} | {v['note']} |")
+    lines += ["", f"Trainings sharing the GPU ({heavy}, the case the paper's experiments spend most hours on; "
+              "the network alone at fp32, each training its own process, timed from a common start):", "",
+              "| trainings at once | aggregate img/s | speed-up over one |", "|---|---|---|"]
+    lines += [f"| {c} | {r:.1f} | {r / rates[1]:.2f} |" for c, r in rates.items()]
+    lines += ["", f"`--trainings-per-gpu auto` reads this: {why}. The paper's experiments on this one GPU: "
+              f"{one_gpu:.1f} h of wall-clock (their {paper_h:.1f} GPU-hours, {per} at a time at the measured "
+              "aggregate rate; the longest training is the floor)."]
     lines += ["", f"Training hours per experiment at the paper's schedules and precision ({paper.precision}; "
               f"paper's experiments: {paper_h:.1f} h in all; "
               f"with the extensions: {sum(hours.values()):.1f} h):", "", "| experiment | hours |", "|---|---|"]

@@ -711,3 +711,40 @@ def test_a_tagged_tweak_in_one_notebook_reaches_the_next(smoke_study, monkeypatc
     assert tagged["patches-B"] == default["patches-B"]          # untouched schedule, same run
     record = json.loads((root / "results" / "smoke-lr" / "study.json").read_text())
     assert record["overrides"] == lr
+
+
+def test_trainings_per_gpu_auto_takes_the_fastest_measured_concurrency_that_fits_in_memory():
+    """Hand-worked: the check measured 1, 2, 4 trainings at once at 1000, 1800, 2400 img/s: 4 is
+    fastest (2.4x). With peaks of 20 GB (patches-weak) and 30 GB (gradcam-full) on a 141 GB
+    GPU, 4 x 30 = 120 GB exceeds 80% of 141 (112.8), so a study that trains gradcam-full gets 2
+    (1.8x; 3 was not measured); one that trains only patches-weak gets 4. Nothing measured: 1.
+    The plan's wall-clock: 4 trainings of 2 h alone, 2 at a time at 1.8x aggregate, take
+    2 x 2 h x 2 / 1.8 = 4.44 h on one GPU."""
+    from dolos_core.runner.pipeline import auto_trainings_per_gpu, estimate_wallclock
+
+    record = {"train": {"patches-weak": {"peak_gb": 20.0}, "gradcam-full": {"peak_gb": 30.0}},
+              "concurrency": {"case": "patches-weak", "img_s": {"1": 1000.0, "2": 1800.0, "4": 2400.0}}}
+    k, speedup, why = auto_trainings_per_gpu(record, {"patches-weak", "gradcam-full"}, 141.0)
+    assert (k, speedup) == (2, 1.8) and "4 would need 4 x 30.0 GB" in why
+    assert auto_trainings_per_gpu(record, {"patches-weak"}, 141.0)[:2] == (4, 2.4)
+    assert auto_trainings_per_gpu(None, {"patches-weak"}, 141.0)[0] == 1
+    assert auto_trainings_per_gpu({"train": {}}, {"patches-weak"}, None)[0] == 1
+    hours = {"a": 2.0, "b": 2.0, "c": 2.0, "d": 2.0}
+    assert estimate_wallclock(hours, 2, 1, per_gpu=2, speedup=1.8) == pytest.approx(2 * 2 * 2 / 1.8)
+    assert estimate_wallclock(hours, 1) == 8.0
+
+
+def test_the_gpu_check_measures_trainings_sharing_a_device():
+    """``gpu_check.concurrency`` runs 1 and 2 trainings at once as separate processes (here on the
+    CPU, tiny) and returns their aggregate images/s."""
+    import importlib
+
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        gpu_check = importlib.import_module("gpu_check")
+        rates = gpu_check.concurrency("patches", "weak", 2, 32, torch.device("cpu"), (1, 2), steps=2, warmup=1)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    assert set(rates) == {1, 2} and all(r > 0 for r in rates.values())

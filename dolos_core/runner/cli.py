@@ -20,8 +20,8 @@ def _positive(text: str) -> int:
 
 
 def _jobs(text: str) -> int | str:
-    """``--jobs``: a positive integer or ``auto`` (resolved once the device is known:
-    ``jobs.auto_jobs``)."""
+    """``--jobs`` and ``--trainings-per-gpu``: a positive integer or ``auto`` (resolved once the
+    device is known: ``jobs.auto_jobs``, ``pipeline.auto_trainings_per_gpu``)."""
     return "auto" if text == "auto" else _positive(text)
 
 
@@ -112,9 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--gpus-per-experiment", type=_positive, default=1, metavar="K",
                      help="train each experiment with DistributedDataParallel on K GPUs under "
                           "torchrun (same global batch and learning rate; K must divide the batch)")
-    par.add_argument("--trainings-per-gpu", type=_positive, default=1, metavar="K",
+    par.add_argument("--trainings-per-gpu", type=_jobs, default="auto", metavar="K|auto",
                      help="trainings sharing one GPU (a training at the paper's batch uses a fraction of "
-                          "a large GPU): --jobs auto then runs K per GPU (default 1)")
+                          "a large GPU): --jobs auto then runs K per GPU (default auto: the concurrency "
+                          "benchmarks/gpu_check.py measured fastest that fits the GPU's memory by the "
+                          "trainings' measured peaks; 1 when unmeasured)")
     par.add_argument("--slurm-partition", default=None, metavar="NAME", help="Slurm partition")
     par.add_argument("--slurm-gpus-per-job", type=_nonnegative, default=None, metavar="G",
                      help="GPUs per Slurm job (default: --gpus-per-experiment; 0 on a CPU-only cluster)")

@@ -185,18 +185,51 @@ def check_data(paths, exps):
     return ok, skipped
 
 
-def gpu_throughput(root: Path, precision: str = "fp32", key: str = "img_s") -> dict | None:
-    """Measured steady training images per second per ``method-supervision`` on a GPU at
-    ``precision`` (``key="once_s"``: the seconds a training pays once), from
-    ``results/paper/gpu_check.json`` (written by ``benchmarks/gpu_check.py``), or None when no
+def gpu_check_record(root: Path) -> dict | None:
+    """``results/paper/gpu_check.json`` (written by ``benchmarks/gpu_check.py``), or None when no
     check has been run there."""
     f = root / "results" / "paper" / "gpu_check.json"
-    if not f.exists():
-        return None
-    data = json.loads(f.read_text())
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def gpu_throughput(root: Path, precision: str = "fp32", key: str = "img_s") -> dict | None:
+    """Measured steady training images per second per ``method-supervision`` on a GPU at
+    ``precision`` (``key="once_s"``: the seconds a training pays once), from the GPU check's
+    record (``gpu_check_record``), or None when there is none."""
+    data = gpu_check_record(root) or {}
     out = {m: float(v[f"{precision}_{key}"]) for m, v in data.get("train", {}).items()
            if f"{precision}_{key}" in v}
     return out or None
+
+
+# The share of a GPU's memory that concurrent trainings may fill by their measured peaks (the
+# rest: the CUDA context of each process, the allocator's fragmentation).
+GPU_MEMORY_SHARE = 0.8
+
+
+def auto_trainings_per_gpu(record: dict | None, cases, gpu_gb: float | None) -> tuple[int, float, str]:
+    """``--trainings-per-gpu auto``: (K trainings sharing one GPU, their measured aggregate speed-up
+    over one training, why). K is the concurrency the GPU check measured fastest (aggregate
+    training images/s of 1, 2 and 4 trainings at once, ``record["concurrency"]``), lowered until
+    K times the largest measured peak memory of ``cases`` (``method-supervision`` keys) fits in
+    ``GPU_MEMORY_SHARE`` of ``gpu_gb``. 1 when nothing was measured: nothing is guessed."""
+    conc = (record or {}).get("concurrency") or {}
+    rates = {int(k): float(v) for k, v in conc.get("img_s", {}).items()}
+    if 1 not in rates:
+        return 1, 1.0, "one training per GPU (no concurrency measured: run benchmarks/gpu_check.py on the GPU)"
+    train = (record or {}).get("train", {})
+    peaks = [float(train[c]["peak_gb"]) for c in cases if c in train and train[c].get("peak_gb") is not None]
+    peak = max((x for x in peaks if x == x), default=float("nan"))     # NaN: not measured (a CPU check)
+    best = max(rates, key=lambda k: (rates[k], -k))
+    fits = best
+    if gpu_gb and peak == peak and peak > 0:
+        fits = max(1, min(best, int(GPU_MEMORY_SHARE * gpu_gb // peak)))
+    k = max((c for c in rates if c <= fits), default=1)
+    measured = ", ".join(f"{n} at once {rates[n]:.0f} img/s" for n in sorted(rates))
+    why = f"{k} trainings per GPU: the GPU check measured {measured} ({conc.get('case', 'one case')})"
+    if fits < best:
+        why += f"; {best} would need {best} x {peak:.1f} GB of peak memory, over {GPU_MEMORY_SHARE:.0%} of {gpu_gb:.0f} GB"
+    return k, rates[k] / rates[1], why
 
 
 def training_images(exps, profile) -> dict[str, int]:
@@ -224,14 +257,18 @@ def estimate_hours(exps, profile, throughput: dict | None, once: dict | None = N
                      + once.get(f"{e.method}-{e.supervision}", 0.0)) / 3600 for e in exps}
 
 
-def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment: int = 1) -> float:
+def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment: int = 1,
+                       per_gpu: int = 1, speedup: float = 1.0) -> float:
     """Hours until the last of ``hours``' trainings ends when ``slots`` run at once, each
     started as soon as a slot is free, longest first (the greedy LPT schedule a job pool or a
     Slurm array gives); ``gpus_per_experiment`` > 1 divides each training's hours by that
-    many GPUs (ideal DDP scaling: a lower bound on the time)."""
+    many GPUs (ideal DDP scaling: a lower bound on the time). ``per_gpu`` trainings sharing a
+    GPU with a measured aggregate ``speedup`` over one each run ``per_gpu / speedup`` times
+    longer than alone."""
+    slow = per_gpu / speedup if per_gpu > 1 else 1.0
     load = [0.0] * max(1, slots)
     for h in sorted(hours.values(), reverse=True):
-        load[load.index(min(load))] += h / gpus_per_experiment
+        load[load.index(min(load))] += h * slow / gpus_per_experiment
     return max(load)
 
 
@@ -271,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
                 line += (f", {sum(dh.values()):.1f} GPU hours; wall-clock: {walls} (the longest training, "
                          f"{max(dh.values()):.1f} h, is the floor"
                          + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
+                record = gpu_check_record(repo_root()) or {}
+                per, speedup, why = auto_trainings_per_gpu(
+                    record, {f"{e.method}-{e.supervision}" for e in (EXPERIMENTS[n] for n in default)},
+                    record.get("gpu_total_gb"))
+                if per > 1 and k == 1:
+                    line += (f"; one GPU shared by {per} trainings (--trainings-per-gpu auto: {why}): "
+                             f"{estimate_wallclock(dh, per, 1, per, speedup):.1f} h")
             else:
                 line += "; hours not measured (benchmarks/gpu_check.py on the GPU gives them)"
             log(line)
@@ -323,6 +367,7 @@ class _StudyRun:
             raise UserError(f"data root {self.paths.data_root} does not exist (--data-root)")
         self.trains = stage_trainings(self.stages, only_exps, self.profile, self.paths, args.seeds,
                                       self.stage_sets)
+        self._resolve_slots()
         log(f"DOLOS study · profile {self.profile.name} · data {self.paths.data_root} · device "
             f"{self.device} · stages {', '.join(self.stages)}")
         self._check_plan()
@@ -357,10 +402,24 @@ class _StudyRun:
         except Locked as exc:
             raise UserError(str(exc))
         self.device = _user_errors(resolve_device, self.args.device)
-        if self.args.jobs == "auto":
 
-            self.args.jobs = auto_jobs(self.args.executor, self.device.type, self.args.gpus_per_experiment,
-                                       self.args.trainings_per_gpu)
+    def _resolve_slots(self) -> None:
+        """``--trainings-per-gpu auto`` (on CUDA with the job pool: ``auto_trainings_per_gpu`` over
+        the trainings chosen; else 1), then ``--jobs auto`` (``jobs.auto_jobs``)."""
+        args = self.args
+        self.speedup = 1.0
+        if args.trainings_per_gpu == "auto":
+            args.trainings_per_gpu = 1
+            if self.device.type == "cuda" and args.executor == "pool" and args.gpus_per_experiment == 1:
+                import torch
+
+                cases = {f"{t.experiment.method}-{t.experiment.supervision}" for s in self.stages for t in self.trains[s]}
+                gb = torch.cuda.get_device_properties(self.device).total_memory / 2**30
+                k, self.speedup, why = auto_trainings_per_gpu(gpu_check_record(self.paths.root), cases, gb)
+                args.trainings_per_gpu = k
+                log(f"--trainings-per-gpu auto: {why}")
+        if args.jobs == "auto":
+            args.jobs = auto_jobs(args.executor, self.device.type, args.gpus_per_experiment, args.trainings_per_gpu)
 
     def _check_plan(self) -> None:
         """Starting weights present; for the paper profile, the plan and its hours (and a stop
@@ -381,8 +440,11 @@ class _StudyRun:
         if per_exp:
             when = f"{sum(per_exp.values()):.1f} GPU hours at the measured rate (results/paper/gpu_check.json)"
             if args.jobs > 1 or args.gpus_per_experiment > 1:
-                when += (f"; {estimate_wallclock(per_exp, args.jobs, args.gpus_per_experiment):.1f} h of "
-                         f"wall-clock with --jobs {args.jobs} --gpus-per-experiment {args.gpus_per_experiment}")
+                k = args.trainings_per_gpu
+                wall = estimate_wallclock(per_exp, args.jobs, args.gpus_per_experiment, k, self.speedup)
+                when += (f"; {wall:.1f} h of wall-clock with --jobs {args.jobs} --gpus-per-experiment "
+                         f"{args.gpus_per_experiment}" + (f" --trainings-per-gpu {k} (measured aggregate "
+                                                          f"{self.speedup:.2f}x of one)" if k > 1 else ""))
         n_images = sum(images.values())
         log(f"plan: {len(exps)} experiments at the paper's schedules{capped}, "
             f"{n_images / 1e6:.2f} M training images at {profile.precision}; {when}")
