@@ -25,6 +25,6 @@ if [ "$tests" = 1 ]; then
     echo "[setup] pytest-xdist or import-linter is missing from this environment: installing them" >&2
     "$DOLOS_PYTHON" -m pip install -q "pytest-xdist>=3.5" "import-linter>=2.1" >&2
   fi
-  exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider -n auto --maxprocesses 2 --dist loadgroup --durations=12 tests
+  exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider -n auto --maxprocesses 2 --dist loadgroup --durations=25 tests
 fi
 exec "$DOLOS_PYTHON" -m dolos_core.runner.pipeline "$@"
