@@ -748,3 +748,26 @@ def test_the_gpu_check_measures_trainings_sharing_a_device():
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     assert set(rates) == {1, 2} and all(r > 0 for r in rates.values())
+
+
+@pytest.mark.xdist_group("smoke-study")
+def test_mil_goal_reads_table2s_numbers_seed_by_seed(smoke_study):
+    """``benchmarks/mil_goal.py`` on the smoke study: its seed-0 row carries Table 2's IoU at 0.5
+    and at the validation-chosen threshold for Patches-MIL B and Patches C, and their ratio."""
+    import importlib
+
+    root, _, _ = smoke_study
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        df = importlib.import_module("mil_goal").seed_rows("smoke", 1, root)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    t2 = pd.read_csv(root / "results" / "smoke" / "table2.csv").set_index("experiment")
+    row = df.iloc[0]
+    assert row["seed"] == 0 and row["mil_B_run"] == t2.loc["patches-mil-B", "run"]
+    assert row["mil_B_iou_05"] == pytest.approx(t2.loc["patches-mil-B", "iou"], abs=1e-3)
+    assert row["mil_B_iou_val_thr"] == pytest.approx(t2.loc["patches-mil-B", "iou_val_thr"], abs=1e-3)
+    if t2.loc["patches-C", "iou"] > 0.1:
+        assert row["mil_B_over_C_05"] == pytest.approx(t2.loc["patches-mil-B", "iou"] / t2.loc["patches-C", "iou"],
+                                                       rel=1e-2)
+    assert row["prior_iou_val_thr"] == pytest.approx(t2.loc["baseline-mask-prior", "iou_val_thr"], abs=1e-3)
