@@ -27,6 +27,11 @@ from dolos_core.io import atomic_path
 GOAL = 0.75
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b, NaN when b is not positive (a setup C that localized nothing gives no ratio)."""
+    return a / b if b > 0 else float("nan")
+
+
 def seed_rows(profile_name: str, seeds: int, root) -> pd.DataFrame:
     base = get_profile(profile_name)
     paths = get_paths(profile_name, root=root)
@@ -44,9 +49,10 @@ def seed_rows(profile_name: str, seeds: int, root) -> pd.DataFrame:
             "seed": prof.seed, "mil_B_run": mil["run"], "mil_B_iou_05": mil["iou"],
             "mil_B_iou_val_thr": mil["iou_val_thr"], "mil_B_val_threshold": mil["val_threshold"],
             "patches_B_iou_05": pb["iou"], "patches_C_iou_05": c["iou"], "patches_C_iou_val_thr": c["iou_val_thr"],
-            "mil_B_over_C_05": mil["iou"] / c["iou"], "mil_B_over_C_val_thr": mil["iou_val_thr"] / c["iou_val_thr"],
+            "mil_B_over_C_05": _ratio(mil["iou"], c["iou"]),
+            "mil_B_over_C_val_thr": _ratio(mil["iou_val_thr"], c["iou_val_thr"]),
             "prior_iou_05": prior["iou"], "prior_iou_val_thr": prior["iou_val_thr"],
-            "goal_ratio_05": mil["iou"] / c["iou"] >= GOAL,
+            "goal_ratio_05": _ratio(mil["iou"], c["iou"]) >= GOAL,
             "above_prior_both": mil["iou"] > prior["iou"] and mil["iou_val_thr"] > prior["iou_val_thr"],
         })
     return pd.DataFrame(rows)
