@@ -227,8 +227,7 @@ def main() -> None:
     # Trainings sharing the GPU: measured on the case the paper's experiments spend most hours on.
     per_case: dict[str, float] = {}
     for k, v in paper_hours.items():
-        c = f"{EXPERIMENTS[k].method}-{EXPERIMENTS[k].supervision}"
-        per_case[c] = per_case.get(c, 0.0) + v
+        per_case[EXPERIMENTS[k].case] = per_case.get(EXPERIMENTS[k].case, 0.0) + v
     heavy = max(per_case, key=per_case.get)
     method, sup = heavy.rsplit("-", 1)
     counts = (1, 2) if args.quick else (1, 2, 4)
@@ -239,8 +238,7 @@ def main() -> None:
               "gpu_total_gb": round(gpu_gb, 1) if gpu_gb else None, "train": train,
               "concurrency": {"case": heavy, "img_s": {str(c): round(r, 1) for c, r in rates.items()}},
               "hours": {k: round(v, 2) for k, v in hours.items()}}
-    per, speedup, why = auto_trainings_per_gpu(result, {f"{EXPERIMENTS[k].method}-{EXPERIMENTS[k].supervision}"
-                                                        for k in paper_hours}, gpu_gb)
+    per, speedup, why = auto_trainings_per_gpu(result, {EXPERIMENTS[k].case for k in paper_hours}, gpu_gb)
     one_gpu = estimate_wallclock(paper_hours, per, 1, per, speedup)
     result["concurrency"].update(best=per, speedup=round(speedup, 3), one_gpu_wallclock_h=round(one_gpu, 2))
     print(f"  {len(counts)} concurrency levels on {heavy}: "

@@ -45,14 +45,15 @@ def seed_rows(profile_name: str, seeds: int, root) -> pd.DataFrame:
             raise SystemExit(f"seed {prof.seed}: no predictions for {', '.join(missing)} "
                              f"(run ./run_all.sh --seeds {seeds} first)")
         mil, pb, c = r["patches-mil-B"], r["patches-B"], r["patches-C"]
+        ratio = _ratio(mil["iou"], c["iou"])
         rows.append({
             "seed": prof.seed, "mil_B_run": mil["run"], "mil_B_iou_05": mil["iou"],
             "mil_B_iou_val_thr": mil["iou_val_thr"], "mil_B_val_threshold": mil["val_threshold"],
             "patches_B_iou_05": pb["iou"], "patches_C_iou_05": c["iou"], "patches_C_iou_val_thr": c["iou_val_thr"],
-            "mil_B_over_C_05": _ratio(mil["iou"], c["iou"]),
+            "mil_B_over_C_05": ratio,
             "mil_B_over_C_val_thr": _ratio(mil["iou_val_thr"], c["iou_val_thr"]),
             "prior_iou_05": prior["iou"], "prior_iou_val_thr": prior["iou_val_thr"],
-            "goal_ratio_05": _ratio(mil["iou"], c["iou"]) >= GOAL,
+            "goal_ratio_05": ratio >= GOAL,
             "above_prior_both": mil["iou"] > prior["iou"] and mil["iou_val_thr"] > prior["iou_val_thr"],
         })
     return pd.DataFrame(rows)

@@ -55,6 +55,11 @@ class Experiment:
     patches_weak_init: str | None = None
 
     @property
+    def case(self) -> str:
+        """``method-supervision``: the key the GPU check measures rates and peak memory under."""
+        return f"{self.method}-{self.supervision}"
+
+    @property
     def needs(self) -> list[tuple[str, str]]:
         """Every (dataset, split) this experiment reads."""
         out = [(t.key, s) for t in self.train for s in ("train", "valid")]

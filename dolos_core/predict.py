@@ -39,21 +39,23 @@ def _batches(dataset, device: torch.device, batch_size: int, progress: bool, des
     if isinstance(dataset, DecodedSplit):
         n = len(dataset)
         loader = [range(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+        def inputs(items):
+            b = DecodedSplit.on_device(dataset.batch(list(items)), device)
+            return b["image"], b["name"]
     else:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
                             num_workers=num_workers, pin_memory=device.type == "cuda")
+
+        def inputs(b):
+            return b["image"].to(device).contiguous(memory_format=torch.channels_last), b["name"]
     it = loader
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(loader, desc=desc, unit="batch", leave=False)
     for batch in it:
-        if isinstance(dataset, DecodedSplit):
-            b = DecodedSplit.on_device(dataset.batch(list(batch)), device)
-            yield b["image"], b["name"]
-        else:
-            yield batch["image"].to(device).contiguous(memory_format=torch.channels_last), batch["name"]
-
+        yield inputs(batch)
 
 def decoded(dataset: DolosDataset, paths: Paths, profile: Profile, progress: bool = False) -> DecodedSplit:
     """``dataset`` decoded and resized once, in the cache the trainings share (a perturbed set,

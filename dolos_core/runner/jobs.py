@@ -276,7 +276,6 @@ class SubmititExecutor:
 
     def __init__(self, cluster: str, folder: Path, jobs: int, gpus_per_job: int, device_type: str,
                  slurm: SlurmOptions):
-
         if cluster == "slurm" and not shutil.which("sbatch"):
             raise RuntimeError("--executor slurm: no Slurm here (sbatch is not on PATH); run on a "
                                "cluster's login node, or use --jobs N on one machine")

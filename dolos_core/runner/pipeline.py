@@ -218,7 +218,7 @@ def auto_trainings_per_gpu(record: dict | None, cases, gpu_gb: float | None) -> 
     if 1 not in rates:
         return 1, 1.0, "one training per GPU (no concurrency measured: run benchmarks/gpu_check.py on the GPU)"
     train = (record or {}).get("train", {})
-    peaks = [float(train[c]["peak_gb"]) for c in cases if c in train and train[c].get("peak_gb") is not None]
+    peaks = [float(v) for c in cases if (v := train.get(c, {}).get("peak_gb")) is not None]
     peak = max((x for x in peaks if x == x), default=float("nan"))     # NaN: not measured (a CPU check)
     best = max(rates, key=lambda k: (rates[k], -k))
     fits = best
@@ -250,11 +250,10 @@ def estimate_hours(exps, profile, throughput: dict | None, once: dict | None = N
     apart). None when any of them has no measurement: nothing here is guessed."""
     images = training_images(exps, profile)
     exps = list(exps)
-    if not throughput or any(f"{e.method}-{e.supervision}" not in throughput for e in exps):
+    if not throughput or any(e.case not in throughput for e in exps):
         return None
     once = once or {}
-    return {e.name: (images[e.name] / throughput[f"{e.method}-{e.supervision}"]
-                     + once.get(f"{e.method}-{e.supervision}", 0.0)) / 3600 for e in exps}
+    return {e.name: (images[e.name] / throughput[e.case] + once.get(e.case, 0.0)) / 3600 for e in exps}
 
 
 def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment: int = 1,
@@ -310,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                          + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
                 record = gpu_check_record(repo_root()) or {}
                 per, speedup, why = auto_trainings_per_gpu(
-                    record, {f"{e.method}-{e.supervision}" for e in (EXPERIMENTS[n] for n in default)},
+                    record, {EXPERIMENTS[n].case for n in default},
                     record.get("gpu_total_gb"))
                 if per > 1 and k == 1:
                     line += (f"; one GPU shared by {per} trainings (--trainings-per-gpu auto: {why}): "
@@ -353,7 +352,6 @@ class _StudyRun:
     """One ``./run_all.sh``: its profile, paths, executor, the trainings in flight and timings."""
 
     def __init__(self, args, held) -> None:
-
         self.args, self.t_start = args, time.time()
         self.overrides, self.stage_sets = cli_overrides(args)
         self.profile = _user_errors(get_profile, args.profile, **self.overrides)
@@ -413,7 +411,7 @@ class _StudyRun:
             if self.device.type == "cuda" and args.executor == "pool" and args.gpus_per_experiment == 1:
                 import torch
 
-                cases = {f"{t.experiment.method}-{t.experiment.supervision}" for s in self.stages for t in self.trains[s]}
+                cases = {t.experiment.case for s in self.stages for t in self.trains[s]}
                 gb = torch.cuda.get_device_properties(self.device).total_memory / 2**30
                 k, self.speedup, why = auto_trainings_per_gpu(gpu_check_record(self.paths.root), cases, gb)
                 args.trainings_per_gpu = k
@@ -453,7 +451,6 @@ class _StudyRun:
                             f"{profile.input_size} px. Add --device cpu to go on anyway, or run on a CUDA machine.")
 
     def _executor(self, held):
-
         args = self.args
         try:
             executor = make_executor(args.executor, args.jobs, args.gpus_per_experiment, self.device.type,
@@ -528,7 +525,6 @@ class _StudyRun:
             self.collect([h])
 
     def collect(self, handles) -> None:
-
         for h in completed(handles):
             rec = h.result()
             self.records.append(rec)

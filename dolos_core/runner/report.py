@@ -224,7 +224,6 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
         out.append(f"Detection AP of the weak models ranges from {lo} {val(lo, 'ap_mean', 'ap')} to "
                    f"{hi} {val(hi, 'ap_mean', 'ap')} (chance 50).")
     if claims is not None and len(claims):
-
         out.append(f"Claims checked below ({verdict_counts(claims)}).")
     return [" ".join(out)]
 
@@ -267,7 +266,6 @@ def postprocess_lines(res: Path) -> list[str]:
 
 
 def _start_label(method: str, supervision: str, profile: Profile, root: Path) -> str:
-
     if profile.init == "paper":
         key = paper_start(method, supervision)
         if key is None:
@@ -406,7 +404,6 @@ def seeds_line(res: Path, profile: Profile) -> str:
 
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None,
                  command: str | None = None) -> Path:
-
     res, figs = paths.results, paths.figures
     code = _code_line(paths)
     lines = [f"# DOLOS reproduction · {profile.name} profile" + (f" · {paths.tag}" if paths.tag else ""), ""]
