@@ -315,7 +315,7 @@ def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     subset = ["gradcam-A", "patches-B", "patches-C"]
     only = ",".join(["data", "train"] + subset)
     whole = tmp_path / "whole"
-    r = run("--profile", "smoke", "--only", only, "--repo", str(whole))
+    r = run("--profile", "smoke", "--only", only, "--repo", str(whole), "--jobs", "1")
     assert r.returncode == 0, r.stdout[-2000:]
     root = tmp_path / "killed"
     args = [RUN, "--profile", "smoke", "--only", only, "--repo", str(root), "--jobs", "2"]
@@ -369,8 +369,9 @@ def paper_dry_run(tmp_path_factory):
     root = make_real_layout(tmp / "dolos", size=256, n=2)
     r = run("--profile", "paper", "--data-root", str(root), "--device", "cpu", "--init", "random",
             "--set", "max_iters=2", "--set", "max_test_images=12", "--repo", str(tmp),
-            # smaller weak batches than the paper's 64 / 32 keep the test short; shapes unchanged
-            "--set", "schedules.patches-weak.batch_size=4", "--set", "schedules.gradcam-weak.batch_size=4",
+            # smaller batches than the paper's (64 / 32 weak, 16 full) keep the test short; shapes unchanged
+            *[a for m in ("patches-weak", "gradcam-weak", "patches-full", "attention-full")
+              for a in ("--set", f"schedules.{m}.batch_size=4")],
             "--only", ",".join(["data", "train", "evaluate"] + DRY_SUBSET), "--jobs", "1", timeout=1500)
     return tmp, root, r
 
@@ -610,7 +611,7 @@ def test_a_real_slurm_runs_the_trainings_as_one_array_and_resumes_a_cancelled_jo
         subset = ["patches-B", "patches-C"]
         only = ",".join(["data", "train"] + subset)
         serial, slurm = tmp_path / "serial", tmp_path / "on-slurm"
-        r = go(serial, "--only", only)
+        r = go(serial, "--only", only, "--jobs", "1")
         assert r.returncode == 0, r.stdout[-2000:]
         flags = ["--executor", "slurm", "--jobs", "2", "--slurm-gpus-per-job", "0"]
         r = go(slurm, "--only", only, *flags)

@@ -8,9 +8,10 @@ log). The executors only decide where and when:
 
 - ``SerialExecutor`` (``--jobs 1``; ``--jobs auto``, the default, on one GPU or MPS): in this process, when a stage needs it;
 - ``PoolExecutor`` (``--jobs N``): the standard library's ``ThreadPoolExecutor`` keeps N
-  trainings going, each a process of its own pinned to its GPUs (``CUDA_VISIBLE_DEVICES``) or,
-  on a CPU machine, to its share of the cores (``OMP_NUM_THREADS``); its output goes to
-  ``runs/<profile>/logs/<name>.log``;
+  trainings going, each slot a worker process of its own pinned to its GPUs
+  (``CUDA_VISIBLE_DEVICES``) or, on a CPU machine, to its share of the cores
+  (``OMP_NUM_THREADS``), running its trainings one after another in one warm notebook kernel
+  (``notebooks.warm_kernel``); each training's output goes to ``runs/<profile>/logs/<name>.log``;
 - ``SubmititExecutor`` (``--executor slurm``, or ``local``: submitit's local executor, the
   same code path on one machine): one job per training, all submitted at once as a job array
   (``--jobs`` caps how many run at a time on Slurm); logs in ``runs/<profile>/submitit/``.
@@ -208,9 +209,40 @@ def _slots(jobs: int, gpus_per_job: int, device_type: str, per_gpu: int = 1) -> 
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(jobs)]
 
 
+class _Worker:
+    """A pool slot's process (``python -m dolos_core.runner.jobs --serve``): it takes one
+    training at a time (a line ``<spec>\t<log>`` on its stdin), runs it with its output in the
+    training's log, and answers one line when the record is written; its notebooks share one warm
+    kernel. A worker that dies takes only its current training with it."""
+
+    def __init__(self, env: dict):
+        self.proc = subprocess.Popen([sys.executable, "-m", "dolos_core.runner.jobs", "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, **env})
+
+    def run(self, spec: Path, log: Path) -> int | None:
+        """Run one training; None when it finished, else the worker's exit status."""
+        try:
+            self.proc.stdin.write(f"{spec}\t{log}\n")
+            self.proc.stdin.flush()
+            if self.proc.stdout.readline():
+                return None
+        except (BrokenPipeError, OSError):
+            pass
+        return self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 class PoolExecutor:
-    """``--jobs N``: N trainings at a time on this machine (``concurrent.futures``), each in a
-    process of its own with its slot's environment; output to ``runs/<profile>/logs/``."""
+    """``--jobs N``: N trainings at a time on this machine (``concurrent.futures``), each slot a
+    worker process (``_Worker``) with its slot's environment; output to ``runs/<profile>/logs/``."""
 
     name = "pool"
     eager = True
@@ -221,7 +253,7 @@ class PoolExecutor:
             self.slots.put(s)
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dolos-job")
         self.log_dir = log_dir
-        self.procs: set[subprocess.Popen] = set()
+        self.workers: dict[int, _Worker] = {}       # id(slot) -> its worker, started on first use
         first = self.slots.queue[0]
         self.describe = (f"up to {jobs} at a time on this machine, each on "
                          + (f"GPU {first['CUDA_VISIBLE_DEVICES']}, ..." if "CUDA_VISIBLE_DEVICES" in first
@@ -238,15 +270,13 @@ class PoolExecutor:
             log.parent.mkdir(parents=True, exist_ok=True)
             spec = log.with_suffix(".job.json")
             spec.write_text(json.dumps(asdict(job)))
-            with open(log, "w") as fh:
-                proc = subprocess.Popen([sys.executable, "-m", "dolos_core.runner.jobs", str(spec), str(log)],
-                                        stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **slot})
-                self.procs.add(proc)
-                rc = proc.wait()
-                self.procs.discard(proc)
+            worker = self.workers.get(id(slot))
+            if worker is None or worker.proc.poll() is not None:
+                worker = self.workers[id(slot)] = _Worker(slot)
+            rc = worker.run(spec, log)
             spec.unlink(missing_ok=True)
             f = record_path(job.paths(), job.name)
-            if rc == 0 and f.exists():
+            if rc is None and f.exists():
                 return json.loads(f.read_text())
             return failed_record(job, "pool", str(log), f"the job's process exited with status {rc}",
                                  host=socket.gethostname(), where=", ".join(f"{k}={v}" for k, v in slot.items()))
@@ -254,8 +284,8 @@ class PoolExecutor:
             self.slots.put(slot)
 
     def close(self) -> None:
-        for p in list(self.procs):      # interrupted: stop the running trainings (they resume)
-            p.terminate()
+        for w in list(self.workers.values()):   # finished, or interrupted: the running trainings resume later
+            w.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -363,7 +393,7 @@ def make_executor(kind: str, jobs: int, gpus_per_job: int, device_type: str, pat
 
 
 def _main(spec: str, log: str) -> int:
-    """A pool worker's process: run one training, its record on disk."""
+    """Run one training, its record on disk; a line saying how it went."""
     job = TrainJob(**json.loads(Path(spec).read_text()))
     rec = run_job(job, "pool", log)
     print(f"{job.name}: {rec['status']} in {rec['seconds']} s on {rec['host']} ({rec['where']})"
@@ -371,5 +401,29 @@ def _main(spec: str, log: str) -> int:
     return 0
 
 
+def _serve() -> int:
+    """A pool worker's process: trainings one after another, as ``_Worker`` sends them, each
+    with this process's stdout and stderr in its log."""
+    answer = os.fdopen(os.dup(1), "w")
+    saved = os.dup(1), os.dup(2)
+    for line in sys.stdin:
+        spec, log = line.rstrip("\n").split("\t")
+        with open(log, "w") as fh:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(fh.fileno(), 1)
+            os.dup2(fh.fileno(), 2)
+            try:
+                _main(spec, log)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+        answer.write("done\n")
+        answer.flush()
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1], sys.argv[2]))
+    sys.exit(_serve() if sys.argv[1:] == ["--serve"] else _main(sys.argv[1], sys.argv[2]))
