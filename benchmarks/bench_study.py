@@ -50,6 +50,7 @@ def main(argv=None) -> int:
         if r.returncode != 0:
             sys.exit(f"./run_all.sh failed (exit {r.returncode}) after {wall:.0f} s")
         timings = json.loads((clone / "runs" / args.profile / "timings.json").read_text())
+        same = compare_with_committed(clone / "results" / args.profile, REPO / "results" / args.profile)
     rows = [{"stage": s, "seconds": round(float(v), 1)} for s, v in timings.items()]
     rows.append({"stage": "total (wall clock)", "seconds": round(wall, 1)})
     df = pd.DataFrame(rows)
@@ -67,7 +68,9 @@ def main(argv=None) -> int:
     (res / f"{stem}.md").write_text(
         f"`{meta['command']}` in a fresh clone of {commit}, {cores} cores (environment set up beforehand):\n\n"
         + df[["stage", "seconds"]].assign(minutes=lambda d: (d.seconds / 60).round(1)).to_markdown(index=False)
-        + "\n")
+        + "\n\nThe run's tables against the committed ones (the first seed's columns, every row both have; "
+        "run ids equal means the same configuration and training code):\n\n" + same.to_markdown(index=False) + "\n")
+    same.to_csv(res / f"{stem}-vs-committed.csv", index=False)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,8 +90,36 @@ def main(argv=None) -> int:
     fig.tight_layout()
     fig.savefig(figs / f"{stem}.png", dpi=120)
     print(df[["stage", "seconds"]].to_string(index=False))
+    print(same.to_string(index=False))
     print(f"written: {res / stem}.csv, .md; {figs / stem}.png")
     return 0
+
+
+# The first seed's numbers of the tables a claim reads; the seed columns (iou_seeds...) exist
+# only in a study of several seeds, the timing columns differ from run to run.
+COMPARED = {"table2": ("iou", "ap_mean", "acc", "pixel_auc", "pixel_ap", "iou_val_thr", "oracle_iou"),
+            "table3": ("iou", "ap_mean", "acc", "pixel_auc"),
+            "cross_generator": ("iou",)}
+
+
+def compare_with_committed(made: Path, committed: Path) -> pd.DataFrame:
+    """Per table: rows compared, rows whose run id differs, the largest absolute difference over
+    the compared columns (0 = every digit the same)."""
+    out = []
+    for stem, cols in COMPARED.items():
+        a, b = made / f"{stem}.csv", committed / f"{stem}.csv"
+        if not (a.exists() and b.exists()):
+            out.append({"table": stem, "rows": 0, "run_ids_differ": None, "max_abs_diff": None})
+            continue
+        da, db = pd.read_csv(a), pd.read_csv(b)
+        keys = [k for k in ("experiment", "train", "test") if k in da.columns and k in db.columns]
+        m = da.merge(db, on=keys, suffixes=("", "_committed"))
+        cols = [c for c in cols if c in da.columns and c in db.columns]
+        diff = max((float((m[c] - m[f"{c}_committed"]).abs().max()) for c in cols), default=float("nan"))
+        out.append({"table": stem, "rows": len(m),
+                    "run_ids_differ": int((m["run"].fillna("") != m["run_committed"].fillna("")).sum()) if "run_committed" in m else None,
+                    "max_abs_diff": round(diff, 6)})
+    return pd.DataFrame(out)
 
 
 if __name__ == "__main__":
