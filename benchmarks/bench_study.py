@@ -116,9 +116,8 @@ def compare_with_committed(made: Path, committed: Path) -> pd.DataFrame:
         m = da.merge(db, on=keys, suffixes=("", "_committed"))
         cols = [c for c in cols if c in da.columns and c in db.columns]
         diff = max((float((m[c] - m[f"{c}_committed"]).abs().max()) for c in cols), default=float("nan"))
-        out.append({"table": stem, "rows": len(m),
-                    "run_ids_differ": int((m["run"].fillna("") != m["run_committed"].fillna("")).sum()) if "run_committed" in m else None,
-                    "max_abs_diff": round(diff, 6)})
+        runs = int((m["run"].fillna("") != m["run_committed"].fillna("")).sum()) if "run_committed" in m else None
+        out.append({"table": stem, "rows": len(m), "run_ids_differ": runs, "max_abs_diff": round(diff, 6)})
     return pd.DataFrame(out)
 
 
