@@ -219,9 +219,11 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-m", "dolos_core.runner.jobs", "--serve"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, **env})
+        self.busy = False
 
     def run(self, spec: Path, log: Path) -> int | None:
         """Run one training; None when it finished, else the worker's exit status."""
+        self.busy = True
         try:
             self.proc.stdin.write(f"{spec}\t{log}\n")
             self.proc.stdin.flush()
@@ -229,11 +231,24 @@ class _Worker:
                 return None
         except (BrokenPipeError, OSError):
             pass
+        finally:
+            self.busy = False
         return self.proc.wait()
 
     def stop(self) -> None:
+        """An idle worker ends on its own (its kernel shut down cleanly) when its input closes;
+        a busy one, interrupted, is terminated (its training resumes next time). Returns at once;
+        ``join`` waits."""
+        if self.proc.poll() is None and not self.busy:
+            try:
+                self.proc.stdin.close()
+                return
+            except OSError:
+                pass
         if self.proc.poll() is None:
             self.proc.terminate()
+
+    def join(self) -> None:
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -284,8 +299,11 @@ class PoolExecutor:
             self.slots.put(slot)
 
     def close(self) -> None:
-        for w in list(self.workers.values()):   # finished, or interrupted: the running trainings resume later
+        workers = list(self.workers.values())
+        for w in workers:       # finished, or interrupted: the running trainings resume later
             w.stop()
+        for w in workers:
+            w.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
