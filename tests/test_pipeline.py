@@ -345,6 +345,26 @@ def test_killed_run_resumes_to_the_same_predictions(tmp_path):
                     np.testing.assert_array_equal(za[k], zb[k], err_msg=f"{exp} {f.name} {k}")
 
 
+def test_sigterm_stops_the_run_and_its_training_workers(tmp_path):
+    """``kill PID`` on the runner alone (what a scheduler or ``timeout`` sends), during two
+    trainings at a time: it stops as Ctrl-C does, its pool workers with it (nothing of its
+    process group is left), and says finished work is kept."""
+    args = [RUN, "--profile", "smoke", "--only", "data,train,patches-B,patches-C", "--repo", str(tmp_path),
+            "--jobs", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+                            start_new_session=True)
+    logs = tmp_path / "runs" / "smoke" / "logs"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(logs.glob("02_train-*.log")):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.terminate()                # run_all.sh execs the runner: this is the runner's pid
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted: finished work is kept" in out, out[-2000:]
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+
+
 def test_root_that_serves_no_experiment_is_one_message(tmp_path):
     root = make_layout(tmp_path / "dolos", size=64, n=2, datasets=("celebahq/real",))
     r = run("--profile", "smoke", "--only", "train", "--data-root", str(root), "--repo", str(tmp_path))

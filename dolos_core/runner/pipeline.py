@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -271,6 +272,19 @@ def estimate_wallclock(hours: dict[str, float], slots: int, gpus_per_experiment:
     return max(load)
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """``kill PID`` (SIGTERM, what schedulers and ``timeout`` send) stops a run as Ctrl-C does:
+    its training workers are stopped, finished work is kept, the same command resumes."""
+    try:
+        signal.signal(signal.SIGTERM, _interrupted)
+    except ValueError:          # not the main thread (the runner called from another one)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -319,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             log(line)
         return 0
 
+    _stop_on_sigterm()
     try:
         with ExitStack() as held:
             return _run(args, held)
