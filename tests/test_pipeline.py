@@ -365,6 +365,40 @@ def test_sigterm_stops_the_run_and_its_training_workers(tmp_path):
         os.killpg(proc.pid, 0)
 
 
+def _children(pid: int, marker: str) -> list[int]:
+    """Processes whose parent is ``pid`` and whose command line contains ``marker`` (Linux)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid \
+                    and marker in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                found.append(int(d.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_pool_worker_that_dies_fails_only_its_training(tmp_path):
+    """A slot's worker process killed during a training (out of memory, say): that training is
+    reported failed with the worker's exit status, the others finish, the run exits 1."""
+    args = [RUN, "--profile", "smoke", "--only", "data,train,gradcam-A,patches-B,patches-C", "--repo", str(tmp_path),
+            "--jobs", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+                            start_new_session=True)
+    logs = tmp_path / "runs" / "smoke" / "logs"
+    deadline, workers = time.time() + 300, []
+    while time.time() < deadline and proc.poll() is None and not (workers and list(logs.glob("02_train-*.log"))):
+        workers = _children(proc.pid, "dolos_core.runner.jobs --serve")
+        time.sleep(0.1)
+    assert proc.poll() is None and workers, "no worker to kill"
+    os.kill(workers[0], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1, out[-3000:]
+    assert len(re.findall(r": FAILED after .*exited with status -9", out)) == 1, out[-3000:]
+    assert len(re.findall(r"\] \S+: finished in", out)) == 2 and "1 training(s) failed" in out
+
+
 def test_root_that_serves_no_experiment_is_one_message(tmp_path):
     root = make_layout(tmp_path / "dolos", size=64, n=2, datasets=("celebahq/real",))
     r = run("--profile", "smoke", "--only", "train", "--data-root", str(root), "--repo", str(tmp_path))
