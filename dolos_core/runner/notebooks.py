@@ -108,7 +108,7 @@ if "torch" in _sys.modules and _sys.modules["torch"].cuda.is_initialized():
     _sys.modules["torch"].cuda.empty_cache()
 del _gc, _sys
 """
-_warm: dict = {}        # "km": the kernel manager, "key": what it was started for, "used": ran a notebook
+_warm: dict = {}        # "km": the kernel manager, "key": what it was started for
 
 
 def _stop_warm_kernel() -> None:
@@ -182,8 +182,7 @@ def warm_kernel(kernel_name: str, log_key: str):
 
     key = (kernel_name, str(NOTEBOOK_DIR), log_key, tuple(sorted(os.environ.items())))
     km = _warm.get("km")
-    if km is not None and (_warm["key"] != key or not run_sync(km.is_alive)()
-                           or (_warm["used"] and not _reset(km))):
+    if km is not None and (_warm["key"] != key or not run_sync(km.is_alive)() or not _reset(km)):
         _stop_warm_kernel()
         km = None
     if km is None:
@@ -192,7 +191,6 @@ def warm_kernel(kernel_name: str, log_key: str):
         km = AsyncKernelManager(kernel_name=kernel_name)
         run_sync(km.start_kernel)(cwd=str(NOTEBOOK_DIR))
         _warm.update(km=km, key=key)
-    _warm["used"] = True
     return km
 
 
