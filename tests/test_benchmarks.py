@@ -29,7 +29,8 @@ def test_gpu_acceptance_runs_tiny_on_the_cpu(tmp_path):
 
 def test_the_study_benchmark_says_whether_a_run_reproduces_the_committed_tables(tmp_path):
     """``bench_study.compare_with_committed`` on hand-made tables: one IoU off by 0.25 and one
-    run id changed are counted; a table the run did not make is reported, not skipped."""
+    run id changed are counted; a mean over seeds off by 0.5 counts where both have 3 seeds and is
+    not compared where the run has one; a table the run did not make is reported, not skipped."""
     import pandas as pd
 
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -40,13 +41,18 @@ def test_the_study_benchmark_says_whether_a_run_reproduces_the_committed_tables(
     committed.mkdir()
     t2 = pd.DataFrame({"experiment": ["patches-B", "patches-C", "patches-mil-C"], "run": ["a", "b", None],
                        "iou": [18.0, 62.7, None], "ap_mean": [90.0, 99.0, None], "seeds": [1, 1, None]})
-    t2.to_csv(made / "table2.csv", index=False)
-    t2.assign(iou=[18.0, 62.95, None], run=["a", "c", None], seeds=3).to_csv(committed / "table2.csv", index=False)
-    cg = pd.DataFrame({"train": ["ldm"], "test": ["lama"], "experiment": ["patches-full-ldm"], "run": ["d"], "iou": [5.0]})
+    t2.assign(iou_seeds=[18.0, 62.7, None]).to_csv(made / "table2.csv", index=False)
+    t2.assign(iou=[18.0, 62.95, None], run=["a", "c", None], seeds=3,
+              iou_seeds=[30.0, 70.0, None]).to_csv(committed / "table2.csv", index=False)
+    cg = pd.DataFrame({"train": ["ldm", "ldm"], "test": ["lama", "ldm"], "experiment": ["patches-full-ldm"] * 2,
+                       "run": ["d", "d"], "iou": [5.0, 40.0], "seeds": [3, 3], "iou_seeds": [7.0, 44.0]})
     cg.to_csv(made / "cross_generator.csv", index=False)
     cg.to_csv(committed / "cross_generator.csv", index=False)
     same = compare_with_committed(made, committed).set_index("table")
     assert same.loc["table2", "rows"] == 3 and same.loc["table2", "run_ids_differ"] == 1
-    assert same.loc["table2", "max_abs_diff"] == 0.25
+    assert same.loc["table2", "max_abs_diff"] == 0.25 and same.loc["table2", "seed_rows"] == 0
     assert same.loc["cross_generator", "max_abs_diff"] == 0 and same.loc["cross_generator", "run_ids_differ"] == 0
+    assert same.loc["cross_generator", "seed_rows"] == 2
+    cg.assign(iou_seeds=[7.5, 44.0]).to_csv(committed / "cross_generator.csv", index=False)
+    assert compare_with_committed(made, committed).set_index("table").loc["cross_generator", "max_abs_diff"] == 0.5
     assert same.loc["table3", "rows"] == 0 and pd.isna(same.loc["table3", "max_abs_diff"])
