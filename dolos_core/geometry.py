@@ -437,12 +437,12 @@ def fmt_cell(r: pd.Series | None, ratio: bool = False) -> str:
     return f"{r['value']:{f}} [{r['ci_low']:{f}}, {r['ci_high']:{f}}]"
 
 
-def trend(geo: pd.DataFrame, metric: str) -> str:
-    """Whether B/C (at ``metric``) rises from the smallest to the largest side: ``rises`` when
-    the largest side's interval lies above the smallest's, ``falls`` when below, else
-    ``flat within the intervals``; ``missing`` without both."""
+def trend(geo: pd.DataFrame, metric: str, row: str = "B/C") -> str:
+    """Whether ``row`` (B/C by default; e.g. ``patches-mil-B/C``) at ``metric`` rises from the
+    smallest to the largest side: ``rises`` when the largest side's interval lies above the
+    smallest's, ``falls`` when below, else ``flat within the intervals``; ``missing`` without both."""
     sizes = sorted(geo["size"].unique())
-    a, b = cell(geo, sizes[0], "B/C", metric), cell(geo, sizes[-1], "B/C", metric)
+    a, b = cell(geo, sizes[0], row, metric), cell(geo, sizes[-1], row, metric)
     if a is None or b is None or len(sizes) < 2:
         return "missing"
     if b["ci_low"] > a["ci_high"]:
@@ -475,9 +475,24 @@ def confound_line(geo: pd.DataFrame) -> str:
             f"optimiser steps, and C moves too (IoU at 0.5 {c}); B/C is a ratio of two things that change.")
 
 
+def other_weak_rows(geo: pd.DataFrame) -> list[str]:
+    """The table's weak runs besides Patches B (e.g. ``patches-mil-B``), each with its own ``/C`` row."""
+    rows = list(dict.fromkeys(geo["row"]))
+    return [r for r in rows if r not in ("B", "C", "B/C", DILATED) and not r.endswith("/C") and f"{r}/C" in rows]
+
+
+def _other_weak_line(geo: pd.DataFrame, size: int, row: str) -> str:
+    def at(r: str, metric: str) -> str:
+        return fmt_cell(cell(geo, size, r, metric), r.endswith("/C"))
+
+    return (f"{size} px, {row}: IoU at 0.5 {at(row, 'iou')}, {row}/C {at(f'{row}/C', 'iou')}; at the "
+            f"validation-chosen threshold {at(row, 'iou_val')}, {row}/C {at(f'{row}/C', 'iou_val')}; "
+            f"pixel AUC {at(row, 'pixel_auc')}")
+
+
 def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]:
     """What the geometry and calibration tables show, in sentences with their numbers (no cause
-    the tables do not measure)."""
+    the tables do not measure); the other weak runs (Patches-MIL B) have their own lines."""
     out = []
     for size in sorted(geo["size"].unique()):
         share = geo[geo["size"] == size]["rf_share"].iloc[0]
@@ -493,6 +508,10 @@ def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[st
                    f"{_vs(cell(geo, size, 'B', 'iou'), cell(geo, size, DILATED, 'iou'))} it")
     out.append(f"B/C at 0.5 {trend(geo, 'iou')} with the input side; at the validation-chosen "
                f"threshold it {trend(geo, 'iou_val')}.")
+    for row in other_weak_rows(geo):
+        out += [_other_weak_line(geo, size, row) for size in sorted(geo["size"].unique())]
+        out.append(f"{row}/C at 0.5 {trend(geo, 'iou', f'{row}/C')} with the input side; at the "
+                   f"validation-chosen threshold it {trend(geo, 'iou_val', f'{row}/C')}.")
     out.append(confound_line(geo))
     if cal is not None and len(cal):
         for size, g in cal.groupby("size"):
@@ -530,6 +549,10 @@ def short_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]
            f"{series('B', 'pixel_auc')}; B at 0.5 against the dilated mask (an oracle reference, not a bound): "
            + ", ".join(f"{fmt_cell(cell(geo, s, 'B', 'iou'))} vs {fmt_cell(cell(geo, s, DILATED, 'iou'))} "
                        f"({_vs(cell(geo, s, 'B', 'iou'), cell(geo, s, DILATED, 'iou'))})" for s in sizes) + ".",
+           *(f"{row}/C over the same sides: at 0.5 {series(f'{row}/C', 'iou', True)} "
+             f"({trend(geo, 'iou', f'{row}/C')}); at the validation-chosen threshold "
+             f"{series(f'{row}/C', 'iou_val', True)} ({trend(geo, 'iou_val', f'{row}/C')})."
+             for row in other_weak_rows(geo)),
            confound_line(geo)]
     if cal is not None and len(cal):
         k = {size: g.set_index("kind") for size, g in cal.groupby("size")}
