@@ -627,14 +627,20 @@ def _errorbar_rows(ax, rows: pd.DataFrame, scale: float = 1.0, **kw):
     ax.errorbar(x, y, yerr=yerr, capsize=3, **kw)
 
 
-def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
+def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_line: float | None = None):
     """Patches B and C against the receptive field's share of the image side
     (``geometry.geometry_table``): IoU-lg at 0.5 and at the validation-chosen threshold with the
     dilated-mask reference (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
-    images. The dotted vertical line marks the paper's share (its 299 px input)."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.9))
-    colours = {"B": "tab:blue", "C": "tab:red"}
-    for row in ("B", "C"):
+    images. The dotted vertical line marks the paper's share (its 299 px input). The stage's other
+    weak runs (e.g. Patches-MIL B, rows with their own ``/C`` row) are drawn beside B; ``ratio_line``
+    (e.g. the claims' ``WEAK_RATIO``) is drawn dashed in the B / C panel."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5.2))
+    names = list(dict.fromkeys(df.row))
+    others = [r for r in names if r not in ("B", "C", "B/C", "dilated mask") and not r.endswith("/C")
+              and f"{r}/C" in names]
+    colours = {"B": "tab:blue", "C": "tab:red",
+               **{r: c for r, c in zip(others, ("tab:green", "tab:orange", "tab:brown", "tab:pink"))}}
+    for row in ("B", "C", *others):
         for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
             r = df[(df.row == row) & (df.metric == metric)].dropna(subset=["value"])
             _errorbar_rows(axes[0], r, color=colours[row], ls=ls, marker=marker, label=f"{row} {what}")
@@ -643,10 +649,13 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None):
     r = df[df.row == "dilated mask"].dropna(subset=["value"])
     _errorbar_rows(axes[0], r, color="black", ls=":", marker="x",
                    label="dilated mask: mask vs mask dilated by half a field (oracle reference)")
-    for metric, ls, marker, what in (("iou", "-", "o", "IoU at 0.5"), ("iou_val", "--", "s", "IoU at val. threshold")):
-        r = df[(df.row == "B/C") & (df.metric == metric)].dropna(subset=["value"])
-        _errorbar_rows(axes[1], r, color="tab:purple", ls=ls, marker=marker, label=f"B / C, {what}")
+    for row, colour in (("B", "tab:purple"), *((r, colours[r]) for r in others)):
+        for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
+            r = df[(df.row == f"{row}/C") & (df.metric == metric)].dropna(subset=["value"])
+            _errorbar_rows(axes[1], r, color=colour, ls=ls, marker=marker, label=f"{row} / C, {what}")
     axes[1].axhline(1.0, color="grey", lw=0.8)
+    if ratio_line is not None:
+        axes[1].axhline(ratio_line, color="grey", ls="--", lw=0.8, label=f"claim T2-weak: B >= {ratio_line:g} x C")
     axes[2].axhline(50, color="black", ls=":", lw=1, label="chance")
     titles = ("IoU-lg on Repaint-P2 test", "What weak labels keep of full supervision",
               "Pixel AUC (threshold-free)")

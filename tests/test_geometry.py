@@ -137,3 +137,10 @@ def test_summary_lines_report_every_weak_run_and_its_trend_by_hand():
     assert "B/C at 0.5 flat within the intervals" in text
     short = "\n".join(geometry.short_lines(geo))
     assert "patches-mil-B/C over the same sides: at 0.5 0.50 [0.45, 0.55] -> 0.90 [0.85, 0.95] (rises)" in short
+    from dolos_core.plots import geometry_figure
+
+    fig = geometry_figure(geo, 43 / 299, ratio_line=0.75)
+    ratio_panel = fig.axes[1].get_legend_handles_labels()[1]
+    assert {"B / C, at 0.5", "patches-mil-B / C, at 0.5", "patches-mil-B / C, at val. threshold"} <= set(ratio_panel)
+    assert any("0.75" in label for label in ratio_panel)
+    assert "patches-mil-B" in fig.axes[2].get_legend_handles_labels()[1]
