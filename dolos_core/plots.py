@@ -635,7 +635,7 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_li
     weak runs (e.g. Patches-MIL B, rows with their own ``/C`` row) are drawn beside B; ``ratio_line``
     (e.g. the claims' ``WEAK_RATIO``) is drawn dashed in the B / C panel."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 5.2))
-    names = list(dict.fromkeys(df.row))
+    names = list(dict.fromkeys(df.row))     # geometry.other_weak_rows's rule: plots may not import geometry
     others = [r for r in names if r not in ("B", "C", "B/C", "dilated mask") and not r.endswith("/C")
               and f"{r}/C" in names]
     colours = {"B": "tab:blue", "C": "tab:red",
