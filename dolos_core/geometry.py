@@ -260,7 +260,8 @@ def dilated_mask_iou(masks: np.ndarray, radius: int) -> np.ndarray:
 def _summary(reps: np.ndarray, value: float, per_seed: list[float]) -> dict:
     lo, hi = (np.nanquantile(reps, [0.025, 0.975]) if np.isfinite(reps).any() else (np.nan, np.nan))
     return {"value": value, "ci_low": float(lo), "ci_high": float(hi),
-            "seed_min": float(np.min(per_seed)), "seed_max": float(np.max(per_seed))}
+            "seed_min": float(np.min(per_seed)), "seed_max": float(np.max(per_seed)),
+            "seed_values": ",".join(f"{float(v):.4g}" for v in per_seed)}
 
 
 def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
@@ -316,9 +317,9 @@ def geometry_table(profile: Profile, paths: Paths, progress: bool = True, sides=
     """One row per (side, row, metric): rows ``B``, ``C``, ``B/C`` and ``dilated mask``; metrics
     ``iou`` (at 0.5), ``iou_val`` (at each run's validation-chosen threshold), ``pixel_auc``;
     values in % (B/C as a ratio) with 95% intervals resampling seeds and images (B and C on the
-    same draws), the range over seeds, the seeds found and the receptive field's share of the
-    image side; the weak methods built on Patches (``experiments()``) add their own rows and
-    ``<experiment>/C``. Sides whose runs are missing have NaN values."""
+    same draws), the range over seeds and each seed's value (``seed_values``), the seeds found
+    and the receptive field's share of the image side; the weak methods built on Patches
+    (``experiments()``) add their own rows and ``<experiment>/C``. Sides whose runs are missing have NaN values."""
     from tqdm.auto import tqdm
 
     pts = points(profile, paths, sides, n_seeds)
@@ -326,7 +327,7 @@ def geometry_table(profile: Profile, paths: Paths, progress: bool = True, sides=
     for size in tqdm(list(dict.fromkeys(p.size for p in pts)), desc="geometry: sides", disable=not progress):
         rows += _side_rows(size, [p for p in pts if p.size == size], profile)
     cols = ["size", "rf_px", "rf_share", "map_side", "row", "metric", "value", "ci_low", "ci_high",
-            "seed_min", "seed_max", "seeds", "thresholds", "runs"]
+            "seed_min", "seed_max", "seed_values", "seeds", "thresholds", "runs"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
@@ -452,6 +453,11 @@ def trend(geo: pd.DataFrame, metric: str, row: str = "B/C") -> str:
     return "flat within the intervals"
 
 
+def _moves(t: str) -> str:
+    """``trend``'s answer as a verb phrase ("rises", "is flat within the intervals")."""
+    return t if t in ("rises", "falls") else f"is {t}"
+
+
 def _vs(a: dict | None, b: dict | None) -> str:
     """"above" / "below" / "within" for two cells' 95% intervals."""
     if a is None or b is None:
@@ -506,12 +512,12 @@ def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[st
                    f"{fmt_cell(cell(geo, size, 'B', 'pixel_auc'))}, C {fmt_cell(cell(geo, size, 'C', 'pixel_auc'))}; "
                    f"dilated mask (reference) {fmt_cell(cell(geo, size, DILATED, 'iou'))}, B at 0.5 "
                    f"{_vs(cell(geo, size, 'B', 'iou'), cell(geo, size, DILATED, 'iou'))} it")
-    out.append(f"B/C at 0.5 {trend(geo, 'iou')} with the input side; at the validation-chosen "
-               f"threshold it {trend(geo, 'iou_val')}.")
+    out.append(f"B/C at 0.5 {_moves(trend(geo, 'iou'))} with the input side; at the validation-chosen "
+               f"threshold it {_moves(trend(geo, 'iou_val'))}.")
     for row in other_weak_rows(geo):
         out += [_other_weak_line(geo, size, row) for size in sorted(geo["size"].unique())]
-        out.append(f"{row}/C at 0.5 {trend(geo, 'iou', f'{row}/C')} with the input side; at the "
-                   f"validation-chosen threshold it {trend(geo, 'iou_val', f'{row}/C')}.")
+        out.append(f"{row}/C at 0.5 {_moves(trend(geo, 'iou', f'{row}/C'))} with the input side; at the "
+                   f"validation-chosen threshold it {_moves(trend(geo, 'iou_val', f'{row}/C'))}.")
     out.append(confound_line(geo))
     if cal is not None and len(cal):
         for size, g in cal.groupby("size"):

@@ -621,17 +621,32 @@ def budget_scaling(df: pd.DataFrame, baseline_iou: float | None = None):
 
 
 def _errorbar_rows(ax, rows: pd.DataFrame, scale: float = 1.0, **kw):
+    """Each row's value over its interval against the field's share; with ``seed_values`` (rows
+    trained under several seeds), each seed's own value as a small dot of the same colour, just
+    right of its mean (on it, the marker would hide it)."""
     rows = rows.sort_values("rf_share")
     x, y = 100 * rows["rf_share"], rows["value"] * scale
     yerr = [y - rows["ci_low"] * scale, rows["ci_high"] * scale - y]
     ax.errorbar(x, y, yerr=yerr, capsize=3, **kw)
+    if "seed_values" not in rows:
+        return
+    for share, n, values in zip(rows["rf_share"], rows["seeds"], rows["seed_values"]):
+        vs = [float(v) * scale for v in str(values).split(",") if v.strip() and v.strip() != "nan"]
+        if n and n > 1 and vs:
+            ax.plot([100 * share + 1.2] * len(vs), vs, ls="none", marker=".", ms=4, alpha=0.7, color=kw.get("color"))
+
+
+def _seed_dot_legend(ax) -> None:
+    """One legend entry for the seed dots ``_errorbar_rows`` draws."""
+    ax.plot([], [], ls="none", marker=".", ms=4, color="grey", label="each seed (dots right of the mean)")
 
 
 def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_line: float | None = None):
     """Patches B and C against the receptive field's share of the image side
     (``geometry.geometry_table``): IoU-lg at 0.5 and at the validation-chosen threshold with the
     dilated-mask reference (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
-    images. The dotted vertical line marks the paper's share (its 299 px input). The stage's other
+    images; dots: each seed's own value (``seed_values``). The dotted vertical line marks the
+    paper's share (its 299 px input). The stage's other
     weak runs (e.g. Patches-MIL B, rows with their own ``/C`` row) are drawn beside B; ``ratio_line``
     (e.g. the claims' ``WEAK_RATIO``) is drawn dashed in the B / C panel."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 5.2))
@@ -657,6 +672,9 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_li
     if ratio_line is not None:
         axes[1].axhline(ratio_line, color="grey", ls="--", lw=0.8, label=f"claim T2-weak: B >= {ratio_line:g} x C")
     axes[2].axhline(50, color="black", ls=":", lw=1, label="chance")
+    if "seed_values" in df and (df["seeds"].fillna(0) > 1).any():
+        for ax in axes:
+            _seed_dot_legend(ax)
     titles = ("IoU-lg on Repaint-P2 test", "What weak labels keep of full supervision",
               "Pixel AUC (threshold-free)")
     names = ("IoU-lg (%)", "B / C", "pixel AUC (%)")

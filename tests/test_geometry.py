@@ -134,7 +134,9 @@ def test_summary_lines_report_every_weak_run_and_its_trend_by_hand():
     text = "\n".join(geometry.summary_lines(geo))
     assert "224 px, patches-mil-B: IoU at 0.5 72.0 [70.0, 74.0], patches-mil-B/C 0.90 [0.85, 0.95]" in text
     assert "patches-mil-B/C at 0.5 rises with the input side" in text
-    assert "B/C at 0.5 flat within the intervals" in text
+    assert ("B/C at 0.5 is flat within the intervals with the input side; at the validation-chosen "
+            "threshold it rises.") in text
+    assert " it flat" not in text and "0.5 flat" not in text
     short = "\n".join(geometry.short_lines(geo))
     assert "patches-mil-B/C over the same sides: at 0.5 0.50 [0.45, 0.55] -> 0.90 [0.85, 0.95] (rises)" in short
     from dolos_core.plots import geometry_figure
@@ -144,3 +146,28 @@ def test_summary_lines_report_every_weak_run_and_its_trend_by_hand():
     assert {"B / C, at 0.5", "patches-mil-B / C, at 0.5", "patches-mil-B / C, at val. threshold"} <= set(ratio_panel)
     assert any("0.75" in label for label in ratio_panel)
     assert "patches-mil-B" in fig.axes[2].get_legend_handles_labels()[1]
+
+
+def test_geometry_figure_draws_each_seed_by_hand():
+    """With ``seed_values`` (3 seeds), every row's seeds are dots at its side: B at 0.5 at 96 px
+    has seeds 15.3, 18.2, 17.8, and the legend says what the dots are; without the column, none."""
+    import matplotlib.pyplot as plt
+
+    from dolos_core.plots import geometry_figure
+
+    rows = [("B", "iou", 17.1, 14.8, 19.4), ("C", "iou", 60, 58, 62), ("B/C", "iou", .28, .26, .30),
+            ("B", "iou_val", 28, 25, 32), ("C", "iou_val", 63, 61, 65), ("B/C", "iou_val", .44, .40, .49),
+            (geometry.DILATED, "iou", 16, 15, 17)]
+    geo = pd.DataFrame(_geo_rows(96, rows) + _geo_rows(224, rows))
+    geo["seed_values"] = "1,2,3"
+    geo.loc[(geo["size"] == 96) & (geo.row == "B") & (geo.metric == "iou"), "seed_values"] = "15.3,18.2,17.8"
+    geo.loc[geo.row == geometry.DILATED, "seeds"] = 0          # a reference, not trained: no dots
+    fig = geometry_figure(geo, 43 / 299)
+    dots = [tuple(np.round(line.get_ydata(), 1)) for line in fig.axes[0].lines if line.get_marker() == "."]
+    assert (15.3, 18.2, 17.8) in dots
+    assert len(dots) == 2 * 4 + 1         # B and C at 0.5 and at val. at 2 sides, + the legend's entry
+    assert "each seed (dots right of the mean)" in fig.axes[0].get_legend_handles_labels()[1]
+    plt.close(fig)
+    fig = geometry_figure(geo.drop(columns="seed_values"), 43 / 299)
+    assert not [line for line in fig.axes[0].lines if line.get_marker() == "."]
+    plt.close(fig)

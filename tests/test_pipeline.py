@@ -826,3 +826,17 @@ def test_mil_goal_reads_table2s_numbers_seed_by_seed(smoke_study):
         assert row["mil_B_over_C_05"] == pytest.approx(t2.loc["patches-mil-B", "iou"] / t2.loc["patches-C", "iou"],
                                                        rel=1e-2)
     assert row["prior_iou_val_thr"] == pytest.approx(t2.loc["baseline-mask-prior", "iou_val_thr"], abs=1e-3)
+
+
+def test_every_figure_of_the_report_has_a_caption():
+    """Each stage figure has its stage's caption; a benchmark's figure (``study_time-*``) names the
+    benchmark and links its table; a figure nothing claims has none."""
+    from dolos_core.runner import stages
+    from dolos_core.runner.report import figure_caption
+
+    for st in stages.STAGE_TABLE:
+        for stem, caption in st.captions.items():
+            assert figure_caption(stem) == caption and caption
+    cap = figure_caption("study_time-three-seeds")
+    assert "bench_study.py" in cap and "[study_time-three-seeds.md](study_time-three-seeds.md)" in cap
+    assert figure_caption("unknown") == ""

@@ -77,6 +77,22 @@ def captions() -> dict[str, str]:
     return {k: v for st in stage_table.STAGE_TABLE for k, v in st.captions.items()}
 
 
+# Figures a benchmark writes beside the stages' (``benchmarks/``, run on demand), by stem prefix.
+BENCHMARK_CAPTIONS = {
+    "study_time-": "A benchmark's figure, not a stage's (`benchmarks/bench_study.py`, run on demand): the "
+                   "wall clock of each stage of `./run_all.sh` from a fresh clone, against its goal; the "
+                   "numbers, the command and the commit are in [{stem}.md]({stem}.md).",
+}
+
+
+def figure_caption(stem: str) -> str:
+    """A figure's caption: its stage's (``captions``), else the benchmark's that wrote it, else ''."""
+    caps = captions()
+    if stem in caps:
+        return caps[stem]
+    return next((c.format(stem=stem) for prefix, c in BENCHMARK_CAPTIONS.items() if stem.startswith(prefix)), "")
+
+
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -446,7 +462,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         caps = captions()
         for png in sorted(figs.glob("*.png"), key=lambda p: _figure_order(p, list(caps))):
             rel = Path("..") / ".." / "figures" / paths.output_name / png.name
-            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {caps.get(png.stem, '')}", "",
+            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {figure_caption(png.stem)}", "",
                       f"![{png.stem}]({rel})", ""]
     lines += ["## Tables", ""]
     for stem, title in tables():

@@ -107,9 +107,10 @@ STAGE_TABLE = [
           options=("sides", "n_seeds"),
           tables=(("geometry", "Receptive-field geometry · Patches B and C against the input side (opt-in stage)"),),
           captions={
-              "geometry": "Geometry: Patches B and C against the receptive field's share of the image side, "
-                          "at 0.5 and at the validation-chosen threshold, with the dilated mask (an oracle reference: "
-                          "the mask against itself dilated by half a field); intervals over seeds and images.",
+              "geometry": "Geometry: Patches B and C (and Patches-MIL B, in green) against the receptive "
+                          "field's share of the image side, at 0.5 and at the validation-chosen threshold, with the "
+                          "dilated mask (an oracle reference: the mask against itself dilated by half a field); "
+                          "means over seeds with 95% intervals over seeds and images, each seed's value as a dot.",
               "calibration": "Geometry, the calibration half: weak Patches' cell probabilities by kind of "
                              "cell, the 0.5 threshold (solid), the measured mean of real-only cells of fake "
                              "images with its interval (dotted, shaded) and the share of such cells labelled "
