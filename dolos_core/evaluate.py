@@ -526,28 +526,44 @@ CONVERGENCE_COLUMNS = ["experiment", "seed", "run", "epochs", "best_epoch", "las
 
 
 def convergence_row(name: str, seed: int, train_json: Path) -> dict | None:
-    """One ``CONVERGENCE_COLUMNS`` row from a run's ``train.json`` (None before it exists)."""
+    """One ``CONVERGENCE_COLUMNS`` row from a run's ``train.json``; None before it exists and
+    while the run still trains (a half curve would be judged as a whole one)."""
     if not train_json.exists():
         return None
     m = json.loads(train_json.read_text())
+    if not m.get("done", False):
+        return None
     return {"experiment": name, "seed": seed, "run": m.get("run_id"), "best_epoch": m.get("best_epoch"),
             **convergence(m.get("history", []), m.get("best_epoch"))}
 
 
-def convergence_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFrame:
-    """Every run of the paper's experiments (each seed) and of the loss variants: its kept
-    epoch and whether it stopped before it was done (``convergence``). Columns: experiment,
-    seed, run, epochs, best_epoch, last_quarter_share (%), undertrained, reason."""
+def convergence_table(paths: Paths, profile: Profile, seeds: int = 1,
+                      groups: tuple[str, ...] = PAPER_GROUPS + ("loss-variants",)) -> pd.DataFrame:
+    """Every finished run of the paper's experiments (each seed) and of the loss variants (the
+    profile's seed; ``groups`` picks among them): its kept epoch and whether it stopped before it
+    was done (``convergence``). Columns: experiment, seed, run, epochs, best_epoch,
+    last_quarter_share (%), undertrained, reason. A run still training is left out: the stage
+    that waits for it adds its row (``merge_convergence``)."""
     rows = []
     for k in range(seeds):
         prof = profile.replace(seed=profile.seed + k)
         for name, e in EXPERIMENTS.items():
-            if e.group not in PAPER_GROUPS + ("loss-variants",) or (k and e.group not in PAPER_GROUPS):
+            if e.group not in groups or (k and e.group not in PAPER_GROUPS):
                 continue
             row = convergence_row(name, prof.seed, resolve_run(e, prof, paths).checkpoint_dir / "train.json")
             if row is not None:
                 rows.append(row)
     return pd.DataFrame(rows).reindex(columns=CONVERGENCE_COLUMNS)
+
+
+def merge_convergence(training: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``training.csv`` (``convergence_table``) with ``rows`` in place of its rows of the same
+    experiment and seed, and added where it had none."""
+    if not len(rows):
+        return training
+    key = ["experiment", "seed"]
+    old = training.set_index(key).index.isin(rows.set_index(key).index)
+    return pd.concat([training[~old], rows], ignore_index=True).reindex(columns=CONVERGENCE_COLUMNS)
 
 
 EXACT_COLUMNS = {"val_threshold", "oracle_threshold", "threshold", "budget", "rho_class", "rho_localize",

@@ -4,6 +4,8 @@ baseline (uninformative), verdicts that flip with the threshold, seeds."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -258,3 +260,25 @@ def test_weak_supervision_claims_carry_the_largest_geometry_and_which_to_weigh()
     flat = geometry_column(_geometry((0.30, 0.25, 0.35), (0.32, 0.28, 0.36)))
     assert "does not rise" in flat["headline"] and "weigh this study's value" in flat["headline"]
     assert geometry_column(_geometry((0.3, 0.2, 0.4), (0.3, 0.2, 0.4)).query("size == 96")) == {}
+
+
+def test_a_run_still_training_has_no_convergence_row_until_its_stage_adds_it(tmp_path):
+    """The evaluate stage may read the loss variants' train.json while they still train: a half
+    curve (here 2 of 4 epochs, falling) must not be judged, and the row the extensions stage adds
+    later replaces nothing but its own experiment and seed."""
+    from dolos_core.evaluate import CONVERGENCE_COLUMNS, convergence_row, merge_convergence
+
+    f = tmp_path / "train.json"
+    history = [{"valid_loss": v} for v in (0.9, 0.8, 0.7, 0.6)]
+    f.write_text(json.dumps({"run_id": "abc", "best_epoch": 1, "history": history[:2], "done": False}))
+    assert convergence_row("patches-C-l1", 0, f) is None
+    f.write_text(json.dumps({"run_id": "abc", "best_epoch": 3, "history": history, "done": True}))
+    row = convergence_row("patches-C-l1", 0, f)
+    assert row["epochs"] == 4 and row["undertrained"] and row["reason"] == "still falling"
+    old = pd.DataFrame([{"experiment": "patches-C", "seed": 0, "run": "x", "epochs": 4},
+                        {"experiment": "patches-C", "seed": 1, "run": "y", "epochs": 4},
+                        {"experiment": "patches-C-l1", "seed": 0, "run": "abc", "epochs": 1}]
+                       ).reindex(columns=CONVERGENCE_COLUMNS)
+    merged = merge_convergence(old, pd.DataFrame([row]).reindex(columns=CONVERGENCE_COLUMNS))
+    assert list(zip(merged.experiment, merged.seed, merged.epochs)) == [
+        ("patches-C", 0, 4), ("patches-C", 1, 4), ("patches-C-l1", 0, 4)]
