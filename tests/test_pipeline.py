@@ -840,3 +840,14 @@ def test_every_figure_of_the_report_has_a_caption():
     cap = figure_caption("study_time-three-seeds")
     assert "bench_study.py" in cap and "[study_time-three-seeds.md](study_time-three-seeds.md)" in cap
     assert figure_caption("unknown") == ""
+
+
+def test_report_tables_print_empty_cells_as_words():
+    """A float NaN in a table REPORT.md shows reads the word its table gives (tabulate alone prints
+    "nan"): "n/a" for seed_spread's AP in setup C, "missing" by default; numbers keep their format."""
+    from dolos_core.runner.report import EMPTY_MEANS, markdown
+
+    df = pd.DataFrame({"experiment": ["patches-A", "patches-C"], "ap_mean": [99.61, float("nan")]})
+    text = markdown(df, EMPTY_MEANS["seed_spread"], floatfmt=".1f")
+    assert "99.6" in text and "n/a" in text and "nan" not in text
+    assert "missing" in markdown(df) and "nan" not in markdown(df)

@@ -30,6 +30,15 @@ from . import stages as stage_table
 from .notebooks import git_commit
 
 SHORT_TABLES = ("table2", "table3", "loss_variants", "seed_spread")     # shown; the others are linked
+# What an empty cell of a shown table means: seed_spread's are not applicable (no detection AP in
+# setup C, no t interval for one seed); elsewhere a value that should be there and is not.
+EMPTY_MEANS = {"seed_spread": "n/a"}
+
+
+def markdown(df: pd.DataFrame, empty: str = "missing", **kw) -> str:
+    """``df`` as a Markdown table whose empty cells read ``empty`` (tabulate prints a float NaN
+    as "nan" whatever its ``missingval``)."""
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval=empty, **kw)
 SHOWN_COLUMNS = {"loss_variants": ["experiment", "method", "loss", "rho_class", "iou", "iou_ci_low",
                                    "iou_ci_high", "iou_val_thr", "val_threshold", "pixel_auc", "status"]}
 GLOSSARY = [
@@ -455,14 +464,15 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "What each run a claim or a table reads trains with here and in the paper profile, "
                   "and the geometry stage's runs at its other sides (generated from the profiles; "
                   "`start` as this checkout's weights folder resolves it):", "",
-                  footing_table(paths.root, (profile.name, "paper")).to_markdown(index=False), ""]
+                  markdown(footing_table(paths.root, (profile.name, "paper")), "n/a"), ""]
     lines += ["## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
     lines += ["## Figures", ""]
     if figs.exists():
         caps = captions()
         for png in sorted(figs.glob("*.png"), key=lambda p: _figure_order(p, list(caps))):
             rel = Path("..") / ".." / "figures" / paths.output_name / png.name
-            lines += [f"**{png.stem}** ([pdf]({rel.with_suffix('.pdf')})). {figure_caption(png.stem)}", "",
+            pdf = f" ([pdf]({rel.with_suffix('.pdf')}))" if png.with_suffix(".pdf").exists() else ""
+            lines += [f"**{png.stem}**{pdf}. {figure_caption(png.stem)}", "",
                       f"![{png.stem}]({rel})", ""]
     lines += ["## Tables", ""]
     for stem, title in tables():
@@ -476,7 +486,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         elif stem in SHORT_TABLES:
             shown = [c for c in SHOWN_COLUMNS.get(stem, df.columns) if c in df]
             lines += [f"### {title}", "", links + (" (every column)" if len(shown) < len(df.columns) else ""), "",
-                      df[shown].to_markdown(index=False, missingval="missing", floatfmt=[
+                      markdown(df[shown], EMPTY_MEANS.get(stem, "missing"), floatfmt=[
                           ".3g" if c in EXACT_COLUMNS else ".1f" for c in shown]), ""]
         else:
             lines += [f"### {title}", "", f"{len(df)} rows: {links}", ""]
