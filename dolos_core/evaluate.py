@@ -570,6 +570,12 @@ EXACT_COLUMNS = {"val_threshold", "oracle_threshold", "threshold", "budget", "rh
                  "rf_share", "strength", "settle"}
 
 
+def markdown(df: pd.DataFrame, empty: str = "missing", **kw) -> str:
+    """``df`` as a Markdown table whose empty cells read ``empty`` (tabulate prints a float NaN
+    as "nan" whatever its ``missingval``)."""
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval=empty, **kw)
+
+
 def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f",
                missing: str = "missing") -> list[Path]:
     """Write ``stem``.csv, .md and .tex atomically; missing values stay empty / ``missing`` (a
@@ -585,8 +591,7 @@ def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = "
     # thresholds, budgets and weights keep their digits (0.45 is not "0.5", a 0.25 budget not "0.2")
     fmts = [".3g" if c in EXACT_COLUMNS else floatfmt for c in df.columns]
     with atomic_path(md) as tmp:
-        shown = df.astype(object).where(df.notna(), None)           # NaN -> None: printed "missing"
-        tmp.write_text(shown.to_markdown(index=False, floatfmt=fmts, missingval=missing) + "\n")
+        tmp.write_text(markdown(df, missing, floatfmt=fmts) + "\n")
     out.append(md)
     tex = results_dir / f"{stem}.tex"
     with atomic_path(tex) as tmp:

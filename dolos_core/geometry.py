@@ -39,7 +39,7 @@ from .config import ConfigError, Paths, Profile
 from .data.datasets import read_mask
 from .data.layout import DatasetKey
 from .data.mini import build_mini
-from .evaluate import CONVERGENCE_COLUMNS, convergence_row, load_run, masks_for
+from .evaluate import CONVERGENCE_COLUMNS, convergence_row, load_run, masks_for, merge_convergence
 from .experiments import CELEBA_TEST, get_experiment
 from .models import build_model, card, methods
 from .runs import resolve_run
@@ -588,5 +588,5 @@ def with_convergence(training: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame
     """``training.csv`` with the geometry stage's rows (``convergence_rows``) in place of any
     it had from an earlier run of the stage."""
     keep = training[~training["experiment"].astype(str).str.endswith(" px)")]
-    return pd.concat([keep, rows], ignore_index=True) if len(rows) else keep
+    return merge_convergence(keep, rows)
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..claims import claims_table, verdict_counts
 from ..config import Paths, Profile, get_profile, resolve_device
-from ..evaluate import EXACT_COLUMNS, UNDERTRAINED_SHARE, save_table, training_runs
+from ..evaluate import EXACT_COLUMNS, UNDERTRAINED_SHARE, markdown, save_table, training_runs
 from ..experiments import experiments_in, get_experiment, plan_for
 from ..geometry import SIDES
 from ..geometry import experiments as geometry_experiments
@@ -33,12 +33,6 @@ SHORT_TABLES = ("table2", "table3", "loss_variants", "seed_spread")     # shown;
 # What an empty cell of a shown table means: seed_spread's are not applicable (no detection AP in
 # setup C, no t interval for one seed); elsewhere a value that should be there and is not.
 EMPTY_MEANS = {"seed_spread": "n/a"}
-
-
-def markdown(df: pd.DataFrame, empty: str = "missing", **kw) -> str:
-    """``df`` as a Markdown table whose empty cells read ``empty`` (tabulate prints a float NaN
-    as "nan" whatever its ``missingval``)."""
-    return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval=empty, **kw)
 SHOWN_COLUMNS = {"loss_variants": ["experiment", "method", "loss", "rho_class", "iou", "iou_ci_low",
                                    "iou_ci_high", "iou_val_thr", "val_threshold", "pixel_auc", "status"]}
 GLOSSARY = [
