@@ -45,8 +45,8 @@ def _batch(size: int, batch: int) -> dict:
             "mask": (torch.rand(batch, size, size, generator=g) > 0.8).float()}
 
 
-def run(method: str, sup: str, option: str, size: int, batch: int, steps: int) -> tuple[float, float, float]:
-    """(images/s, GFLOP per image, final loss) of ``steps`` optimiser steps after one warm-up."""
+def make_step(method: str, sup: str, option: str, size: int, batch: int):
+    """(one optimiser step on a fixed random batch -> its loss, the model) along ``option``'s path."""
     torch.manual_seed(0)
     model = build_model(method, sup).train()
     ctx = contextlib.nullcontext()
@@ -58,7 +58,6 @@ def run(method: str, sup: str, option: str, size: int, batch: int, steps: int) -
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     b = _batch(size, batch)
     x = b["image"] if option == "contiguous" else b["image"].contiguous(memory_format=torch.channels_last)
-    mkldnn = torch.backends.mkldnn.flags(enabled=option != "no-mkldnn")
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -69,7 +68,13 @@ def run(method: str, sup: str, option: str, size: int, batch: int, steps: int) -
         opt.step()
         return loss.item()
 
-    with mkldnn:
+    return step, model
+
+
+def run(method: str, sup: str, option: str, size: int, batch: int, steps: int) -> tuple[float, float, float]:
+    """(images/s, GFLOP per image, final loss) of ``steps`` optimiser steps after one warm-up."""
+    step, _ = make_step(method, sup, option, size, batch)
+    with torch.backends.mkldnn.flags(enabled=option != "no-mkldnn"):
         step()                                   # the warm-up step
         t0 = time.perf_counter()
         for _ in range(steps):

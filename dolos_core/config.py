@@ -19,6 +19,7 @@ import torch
 
 from .models import MODELS, card
 from .models.card import Schedule
+from .cpu_pin import MODES as CPU_NUMERICS
 from .numerics import PRECISIONS
 
 PROFILES = ("smoke", "mini", "paper")
@@ -87,6 +88,14 @@ class Profile:
     # 1.13's defaults: float32 with TF32 convolutions), or "bf16" (bfloat16 autocast: faster,
     # not the authors'). Part of the run id. On a CPU both run in float32.
     precision: str = "fp32"
+    # The CPU kernels of training and prediction: "avx2" (pinned to x86-64 AVX2 in PyTorch, oneDNN
+    # and MKL: the committed numbers come back to the digit on any x86-64 CPU with AVX2) or
+    # "native" (each library's fastest for the CPU it finds; the run id names that CPU). Set for
+    # a whole run with --set cpu_numerics=native (dolos_core/cpu_pin.py, docs/running.md).
+    cpu_numerics: str = "avx2"
+    # GPU runs: deterministic cuDNN and PyTorch algorithms (the same weights again on the same GPU
+    # model, driver stack and versions), at a cost benchmarks/gpu_check.py measures. Part of the id.
+    gpu_deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.patches_weak_init not in ("authors", "pytorch"):
@@ -94,6 +103,10 @@ class Profile:
                               f"got {self.patches_weak_init!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.cpu_numerics not in CPU_NUMERICS:
+            raise ConfigError(f"cpu_numerics must be one of {', '.join(CPU_NUMERICS)}, got {self.cpu_numerics!r}")
+        if not isinstance(self.gpu_deterministic, bool):
+            raise ConfigError(f"gpu_deterministic must be True or False, got {self.gpu_deterministic!r}")
 
     def schedule(self, method: str, supervision: str) -> Schedule:
         """The schedule of one training: the profile's own for ``method-supervision`` if it

@@ -22,7 +22,7 @@ from .experiments import Experiment, prediction_sets
 from .models import DolosModel
 from .numerics import autocast
 from .predictions import Predictions, predictions_current, save_predictions
-from .runs import resolve_run
+from .runs import resolve_run, write_manifest
 from .train import load_trained
 
 
@@ -110,7 +110,7 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
     dev = resolve_device(device)
     model = None
     written = []
-    run = resolve_run(exp, profile, paths)      # one data scan for every test set
+    run = resolve_run(exp, profile, paths, device)      # one data scan for every test set
     for key_text, split in prediction_sets(exp):
         key = DatasetKey.parse(key_text)
         if split != "test" and not split_exists(paths.data_root, key, split):
@@ -138,6 +138,8 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
         }
         save_predictions(out, maps, scores, names, meta)
         written.append(out)
+    if written:
+        write_manifest(run.predictions_dir, run)
     return written
 
 

@@ -6,13 +6,21 @@ of :func:`training_config`: the experiment (train sets, loss, budget factor, ini
 the schedule as run (lr, batch, epochs x iterations), the profile fields training reads
 (input size, seed, validation cap, precision, weak-Patches init), the starting weights (policy,
 file name and size) and the data (a summary of what the experiment reads: not where it lives,
-so a fresh clone finds the same ids) and the code (:func:`code_hash`: the source of the run's
+so a fresh clone finds the same ids), the code (:func:`code_hash`: the source of the run's
 own method, the shared model code, the data pipeline, the losses and the training loop - not of
-other methods, plots, tables or the runner). Change
-any of them - a learning rate in a notebook cell, ``--set``, ``--init``, a ``--data-root`` with other files - and
-the run trains into a new folder beside the old one; an identical configuration finds its
-finished run and reuses it. Evaluation resolves the same id from the same configuration, so a
-table never reads a run of another configuration: what is not there is reported as missing.
+other methods, plots, tables or the runner) and the numerics (``numerics.identity``: the device
+kind; on a CPU the kernels in effect, pinned AVX2 or native, with the libraries' versions and the
+threads; on a GPU its model, CUDA and cuDNN). Change any of them - a learning rate in a notebook
+cell, ``--set``, ``--init``, a ``--data-root`` with other files, another kind of CPU under
+``cpu_numerics=native``, a GPU - and the run trains into a new folder beside the old one; an
+identical configuration finds its finished run and reuses it.
+
+A training and its predictions write a small manifest, ``run.json`` (run id, the configuration's
+key without the numerics, the numerics, the checkpoint), in their folders. Evaluation resolves
+the configuration's run (:func:`resolve_run`): the one made under this process's numerics if it
+exists, else one the manifests record for the same configuration made elsewhere (on the GPU
+nodes of a cluster, say), so a table never reads a run of another configuration: what is not
+there is reported as missing.
 """
 
 from __future__ import annotations
@@ -25,10 +33,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Paths, Profile
+import torch
+
+from .config import Paths, Profile, resolve_device
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for, test_set_name
+from .io import read_json, write_json
 from .models import card, method_sources
+from .numerics import identity
 from .weights import InitChoice, default_weights_dir, resolve_init
 
 # Profile fields a training reads (everything else - bootstrap, test caps, batch size of
@@ -45,7 +57,7 @@ ID_LENGTH = 10
 # it: editing them never retrains.
 TRAINING_SOURCES = ("models/base.py", "models/backbone.py", "models/card.py", "models/checkpoints.py",
                     "models/registry.py", "data/datasets.py", "data/layout.py", "losses.py", "numerics.py",
-                    "train.py", "resize.py", "weights.py", "ddp.py", "ddp_worker.py")
+                    "cpu_pin.py", "train.py", "resize.py", "weights.py", "ddp.py", "ddp_worker.py")
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -172,12 +184,76 @@ def config_id(cfg: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 
-def resolve_run(exp: Experiment, profile: Profile, paths: Paths) -> RunRef:
-    """The run of ``exp`` under this exact configuration (it may not exist yet)."""
+MANIFEST = "run.json"
+
+
+def config_key(cfg: dict) -> str:
+    """The key of a configuration without its numerics: the same on every device and CPU."""
+    return config_id({k: v for k, v in cfg.items() if k != "numerics"})
+
+
+def numerics_of(profile: Profile, device: str | torch.device = "auto", processes: int = 1) -> dict:
+    """This process's numerics for a run of ``profile`` on ``device`` (``numerics.identity``)."""
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    return identity(dev, profile.precision, processes, profile.cpu_numerics, profile.gpu_deterministic)
+
+
+def _ref(exp: Experiment, paths: Paths, cfg: dict, numerics: dict) -> RunRef:
+    full = {**cfg, "numerics": numerics}
+    rid = config_id(full)
+    return RunRef(exp.name, rid, paths.checkpoints / exp.name / rid, paths.predictions / exp.name / rid, full)
+
+
+def run_for_training(exp: Experiment, profile: Profile, paths: Paths, device: str | torch.device = "auto",
+                     processes: int = 1) -> RunRef:
+    """The run a training of ``exp`` on ``device`` in this process makes: this exact configuration
+    under this process's numerics (it may not exist yet)."""
+    return _ref(exp, paths, training_config(exp, profile, paths), numerics_of(profile, device, processes))
+
+
+def write_manifest(folder: Path, run: RunRef) -> None:
+    """``run.json`` in a run's checkpoint or predictions folder: what evaluation reads to find it."""
+    write_json(folder / MANIFEST, {"experiment": run.experiment, "run_id": run.run_id,
+                                   "config_key": config_key(run.config), "numerics": run.config.get("numerics"),
+                                   "checkpoint": f"checkpoints/{run.experiment}/{run.run_id}/best.pt"})
+
+
+def recorded_runs(exp: Experiment, paths: Paths, key: str) -> dict[str, dict]:
+    """Run id -> manifest of every run of ``exp`` whose manifest records configuration ``key``."""
+    found: dict[str, tuple[float, dict]] = {}
+    for base in (paths.checkpoints / exp.name, paths.predictions / exp.name):
+        for f in base.glob(f"*/{MANIFEST}") if base.is_dir() else []:
+            try:
+                meta = read_json(f)
+            except (OSError, ValueError):
+                continue
+            if meta.get("config_key") == key and meta.get("run_id") == f.parent.name:
+                found[f.parent.name] = (max(f.stat().st_mtime, found.get(f.parent.name, (0.0,))[0]), meta)
+    return {rid: meta for rid, (_, meta) in sorted(found.items(), key=lambda kv: kv[1][0])}
+
+
+_told: set[tuple] = set()
+
+
+def resolve_run(exp: Experiment, profile: Profile, paths: Paths, device: str | torch.device = "auto") -> RunRef:
+    """The run of ``exp`` under this configuration: the one made under this process's numerics on
+    ``device`` when it exists; else one that the manifests record for the same configuration under
+    other numerics (another GPU, a cluster's nodes, native CPU kernels: the newest, named once when
+    there are several); else this process's (not trained yet)."""
     cfg = training_config(exp, profile, paths)
-    rid = config_id(cfg)
-    return RunRef(exp.name, rid, paths.checkpoints / exp.name / rid,
-                  paths.predictions / exp.name / rid, cfg)
+    here = _ref(exp, paths, cfg, numerics_of(profile, device))
+    if here.checkpoint_dir.exists() or here.predictions_dir.exists():
+        return here
+    found = recorded_runs(exp, paths, config_key(cfg))
+    if not found:
+        return here
+    rid, meta = list(found.items())[-1]
+    if len(found) > 1 and (exp.name, rid) not in _told:
+        _told.add((exp.name, rid))
+        print(f"{exp.name}: {len(found)} runs of this configuration under other numerics "
+              f"({', '.join(found)}); reading the newest, {rid} ({meta.get('numerics')})", flush=True)
+    return RunRef(exp.name, rid, paths.checkpoints / exp.name / rid, paths.predictions / exp.name / rid,
+                  {**cfg, "numerics": meta.get("numerics")})
 
 
 def other_runs(exp: Experiment, paths: Paths, run: RunRef) -> list[str]:

@@ -30,8 +30,8 @@ from .experiments import Experiment, plan_for
 from .io import atomic_path, load_torch, read_json, save_torch, write_json
 from .locks import Locked, hold
 from .models import DolosModel, build_model, card
-from .numerics import autocast, set_numerics, training_threads
-from .runs import experiment_init, other_runs, resolve_run, weak_init_of
+from .numerics import autocast, ddp_cpu_threads, set_numerics, training_threads
+from .runs import experiment_init, other_runs, resolve_run, run_for_training, weak_init_of, write_manifest
 from .weights import InitChoice
 
 
@@ -148,7 +148,8 @@ def train_experiment(exp: Experiment, profile: Profile, paths: Paths, device: st
 
     if init:
         profile = profile.replace(init=init)
-    run = resolve_run(exp, profile, paths)       # resolved once: it scans the data folders
+    # resolved once (it scans the data folders): this configuration under this process's numerics
+    run = run_for_training(exp, profile, paths, device, processes=gpus)
     try:
         with hold(run.checkpoint_dir / ".lock", f"the run {exp.name}/{run.run_id}", wait=RUN_LOCK_WAIT):
             if gpus > 1:
@@ -197,7 +198,7 @@ def _prepare(exp: Experiment, profile: Profile, paths: Paths, run, dev: torch.de
     epochs, iters = plan_for(exp, profile)
     start_from = experiment_init(exp, profile, paths)
     torch.manual_seed(profile.seed)
-    set_numerics(profile.precision)
+    set_numerics(profile.precision, profile.gpu_deterministic and dev.type == "cuda")
     model = make_model(exp, start_from, weak_init_of(exp, profile))
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
     tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
@@ -350,8 +351,10 @@ def train_run(exp: Experiment, profile: Profile, paths: Paths, run, device: str 
     mine = list(range(rank, len(valid_data), world))
     step = profile.predict_batch_size
     valid_chunks = [mine[i:i + step] for i in range(0, len(mine), step)]
-    if dev.type == "cuda":
+    if dev.type == "cuda" and not profile.gpu_deterministic:
         torch.backends.cudnn.benchmark = True       # fixed input shapes: pick the fastest kernels
+    if main:
+        write_manifest(out_dir, run)
     stop = setup.epochs if max_epochs is None else min(setup.epochs, max_epochs)
     bar = None
     if progress and main:
@@ -395,7 +398,7 @@ def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = 
     run already resolved (``runs.resolve_run`` scans the data folders; a caller that has it
     passes it)."""
 
-    run = run if run is not None else resolve_run(exp, profile, paths)
+    run = run if run is not None else resolve_run(exp, profile, paths, device)
     best = run.checkpoint_dir / "best.pt"
     if not best.exists():
         others = other_runs(exp, paths, run)
@@ -437,8 +440,7 @@ def launch_ddp(exp, profile, paths, run, device: str, force: bool, gpus: int,
                                       "device": dev.type, "max_epochs": max_epochs}))
     env = dict(os.environ)
     if dev.type != "cuda":      # CPU processes share the cores
-        threads = int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads())
-        env["OMP_NUM_THREADS"] = str(max(1, threads // gpus))
+        env["OMP_NUM_THREADS"] = str(ddp_cpu_threads(gpus))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
            "-m", "dolos_core.ddp_worker", str(spec)]
     print(f"{exp.name}: DistributedDataParallel on {gpus} {'GPUs' if dev.type == 'cuda' else 'CPU processes (gloo)'}",

@@ -27,6 +27,13 @@ RUN = str(REPO / "run_all.sh")
 ENV = {**os.environ, "DOLOS_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
+def pinned_run(root, exp):
+    """(run id, kernels) of ``exp``'s one run under ``root``, checked to be the pinned kernels."""
+    meta = json.loads((only_run(root / "runs/smoke/checkpoints" / exp) / "run.json").read_text())
+    assert meta["numerics"]["kernels"] == "x86-64 AVX2 (pinned)" or not meta["numerics"]["kernels"].startswith("x86")
+    return meta["run_id"], meta["numerics"]["kernels"]
+
+
 def run(*args, timeout=900, **kw):
     return subprocess.run([RUN, *args], capture_output=True, text=True, timeout=timeout, env=ENV, **kw)
 
@@ -336,7 +343,8 @@ def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     retrained = re.findall(r"\] (\S+): finished in", r.stdout)
     assert skipped and retrained and sorted(skipped + retrained) == sorted(subset), r.stdout
     assert sorted(p.name for p in pred.iterdir()) == sorted(subset)
-    for exp in subset:
+    for exp in subset:     # the same run id: pool workers and the one-at-a-time kernel both pinned
+        assert pinned_run(whole, exp) == pinned_run(root, exp), exp
         files = sorted(only_run(whole / "runs" / "smoke" / "predictions" / exp).glob("*.npz"))
         assert files, exp
         for f in files:
@@ -674,7 +682,8 @@ def test_a_real_slurm_runs_the_trainings_as_one_array_and_resumes_a_cancelled_jo
         ids = [json.loads((slurm / "runs/smoke/jobs" / f"02_train-{e}.json").read_text())["extra"]["slurm_array"]
                for e in subset]
         assert len({i.split("_")[0] for i in ids}) == 1 and all("_" in i for i in ids), ids   # one array
-        for e in subset:
+        for e in subset:   # the same run id: the Slurm job and the one-at-a-time kernel both pinned
+            assert pinned_run(serial, e) == pinned_run(slurm, e), e
             files = sorted(only_run(serial / "runs/smoke/predictions" / e).glob("*.npz"))
             assert files, e
             for f in files:

@@ -235,7 +235,11 @@ def test_ddp_on_two_gloo_processes_matches_one_process_and_resumes(smoke, tmp_pa
     assert abs(one.history[0]["train_loss"] - ddp.history[0]["train_loss"]) < 1e-5
     meta = json.loads((run_dir(roots["ddp"], exp, prof) / "train.json").read_text())
     assert meta["processes"] == 2 and meta["done"]
-    assert run_dir(roots["ddp"], exp, prof).name == run_dir(roots["one"], exp, prof).name  # one configuration
+    # one configuration (its key), two numerics (2 processes sum in another order): two run ids
+    ddp_id, one_id = (json.loads((roots[k].checkpoints / exp.name).glob("*/run.json").__next__().read_text())
+                      for k in ("ddp", "one"))
+    assert ddp_id["config_key"] == one_id["config_key"] and ddp_id["run_id"] != one_id["run_id"]
+    assert (ddp_id["numerics"]["processes"], one_id["numerics"]["processes"]) == (2, 1)
     cut = train_experiment(exp, prof, roots["cut"], device="cpu", progress=False, gpus=2, max_epochs=1)
     assert len(cut.history) == 1 and (run_dir(roots["cut"], exp, prof) / "last.pt").exists()
     resumed = train_experiment(exp, prof, roots["cut"], device="cpu", progress=False, gpus=2)

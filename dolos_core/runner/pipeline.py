@@ -21,6 +21,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from .. import cpu_pin
 from ..config import ConfigError, get_paths, get_profile, repo_root, resolve_device
 from ..locks import Locked, WrongCheckout, check_checkout, code_root, hold
 from ..predictions import missing_predictions
@@ -370,6 +371,9 @@ class _StudyRun:
         self.args, self.t_start = args, time.time()
         self.overrides, self.stage_sets = cli_overrides(args)
         self.profile = _user_errors(get_profile, args.profile, **self.overrides)
+        # Every process this run starts (kernels, pool workers, Slurm jobs, torchrun ranks) computes
+        # with these CPU kernels: pinned AVX2 (default) or native (--set cpu_numerics=native).
+        cpu_pin.set_mode(self.profile.cpu_numerics)
         self.paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo, tag=args.tag)
         self._claim(held)
         self.stages, only_exps = resolve_only(args.only)
