@@ -27,4 +27,7 @@ if [ "$tests" = 1 ]; then
   fi
   exec "$DOLOS_PYTHON" -m pytest -q -p no:cacheprovider -n auto --maxprocesses 2 --dist loadgroup --durations=25 tests
 fi
+if [ "${1:-}" = predict ]; then
+  exec "$DOLOS_PYTHON" -m dolos_core.runner.your_images "${@:2}"
+fi
 exec "$DOLOS_PYTHON" -m dolos_core.runner.pipeline "$@"

@@ -5,9 +5,11 @@ the hours each paper experiment needs. At most ~5 minutes on one GPU.
     .venv/bin/python benchmarks/gpu_check.py --quick --device cpu --out /tmp/x   # a smoke test
 
 Per method and supervision, at the paper's batch size, in fp32 (the authors' numerics, the
-paper profile's ``precision``) and in bf16 autocast: training images/s of the study's own loop
-(``train_experiment`` on a real-layout set of 256 px PNGs it writes: decoding once, steps,
-validation) and of the network alone on a batch already on the GPU (an upper bound), prediction
+paper profile's ``precision``), in fp32 with deterministic algorithms (the profile's
+``gpu_deterministic``: what repeating a GPU run to the bit costs; the network alone) and in bf16
+autocast: training images/s of the study's own loop (``train_experiment`` on a real-layout set
+of 256 px PNGs it writes: decoding once, steps, validation)
+and of the network alone on a batch already on the GPU (an upper bound), prediction
 images/s at batch 1 (the authors' way), batched, and through ``predict_experiment`` (decoding
 included), and peak GPU memory in fp32. Then the aggregate training images/s of 1, 2 and 4
 trainings sharing the GPU (``concurrency``, on the case the paper's experiments spend most hours
@@ -49,10 +51,10 @@ def _batch(n, size, dev, map_side=None):
             "has_mask": torch.ones(n, dtype=torch.bool, device=dev)}
 
 
-def _trainer(method, sup, batch_size, size, dev, precision):
+def _trainer(method, sup, batch_size, size, dev, precision, deterministic=False):
     """One optimisation step of the network alone on a batch already on ``dev``, as a function."""
     torch.manual_seed(0)
-    set_numerics(precision)
+    set_numerics(precision, deterministic)
     model = build_model(method, sup).to(dev).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     batch = _batch(batch_size, size, dev)
@@ -68,8 +70,8 @@ def _trainer(method, sup, batch_size, size, dev, precision):
     return step
 
 
-def train_speed(method, sup, batch_size, size, dev, precision, steps, warmup):
-    step = _trainer(method, sup, batch_size, size, dev, precision)
+def train_speed(method, sup, batch_size, size, dev, precision, steps, warmup, deterministic=False):
+    step = _trainer(method, sup, batch_size, size, dev, precision, deterministic)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for i in range(warmup + steps):
@@ -197,6 +199,8 @@ def main() -> None:
         if args.quick:
             bs = 2
         fp32, peak = train_speed(method, sup, bs, size, dev, "fp32", steps, warmup)
+        det, _ = train_speed(method, sup, bs, size, dev, "fp32", steps, warmup, deterministic=True)
+        set_numerics("fp32")                    # deterministic algorithms off again
         bf16, _ = train_speed(method, sup, bs, size, dev, "bf16", steps, warmup)
         p1 = predict_speed(method, sup, 1, size, dev, 1 if args.quick else n_pred // 4, paper.precision)
         pb = predict_speed(method, sup, 2 if args.quick else paper.predict_batch_size, size, dev,
@@ -207,6 +211,7 @@ def main() -> None:
         train[key] = {"batch_size": bs, "fp32_img_s": round(loop["fp32"][0], 1), "bf16_img_s": round(loop["bf16"][0], 1),
                       "fp32_once_s": round(loop["fp32"][1], 1), "bf16_once_s": round(loop["bf16"][1], 1),
                       "model_fp32_img_s": round(fp32, 1), "model_bf16_img_s": round(bf16, 1),
+                      "model_fp32_deterministic_img_s": round(det, 1),
                       "peak_gb": round(peak, 2), "predict_b1_img_s": round(p1, 1),
                       "predict_batched_img_s": round(pb, 1), "predict_loop_img_s": round(loop[paper.precision][2], 1)}
         why = ""
@@ -214,7 +219,8 @@ def main() -> None:
             why = (" · NOTE: the loop's steady rate is below half the network's: input-bound (decoding, "
                    "the loader) or validation-bound at these lengths")
         train[key]["note"] = why.removeprefix(" · NOTE: ")
-        print(f"  {key:<15} model fp32 {fp32:7.1f} / bf16 {bf16:7.1f} img/s · the study's loop, steady, fp32 "
+        print(f"  {key:<15} model fp32 {fp32:7.1f} / deterministic {det:7.1f} / bf16 {bf16:7.1f} img/s · "
+              f"the study's loop, steady, fp32 "
               f"{loop['fp32'][0]:7.1f} / bf16 {loop['bf16'][0]:7.1f} img/s, once per training "
               f"{loop['fp32'][1]:5.1f} / {loop['bf16'][1]:5.1f} s · predict b1 {p1:7.1f} / batched "
               f"{pb:7.1f} / loop {loop[paper.precision][2]:7.1f} img/s · peak {peak:5.2f} GB{why}", flush=True)
@@ -254,12 +260,13 @@ def main() -> None:
              "first kernels, validation); the estimates read both. *model* = the network alone on a batch "
              "already on the GPU (an upper bound).", "",
              "| model | batch | loop fp32 img/s (steady) | once fp32 s | loop bf16 img/s (steady) | once bf16 s "
-             "| model fp32 img/s | model bf16 img/s | predict batch 1 img/s | predict batched img/s "
-             "| predict loop img/s | peak GB | note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model fp32 img/s | model fp32 deterministic img/s | model bf16 img/s | predict batch 1 img/s "
+             "| predict batched img/s | predict loop img/s | peak GB | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, v in train.items():
         lines.append(f"| {k} | {v['batch_size']} | {v['fp32_img_s']} | {v['fp32_once_s']} | {v['bf16_img_s']} | "
-                     f"{v['bf16_once_s']} | {v['model_fp32_img_s']} | {v['model_bf16_img_s']} | "
+                     f"{v['bf16_once_s']} | {v['model_fp32_img_s']} | {v['model_fp32_deterministic_img_s']} | "
+                     f"{v['model_bf16_img_s']} | "
                      f"{v['predict_b1_img_s']} | {v['predict_batched_img_s']} | {v['predict_loop_img_s']} | "
                      f"{v['peak_gb']} | {v['note']} |")
     lines += ["", f"Trainings sharing the GPU ({heavy}, the case the paper's experiments spend most hours on; "

@@ -502,7 +502,7 @@ def test_every_notebook_takes_the_common_parameters():
     from dolos_core.runner.notebooks import NOTEBOOK_DIR
 
     notebooks = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-    assert len(notebooks) == 11
+    assert len(notebooks) == 12
     for nb in notebooks:
         declared = pm.inspect_notebook(str(nb))
         assert {"profile", "data_root", "device", "overrides", "tag"} <= set(declared), nb.name

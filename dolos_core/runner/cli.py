@@ -134,8 +134,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_predict_parser() -> argparse.ArgumentParser:
+    """``./run_all.sh predict``: maps, overlays and scores for your own images."""
+    p = argparse.ArgumentParser(
+        prog="./run_all.sh predict",
+        description="Fake-probability maps, overlays and image scores for your own images (one file or a "
+                    "folder, any size, PNG or JPEG) from a trained run of this checkout or a checkpoint "
+                    "file (dolos_core/localize.py; notebook 12_your_images).")
+    p.add_argument("--images", required=True, metavar="PATH", help="an image file or a folder of images (recursive)")
+    p.add_argument("--experiment", required=True, metavar="NAME",
+                   help="whose model: its trained run under --profile (names: ./run_all.sh --list), or, with "
+                        "--checkpoint, the method and supervision the file holds (e.g. patches-C)")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="a checkpoint file instead of the experiment's run (ours, or the authors' released Patches weights)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where the maps go (default: runs/<profile>/your_images/<experiment>/)")
+    p.add_argument("--profile", default="mini", choices=["smoke", "mini", "paper"],
+                   help="the profile whose run is read (and its input side)")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="the data root the run was trained on")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
+                   help="the profile overrides the run was trained with")
+    p.add_argument("--tag", default="", metavar="NAME", help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=_positive, default=16, help="images per batch on the device (default 16)")
+    p.add_argument("--threshold", type=float, default=0.5, help="the overlay's contour and fake_share's threshold")
+    p.add_argument("--repo", default=None, help=argparse.SUPPRESS)
+    return p
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    if argv[:1] == ["predict"]:
+        args = build_predict_parser().parse_args(argv[1:])
+        args.command = "predict"
+        return args
+    args = build_parser().parse_args(argv)
+    args.command = "study"
+    return args
 
 
 if __name__ == "__main__":          # ./run_all.sh: check the arguments, print help

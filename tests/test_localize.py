@@ -1,0 +1,112 @@
+"""Maps for your own images (dolos_core/localize.py, ./run_all.sh predict, notebook 12): images the
+test writes (three sizes, PNG and JPEG, one corrupt), a trained smoke run and a checkpoint file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.xdist_group("localize")
+EXP = "patches-C"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A smoke root with ``patches-C`` trained (profile, paths, its best.pt)."""
+    from dolos_core.config import get_paths, get_profile
+    from dolos_core.data.mini import build_mini
+    from dolos_core.experiments import get_experiment
+    from dolos_core.train import train_experiment
+
+    root = tmp_path_factory.mktemp("localize")
+    prof, paths = get_profile("smoke"), get_paths("smoke", root=root)
+    build_mini(paths.data_root, prof, seed=0, progress=False)
+    res = train_experiment(get_experiment(EXP), prof, paths, device="cpu", progress=False)
+    return prof, paths, res.checkpoint
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Three readable images of three sizes (one JPEG, one in a subfolder) and one corrupt PNG."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(folder / "small.png")
+    Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(folder / "square.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(folder / "sub" / "wide.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really an image")
+    (folder / "notes.txt").write_text("not an image: skipped by suffix")
+    return folder
+
+
+def test_maps_for_any_image_from_a_run_and_from_a_checkpoint_file(trained, images, tmp_path):
+    from dolos_core.localize import find_images, load_localizer, localize_images
+
+    prof, paths, best = trained
+    assert len(find_images(images)) == 4 and find_images(images / "small.png") == [images / "small.png"]
+    loc = load_localizer(EXP, prof, paths, "cpu")
+    table = localize_images(loc, images, tmp_path / "out", batch_size=2, progress=False)
+    assert list(table["name"]) == ["broken", "small", "square", "sub__wide"]
+    broken = table.iloc[0]
+    assert "broken.png" in broken["error"] and "unreadable image" in broken["error"]
+    good = table.iloc[1:]
+    assert (good["error"] == "").all() and good["score"].between(0, 1).all()
+    assert list(good["width"]) == [70, 128, 300] and list(good["height"]) == [50, 128, 200]
+    side = loc.model.map_size(prof.input_size)
+    for _, row in good.iterrows():
+        m = np.load(tmp_path / "out/maps" / f"{row['name']}.npy")
+        assert m.shape == (side, side) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+        for kind in ("maps", "overlays"):
+            with Image.open(tmp_path / "out" / kind / f"{row['name']}.png") as im:
+                assert im.size == (row["width"], row["height"]), (kind, row["name"])
+        assert row["fake_share"] == pytest.approx(
+            (np.asarray(Image.open(tmp_path / "out/maps" / f"{row['name']}.png")) > 127.5).mean(), abs=0.02)
+    assert pd.read_csv(tmp_path / "out/scores.csv").shape[0] == 4
+    # the same weights from a checkpoint file give the same maps and scores
+    from_file = localize_images(load_localizer(EXP, prof, paths, "cpu", checkpoint=best), images,
+                                tmp_path / "file", batch_size=3, progress=False)
+    np.testing.assert_allclose(from_file["score"].iloc[1:], good["score"], atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "file/maps/sub__wide.npy"), np.load(tmp_path / "out/maps/sub__wide.npy"),
+                               atol=1e-6)
+    assert from_file["model"].iloc[0] == f"checkpoint best.pt as {EXP}" and "@" in table["model"].iloc[0]
+
+
+def test_predict_command_maps_a_folder_and_names_what_it_cannot_use(trained, images, tmp_path):
+    prof, paths, best = trained
+    env = {**os.environ, "DOLOS_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+
+    def go(*args):
+        return subprocess.run([str(REPO / "run_all.sh"), "predict", "--profile", "smoke", "--repo", str(paths.root),
+                               "--device", "cpu", *args], capture_output=True, text=True, env=env, timeout=600)
+
+    r = go("--images", str(images), "--experiment", EXP, "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "skipped:" in r.stdout and "broken.png" in r.stdout and "3 mapped" in r.stdout
+    assert len(list((tmp_path / "o/overlays").glob("*.png"))) == 3
+    for args, words in [(("--images", str(tmp_path / "nowhere"), "--experiment", EXP), "no such file or folder"),
+                        (("--images", str(images), "--experiment", "patches-Q"), "unknown experiment"),
+                        (("--images", str(images), "--experiment", "gradcam-C"), "has not been trained"),
+                        (("--images", str(images), "--experiment", "attention-C", "--checkpoint", str(best)),
+                         "not a attention full checkpoint")]:
+        r = go(*args)
+        assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr + r.stdout, (args, r.stderr)
+
+
+def test_your_images_notebook_runs_on_the_smoke_profile(trained, images, tmp_path):
+    import papermill as pm
+
+    prof, paths, best = trained
+    out = tmp_path / "12.ipynb"
+    pm.execute_notebook(str(REPO / "notebooks/12_your_images.ipynb"), str(out), kernel_name="python3",
+                        parameters={"profile": "smoke", "device": "cpu", "images": str(images), "experiment": EXP,
+                                    "checkpoint": str(best), "out": str(tmp_path / "nb")},
+                        cwd=str(REPO / "notebooks"), progress_bar=False)
+    assert (tmp_path / "nb/scores.csv").exists() and len(list((tmp_path / "nb/overlays").glob("*.png"))) == 3
