@@ -70,6 +70,53 @@ def test_unknown_only_name_is_an_error(tmp_path):
     assert r.returncode == 1 and "did you mean train" in r.stdout and "Traceback" not in r.stdout
 
 
+@pytest.mark.parametrize("case", ["empty", "one-split", "no-images", "no-masks"])
+def test_every_bad_root_is_named_in_one_line_before_anything_runs(tmp_path, case):
+    """An empty root, a root with one split, a split with no images, fakes without masks: one
+    message naming the folder and what is missing, exit 1, no traceback, and nothing written
+    (no notebook ran: the committed-looking results/smoke/ file stays as it was)."""
+    root = tmp_path / "dolos"
+    root.mkdir()
+    if case == "one-split":
+        make_layout(root, size=32, n=2, datasets=("celebahq/real",), splits=("train",))
+    elif case == "no-images":
+        make_layout(root, size=32, n=2)
+        for f in (root / "celebahq/fake/repaint-p2/images/train").iterdir():
+            f.unlink()
+        for f in (root / "celebahq/real/valid").iterdir():
+            f.unlink()
+    elif case == "no-masks":
+        make_layout(root, size=32, n=2)
+        (root / "celebahq/fake/repaint-p2/masks/test/001.png").unlink()
+    committed = tmp_path / "repo" / "results" / "smoke" / "data_summary.csv"
+    committed.parent.mkdir(parents=True)
+    committed.write_text("committed\n")
+    r = run("--profile", "smoke", "--only", "data,train,patches-C,patches-B", "--data-root", str(root),
+            "--repo", str(tmp_path / "repo"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "Traceback" not in out and "error:" in out, out
+    said = {"empty": "holds no image in the DOLOS layout", "one-split": "serves none of the chosen experiments",
+            "no-images": "serves none of the chosen experiments",
+            "no-masks": "001.png: image has no mask"}[case]
+    assert said in out and str(root) in out, out
+    assert committed.read_text() == "committed\n"
+    assert not (tmp_path / "repo" / "runs" / "smoke" / "notebooks").exists()     # no notebook ran
+
+
+def test_a_data_root_of_your_own_writes_beside_the_committed_results(tmp_path):
+    """``--data-root`` under the smoke or mini profile, no ``--tag``: the tables go to
+    ``results/<profile>-root-<folder>/``; the profile's own results folder is left alone."""
+    root = make_layout(tmp_path / "my data", size=32, n=2)
+    committed = tmp_path / "repo" / "results" / "smoke" / "data_summary.csv"
+    committed.parent.mkdir(parents=True)
+    committed.write_text("committed\n")
+    r = run("--profile", "smoke", "--only", "data", "--data-root", str(root), "--repo", str(tmp_path / "repo"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "results/smoke-root-my-data/" in r.stdout
+    assert committed.read_text() == "committed\n"
+    assert (tmp_path / "repo" / "results" / "smoke-root-my-data" / "data_summary.csv").exists()
+
+
 def test_corrupt_image_in_a_real_root_is_named(tmp_path):
     root = make_layout(tmp_path / "dolos", size=64, n=2)
     bad = root / "celebahq" / "fake" / "repaint-p2" / "images" / "valid" / "001.png"

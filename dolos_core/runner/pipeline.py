@@ -14,6 +14,7 @@ import difflib
 import importlib
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from .. import cpu_pin
 from ..config import ConfigError, get_paths, get_profile, repo_root, resolve_device
+from ..data.layout import DatasetKey
 from ..locks import Locked, WrongCheckout, check_checkout, code_root, hold
 from ..predictions import missing_predictions
 from ..train import is_trained
@@ -185,6 +187,50 @@ def check_data(paths, exps):
         else:
             ok.append(e)
     return ok, skipped
+
+
+def root_tag(data_root: str) -> str:
+    """The tag a run on a data root of its own gets by default: ``root-<folder name>``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(data_root).expanduser().resolve().name).strip("-.") or "data"
+    return f"root-{name}"
+
+
+def preflight_root(paths, exps) -> None:
+    """Before any notebook: a data root with no image of the layout, one that serves none of the
+    chosen experiments, or a split the experiments read whose images lack masks (or masks lack
+    images) ends the run with one line per problem, naming the folder and what is missing."""
+    from ..data.layout import all_keys, list_images
+
+    root = paths.data_root
+    present = [(k, s) for k in all_keys() for s in ("train", "valid", "test") if list_images(k.images_dir(root, s))]
+    if not present:
+        example = all_keys()[0].images_dir(root, "train")
+        raise UserError(f"data root {root} holds no image in the DOLOS layout (none in any "
+                        f"<source>/<real|fake>/<generator>/images/<split>/ folder, e.g. {example}); "
+                        "the layout: docs/STUDY.md#the-data-dolos")
+    if exps:
+        runnable, skipped = check_data(paths, list(dict.fromkeys(exps)))
+        if not runnable:
+            first = next(iter(skipped.values()))
+            have = ", ".join(f"{k}/{s}" for k, s in present[:4]) + (" ..." if len(present) > 4 else "")
+            raise UserError(f"data root {root} serves none of the chosen experiments: it has {have}; "
+                            f"for example {first[0]} is missing")
+        needed = {(k, s) for e in runnable for k, s in e.needs}
+        problems = []
+        for key_text, split in sorted(needed):
+            key = DatasetKey.parse(key_text)
+            mdir = key.masks_dir(root, split)
+            if mdir is None:
+                continue
+            images, masks = set(list_images(key.images_dir(root, split))), set(list_images(mdir))
+            if not masks:
+                problems.append(f"{mdir}: no masks for the {len(images)} images of {key_text}/{split}")
+                continue
+            problems += [f"{key.images_dir(root, split) / n}: image has no mask (expected {mdir / n})"
+                         for n in sorted(images - masks)]
+        if problems:
+            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise UserError(f"data root {root} has {len(problems)} problem(s):\n  " + "\n  ".join(problems[:10]) + more)
 
 
 def gpu_check_record(root: Path) -> dict | None:
@@ -374,6 +420,11 @@ class _StudyRun:
         # Every process this run starts (kernels, pool workers, Slurm jobs, torchrun ranks) computes
         # with these CPU kernels: pinned AVX2 (default) or native (--set cpu_numerics=native).
         cpu_pin.set_mode(self.profile.cpu_numerics)
+        if args.data_root is not None and not args.tag and self.profile.build_sizes is not None:
+            # a root of your own under smoke or mini: its tables never go where DOLOS-mini's committed ones are
+            args.tag = root_tag(args.data_root)
+            log(f"--data-root without --tag: tables and figures go to results/{args.profile}-{args.tag}/ "
+                f"(results/{args.profile}/ holds DOLOS-mini's); --tag NAME chooses another name")
         self.paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo, tag=args.tag)
         self._claim(held)
         self.stages, only_exps = resolve_only(args.only)
@@ -384,6 +435,8 @@ class _StudyRun:
             raise UserError(f"data root {self.paths.data_root} does not exist (--data-root)")
         self.trains = stage_trainings(self.stages, only_exps, self.profile, self.paths, args.seeds,
                                       self.stage_sets)
+        if not self.default_root:         # every bad root named before any notebook runs
+            preflight_root(self.paths, [t.experiment for ts in self.trains.values() for t in ts])
         self._resolve_slots()
         log(f"DOLOS study · profile {self.profile.name} · data {self.paths.data_root} · device "
             f"{self.device} · stages {', '.join(self.stages)}")
