@@ -13,7 +13,7 @@ The pinned hashes are the check of "the same numbers on another machine": run th
 the ``same_as_committed`` column compares its pinned hashes with the committed file's.
 
 Writes ``results/mini/cpu_numerics.csv`` and ``.md`` (the committed file is read first, for the
-comparison; ``--out`` writes elsewhere).
+comparison); ``--out /tmp/cpu_numerics`` writes elsewhere and leaves the committed file alone.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     import pandas as pd
 
     out = Path(args.out)
-    committed = pd.read_csv(out.with_suffix(".csv")) if out.with_suffix(".csv").exists() else None
+    ref = REPO / "results" / "mini" / "cpu_numerics.csv"
+    committed = pd.read_csv(ref) if ref.exists() else None
     rows = []
     for rep in range(args.reps):
         for mode in ("avx2", "native"):
