@@ -98,6 +98,17 @@ class Profile:
     gpu_deterministic: bool = False
 
     def __post_init__(self) -> None:
+        for name, low in _COUNTS.items():        # typed values: --set and overrides arrive as text or literals
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}{' or None' if name in _OPTIONAL else ''}, "
+                                  f"got {value!r}")
+        for name in ("allbut_epoch_factor", "repaint_full_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
         if self.patches_weak_init not in ("authors", "pytorch"):
             raise ConfigError(f"patches_weak_init must be 'authors' or 'pytorch', "
                               f"got {self.patches_weak_init!r}")
@@ -137,6 +148,12 @@ class Profile:
             epochs = max(1, self.max_iters // iters)
         return epochs, iters
 
+
+# Integer fields and their least value (those in _OPTIONAL may also be None).
+_COUNTS = {"image_size": 8, "input_size": 8, "max_valid_images": 1, "max_test_images": 1, "num_workers": 0,
+           "predict_batch_size": 1, "detection_repeats": 1, "bootstrap": 1, "robustness_images": 1,
+           "postprocess_images": 1, "seed": 0, "max_iters": 0}
+_OPTIONAL = {"max_valid_images", "max_test_images", "robustness_images", "postprocess_images", "max_iters"}
 
 _BUILTIN: dict[str, Profile] = {
     "smoke": Profile(
@@ -192,13 +209,19 @@ def replace_profile(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
         raise ConfigError(
             f"unknown profile field(s) {unknown}; valid fields: {', '.join(sorted(names))}"
         )
+    if "name" in overrides and overrides["name"] != profile.name:
+        raise ConfigError("the profile's name cannot be overridden: choose the profile itself "
+                          "(--profile smoke|mini|paper, or a notebook's profile parameter)")
     overrides = dict(overrides)
     if "schedules" in overrides:
         merged = dict(profile.schedules)
         for key, value in overrides["schedules"].items():
             if not isinstance(value, Schedule):
                 method, _, supervision = key.rpartition("-")
-                value = Schedule(**{**dataclasses.asdict(profile.schedule(method, supervision)), **value})
+                try:
+                    value = Schedule(**{**dataclasses.asdict(profile.schedule(method, supervision)), **value})
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"schedules.{key}: {exc}") from None
             merged[key] = value
         overrides["schedules"] = merged
     if isinstance(overrides.get("build_sizes"), Mapping):
@@ -206,7 +229,7 @@ def replace_profile(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
     return dataclasses.replace(profile, **overrides)
 
 
-def get_profile(name: str, **overrides: Any) -> Profile:
+def get_profile(name: str, /, **overrides: Any) -> Profile:
     """The named profile (``smoke``, ``mini`` or ``paper``) with optional field overrides."""
     if name not in _BUILTIN:
         raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")

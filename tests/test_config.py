@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -148,3 +150,25 @@ def test_code_hash_follows_each_methods_own_code_not_plots_nor_where_the_checkou
         edit(shared)
         now = hashes()
         assert all(now[m] != base[m] for m in methods), shared
+
+
+@pytest.mark.parametrize("item, said", [
+    ("max_iters=abc", "max_iters must be an integer >= 0 or None, got 'abc'"),
+    ("max_iters=-5", "max_iters must be an integer >= 0 or None, got -5"),
+    ("input_size=2.5", "input_size must be an integer >= 8"),
+    ("schedules.patches-weak.lr=abc", "schedules.patches-weak: a schedule's lr must be a positive number"),
+    ("schedules.patches-full.batch_size=0", "a schedule's batch_size must be an integer >= 1"),
+    ("gpu_deterministic=yes", "gpu_deterministic must be True or False"),
+    ("cpu_numerics=fast", "cpu_numerics must be one of avx2, native"),
+    ("name=paper", "the profile's name cannot be overridden"),
+    ("lr=1e-3", "lr is a schedule's: schedules.<method>-<supervision>.lr"),
+])
+def test_set_values_are_typed_and_checked(item, said):
+    """--set parses a value and the profile checks it against its field's type and range; the
+    profile's name is not settable; a schedule's field given bare names where it lives."""
+    from dolos_core.config import ConfigError, get_profile
+    from dolos_core.runner.overrides import parse_set
+
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        get_profile("mini", **parse_set([item]))
+    assert get_profile("mini", **parse_set(["max_iters=None", "seed=2", "schedules.patches-full.lr=3e-4"])).seed == 2

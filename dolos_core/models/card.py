@@ -24,6 +24,14 @@ class Schedule:
     epochs: int
     iters_per_epoch: int
 
+    def __post_init__(self) -> None:
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"a schedule's lr must be a positive number, got {self.lr!r}")
+        for name in ("batch_size", "epochs", "iters_per_epoch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"a schedule's {name} must be an integer >= 1, got {value!r}")
+
 
 # Every method's schedule in the smoke profile (seconds per training, for tests).
 SMOKE_SCHEDULE = Schedule(1e-3, 4, 2, 2)

@@ -38,6 +38,9 @@ def parse_set(items: list[str] | tuple[str, ...], stage_names: tuple[str, ...] =
         if head not in names:
             close = difflib.get_close_matches(head, sorted(names), n=2)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            if head in {f.name for f in dataclasses.fields(Schedule)}:
+                hint = (f" ({head} is a schedule's: schedules.<method>-<supervision>.{head}, "
+                        f"e.g. schedules.patches-full.{head})")
             raise ConfigError(f"--set {item!r}: unknown profile field {head!r}{hint}; "
                               f"valid fields: {', '.join(sorted(names))}")
         if head == "schedules":
