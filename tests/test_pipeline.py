@@ -400,22 +400,30 @@ def test_killed_run_resumes_to_the_same_predictions(tmp_path):
                     np.testing.assert_array_equal(za[k], zb[k], err_msg=f"{exp} {f.name} {k}")
 
 
-def test_sigterm_stops_the_run_and_its_training_workers(tmp_path):
-    """``kill PID`` on the runner alone (what a scheduler or ``timeout`` sends), during two
-    trainings at a time: it stops as Ctrl-C does, its pool workers with it (nothing of its
-    process group is left), and says finished work is kept."""
+@pytest.mark.parametrize("when", ["data", "train"])
+def test_sigterm_stops_the_run_and_its_training_workers(tmp_path, when):
+    """``kill PID`` on the runner alone (what a scheduler or ``timeout`` sends), while the data
+    notebook runs in the runner's own kernel or during two trainings at a time: it stops as
+    Ctrl-C does, its pool workers with it (nothing of its process group is left), says what was
+    kept and the command that resumes, and prints no traceback (the stopped kernel's asyncio
+    tasks included)."""
     args = [RUN, "--profile", "smoke", "--only", "data,train,patches-B,patches-C", "--repo", str(tmp_path),
             "--jobs", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
                             start_new_session=True)
-    logs = tmp_path / "runs" / "smoke" / "logs"
+    mark = tmp_path / "runs" / "smoke" / ("notebooks" if when == "data" else "logs")
+    pattern = "*.ipynb" if when == "data" else "02_train-*.log"
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not list(logs.glob("02_train-*.log")):
-        time.sleep(0.2)
+    while time.time() < deadline and proc.poll() is None and not list(mark.glob(pattern)):
+        time.sleep(0.1)
+    if when == "data":
+        time.sleep(1.0)             # the data notebook is executing its cells
     assert proc.poll() is None, "the run ended before it could be stopped"
     proc.terminate()                # run_all.sh execs the runner: this is the runner's pid
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted: finished work is kept" in out, out[-2000:]
+    assert "to resume: ./run_all.sh --profile smoke --only data,train,patches-B,patches-C" in out, out[-2000:]
+    assert "Traceback" not in out and "Task exception" not in out, out[-3000:]
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
 

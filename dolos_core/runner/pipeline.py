@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+import logging
 import os
 import re
 import shlex
@@ -381,20 +382,42 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     _stop_on_sigterm()
+    started: list = []
     try:
         with ExitStack() as held:
-            return _run(args, held)
+            return _run(args, held, started)
     except UserError as exc:
         log(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
-        log("\ninterrupted: finished work is kept; run the same command again to resume")
+        # a notebook's kernel stopped mid-cell leaves asyncio tasks whose errors nobody reads:
+        # they are not the user's to see
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        log("\n" + interrupted_lines(started[0] if started else None, args.command))
         return 130
 
 
-def _run(args, held) -> int:
+def interrupted_lines(study, command: str) -> str:
+    """What an interrupted run kept and how to resume it."""
+    lines = ["interrupted: finished work is kept"]
+    if study is not None:
+        done = [r["experiment"] for r in study.records if r.get("status") == "done"]
+        stages = [s for s in study.stages if s in study.timings]
+        if stages:
+            lines.append(f"  stages finished: {', '.join(stages)}")
+        if done:
+            lines.append(f"  {len(done)} training(s) finished in this run and kept: {', '.join(done[:8])}"
+                         + (" ..." if len(done) > 8 else ""))
+        lines.append(f"  checkpoints and predictions: {study.paths.runs}; a training stopped mid-way resumes "
+                     "from its last finished epoch")
+    lines.append(f"  to resume: {command}")
+    return "\n".join(lines)
+
+
+def _run(args, held, started: list) -> int:
     """The study: every chosen stage in order, then what is still training, then the summary."""
     study = _StudyRun(args, held)
+    started.append(study)
     for stage in study.stages:
         study.run_stage(stage)
     study.drain()
