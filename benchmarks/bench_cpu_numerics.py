@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     table = []
     for (method, sup), g in df.groupby(keys, sort=False):
         pin, nat = g[g["mode"] == "avx2"], g[g["mode"] == "native"]
-        row = {"method": method, "supervision": sup,
+        row = {"method": method, "supervision": sup, "input_size": args.size, "batch": args.batch,
                "img_per_s_pinned": pin["img_per_s"].max(), "img_per_s_native": nat["img_per_s"].max(),
                "pin_cost": nat["img_per_s"].max() / pin["img_per_s"].max() - 1,
                "pinned_repeats": pin["weights"].nunique() == 1, "native_repeats": nat["weights"].nunique() == 1,

@@ -50,11 +50,28 @@ def test_unknown_flag_prints_usage_and_exits_2():
     assert r.returncode == 0 and "--tag NAME" in r.stdout and "scaling" in r.stdout
 
 
-def test_list_prints_every_experiment():
+def test_list_prints_every_training_of_every_stage_after_the_runs_checks():
+    """--list: every stage's trainings (opt-in stages marked, the geometry runs with their side
+    and seed), their training images and estimated CPU minutes; the checks the run makes first."""
     r = run("--list")
-    assert r.returncode == 0
-    names = [line.split("\t")[0] for line in r.stdout.splitlines()]
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines() if not line.startswith("#")]
+    names = [row[1] for row in rows]
     assert len(names) >= 20 and "patches-C" in names and "patches-full-allbut-lama" in names
+    assert "patches-B [160 px, seed 1]" in names
+    stages = {row[0] for row in rows}
+    assert {"train", "extensions", "scaling (opt-in: --only scaling)", "geometry (opt-in: --only geometry)"} <= stages
+    first = next(row for row in rows if row[1] == "patches-C")
+    assert int(first[3].replace(",", "")) > 0 and float(first[4]) > 0
+    big = next(row for row in rows if row[1] == "patches-C [224 px, seed 0]")
+    assert float(big[4]) > 4 * float(first[4])          # minutes scale with the pixels of the input side
+    for bad, said in ((("--set", "max_iters=abc"), "max_iters must be an integer"),
+                      (("--device", "cuda"), "PyTorch sees no CUDA GPU"),
+                      (("--executor", "slurm"), "no Slurm here")):
+        if bad[1] == "cuda" and __import__("torch").cuda.is_available() or bad[1] == "slurm" and shutil.which("sbatch"):
+            continue
+        r = run("--list", *bad)
+        assert r.returncode == 1 and said in r.stdout and "Traceback" not in r.stdout + r.stderr, (bad, r.stdout)
 
 
 def test_missing_data_root_is_named_without_traceback(tmp_path):
@@ -115,6 +132,24 @@ def test_a_data_root_of_your_own_writes_beside_the_committed_results(tmp_path):
     assert "results/smoke-root-my-data/" in r.stdout
     assert committed.read_text() == "committed\n"
     assert (tmp_path / "repo" / "results" / "smoke-root-my-data" / "data_summary.csv").exists()
+
+
+def test_the_docs_quote_the_numbers_the_tools_print():
+    """The counts and times the README and docs quote are what --list prints and what the
+    committed study benchmark measured: a change of either fails here until the docs follow."""
+    r = run("--list", "--profile", "paper")
+    n, images = re.search(r"the default stages train (\d+) experiments on ([\d.]+) M images", r.stdout).groups()
+    total = pd.read_csv(REPO / "results/mini/study_time-one-seed.csv").set_index("stage")["seconds"]
+    minutes = f"{total['total (wall clock)'] / 60:.1f}"
+    for doc in ("README.md", "docs/running.md", "docs/scaling.md", "docs/mini.md"):
+        text = (REPO / doc).read_text()
+        for found in re.findall(r"(\d+) experiments(?: on|,) ([\d.]+) M", text):
+            assert found == (n, images), (doc, found, (n, images))
+        for found in re.findall(r"([\d.]+) M training images", text):
+            assert found == images, (doc, found, images)
+    readme = (REPO / "README.md").read_text()
+    quoted = re.findall(r"([\d.]+) min(?:utes)? (?:measured|from a fresh clone)", readme)
+    assert quoted and all(q == minutes for q in quoted), (quoted, minutes)
 
 
 def test_corrupt_image_in_a_real_root_is_named(tmp_path):

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -333,29 +334,77 @@ def _stop_on_sigterm() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    args.command = " ".join(["./run_all.sh", *(shlex.quote(a) for a in argv)])     # as the report names it
+def cpu_rates(root: Path) -> dict[str, tuple[float, int]]:
+    """One-thread training (images/s, at input side) per ``method-supervision`` with the pinned
+    kernels, from the committed ``results/mini/cpu_numerics.csv`` (``benchmarks/bench_cpu_numerics.py``);
+    {} without it."""
+    f = root / "results" / "mini" / "cpu_numerics.csv"
+    if not f.exists():
+        return {}
+    import pandas as pd
+
+    t = pd.read_csv(f)
+    return {f"{r.method}-{r.supervision}": (float(r.img_per_s_pinned), int(getattr(r, "input_size", 96)))
+            for r in t.itertuples()}
+
+
+def list_plan(args) -> int:
+    """``--list``: the checks the run itself makes (``--set``, the device, the executor, the data
+    root), then every training of every stage under this profile, opt-in stages marked: its
+    training images and its time where one is known (GPU hours measured by gpu_check on the
+    paper profile; CPU minutes of computation from the committed one-thread rates otherwise)."""
     from ..experiments import EXPERIMENTS
 
-    if args.list:
-        hours = images = {}
-        if args.profile == "paper":       # the images (and, when measured, GPU hours) of each experiment
-
-            paper = get_profile("paper")
-            images = training_images(EXPERIMENTS.values(), paper)
-            hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(repo_root(), paper.precision),
-                                   gpu_throughput(repo_root(), paper.precision, "once_s")) or {}
-            log("# experiment\tdescription\ttraining images\tGPU hours ("
-                + ("measured: results/paper/gpu_check.json" if hours else
-                   "not measured: run benchmarks/gpu_check.py on the GPU") + ")")
-        for e in EXPERIMENTS.values():
-            log(f"{e.name}\t{e.description}" + (f"\t{images[e.name]:,}\t" if images else "")
-                + ((f"{hours[e.name]:.1f}" if hours else "not measured") if images else ""))
+    overrides, sets = cli_overrides(args)
+    profile = _user_errors(get_profile, args.profile, **overrides)
+    _user_errors(resolve_device, args.device)
+    if args.executor == "slurm" and not shutil.which("sbatch"):
+        raise UserError("--executor slurm: no Slurm here (sbatch is not on PATH); run on a cluster's "
+                        "login node, or use --jobs N on one machine")
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        raise UserError(f"data root {args.data_root} does not exist (--data-root)")
+    paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo or repo_root(), tag=args.tag)
+    rates = cpu_rates(repo_root()) if profile.build_sizes is not None else {}
+    table = stage_table.by_name()
+    log(f"# profile {profile.name}: every training of every stage (opt-in stages run only when named in "
+        "--only); images = epochs x iterations x batch" + ("; minutes = those images at the one-thread "
+                                                           "pinned CPU rate of results/mini/cpu_numerics.csv, "
+                                                           "scaled by pixels to the input side (training steps "
+                                                           "only: no validation, prediction or start-up)" if rates else ""))
+    log("# stage\texperiment\tdescription\ttraining images" + ("\tCPU minutes (estimated)" if rates else ""))
+    for s in stage_table.names():
+        st = table[s]
+        if not st.trains:
+            continue
+        try:
+            trains = _library_function(st.trains)(profile, paths, args.seeds if st.seeded else 1,
+                                                  **stage_options(st, sets))
+        except (ConfigError, UserError, ValueError) as exc:
+            log(f"{s}\t-\tnot under this profile: {str(exc).splitlines()[0]}")
+            continue
+        mark = f" (opt-in: --only {s})" if st.opt_in else ""
+        total_img = total_min = 0.0
+        for t in trains:
+            e = t.experiment
+            img = training_images([e], t.profile)[e.name]
+            label = e.name + (f" [{t.label}]" if t.label else "")
+            minutes = None
+            if e.case in rates:      # the measured rate, scaled by pixels to this training's input side
+                rate, side = rates[e.case]
+                minutes = img / (rate * (side / t.profile.input_size) ** 2) / 60
+            total_img += img
+            total_min += minutes or 0.0
+            log(f"{s}{mark}\t{label}\t{e.description}\t{img:,}" + (f"\t{minutes:.1f}" if rates else ""))
+        log(f"# {s}{mark}: {len(trains)} trainings, {total_img / 1e6:.2f} M images"
+            + (f", {total_min:.0f} CPU minutes of training steps" if rates else ""))
+    if profile.name == "paper":
+        paper = profile
+        images = training_images(EXPERIMENTS.values(), paper)
+        hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(repo_root(), paper.precision),
+                               gpu_throughput(repo_root(), paper.precision, "once_s")) or {}
         if images:
             trains = stage_trainings(list(stage_table.default_stages()), None, paper,
-                                     get_paths("paper", repo_root(), root=repo_root()))
+                                     paths)
             default = list(dict.fromkeys(t.experiment.name for ts in trains.values() for t in ts))
             line = (f"# the default stages train {len(default)} experiments on "
                     f"{sum(images[n] for n in default) / 1e6:.1f} M images")
@@ -379,7 +428,19 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 line += "; hours not measured (benchmarks/gpu_check.py on the GPU gives them)"
             log(line)
-        return 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    args.command = " ".join(["./run_all.sh", *(shlex.quote(a) for a in argv)])     # as the report names it
+    if args.list:
+        try:
+            return list_plan(args)
+        except UserError as exc:
+            log(f"error: {exc}")
+            return 1
 
     _stop_on_sigterm()
     started: list = []
