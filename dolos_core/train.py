@@ -31,6 +31,7 @@ from .io import atomic_path, load_torch, read_json, save_torch, write_json
 from .locks import Locked, hold
 from .models import DolosModel, build_model, card
 from .numerics import autocast, ddp_cpu_threads, set_numerics, training_threads
+from .progress import TrainingProgress
 from .runs import experiment_init, other_runs, resolve_run, run_for_training, weak_init_of, write_manifest
 from .weights import InitChoice
 
@@ -255,7 +256,7 @@ def _resume(setup: _Setup, last_path: Path, meta_path: Path) -> _State:
 
 
 def _train_epoch(setup: _Setup, train_data: DecodedSplit, profile: Profile, epoch: int,
-                 dev: torch.device, rank: int, world: int, bar) -> float:
+                 dev: torch.device, rank: int, world: int, bar, progress: TrainingProgress | None = None) -> float:
     """One epoch of steps (batches, flips and dropout seeded by seed and epoch); its mean loss
     (over the ranks under DDP)."""
     from .ddp import ShardedBatches
@@ -276,6 +277,8 @@ def _train_epoch(setup: _Setup, train_data: DecodedSplit, profile: Profile, epoc
         loss.backward()
         setup.opt.step()
         losses.append(loss.detach())
+        if progress is not None:
+            progress.step(epoch, epoch * setup.iters + k + 1, losses[-1])
         if bar is not None:
             bar.update(1)
             if k % 10 == 0 or k == setup.iters - 1:
@@ -361,9 +364,30 @@ def train_run(exp: Experiment, profile: Profile, paths: Paths, run, device: str 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=(stop - state.start) * setup.iters, desc=exp.name, unit="it", leave=True)
+    progress = None
+    if main:         # runs/<profile>/progress/ for the runner; TensorBoard when it is installed
+        name = f"{exp.name}-{run.run_id}"
+        progress = TrainingProgress(paths.runs / "progress", name,
+                                    f"{exp.name} (seed {profile.seed}, {profile.input_size} px)", setup.epochs,
+                                    setup.iters, setup.sched.batch_size, state.start,
+                                    tensorboard_dir=paths.runs / "tensorboard" / name)
+    try:
+        _epochs(exp, setup, state, profile, paths, dev, rank, world, main, bar, progress, train_data,
+                valid_data, valid_chunks, stop, out_dir)
+    finally:
+        if progress is not None:
+            progress.close("done" if len(state.history) >= setup.epochs else "stopped")
+    if bar is not None:
+        bar.close()
+    return _finish(exp, setup, state, out_dir, stop == setup.epochs, main, resumed_from)
+
+
+def _epochs(exp, setup, state, profile, paths, dev, rank, world, main, bar, progress, train_data, valid_data,
+            valid_chunks, stop, out_dir) -> None:
+    """The epochs from ``state.start`` up to ``stop``: steps, validation, the record of each."""
     for epoch in range(state.start, stop):
         t0 = time.time()
-        train_loss = _train_epoch(setup, train_data, profile, epoch, dev, rank, world, bar)
+        train_loss = _train_epoch(setup, train_data, profile, epoch, dev, rank, world, bar, progress)
         valid_batches = (DecodedSplit.on_device(valid_data.batch(c), dev) for c in valid_chunks)
         val, val_ap = validate(setup.model, valid_batches, dev, world, profile.precision)
         state.seconds += time.time() - t0
@@ -373,9 +397,8 @@ def train_run(exp: Experiment, profile: Profile, paths: Paths, run, device: str 
             print(f"{exp.name} epoch {epoch}: train loss {train_loss:.4f}, valid loss {val:.4f} "
                   f"({world} processes, {state.seconds:.0f} s)", flush=True)
         _record(setup, state, out_dir, epoch, row, main)
-    if bar is not None:
-        bar.close()
-    return _finish(exp, setup, state, out_dir, stop == setup.epochs, main, resumed_from)
+        if progress is not None:
+            progress.epoch(row, setup.opt.param_groups[0]["lr"])
 
 
 def _finish(exp: Experiment, setup: _Setup, state: _State, out_dir: Path, done: bool, main: bool,

@@ -3,6 +3,7 @@ through papermill), tables checked against an independent implementation, resume
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -250,8 +251,13 @@ def test_published_notebooks_are_readable_offline_and_stable(smoke_study):
     links = re.findall(r'<li><a href="([^"]+)\.html"', index)
     assert links == reading_order(published) and links[0] == "01_data"
     assert "The paper's claims against this run" in index
+    # the HTML folder stands alone: every local link of the index resolves inside it
+    local = [h for h in re.findall(r'(?:href|src)="([^"#:]+)"', index)]
+    assert any(h.startswith("figures/") for h in local) and any(h.startswith("tables/") for h in local)
+    assert all((res / "html" / h).is_file() for h in local), [h for h in local if not (res / "html" / h).is_file()]
+
     def files():
-        return {p: p.read_bytes() for d in ("notebooks", "html") for p in (res / d).iterdir()}
+        return {p: p.read_bytes() for d in ("notebooks", "html") for p in (res / d).rglob("*") if p.is_file()}
 
     before = files()
     publish(get_paths("smoke", root=root), "smoke", "test")
@@ -404,8 +410,17 @@ def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     subset = ["gradcam-A", "patches-B", "patches-C"]
     only = ",".join(["data", "train"] + subset)
     whole = tmp_path / "whole"
-    r = run("--profile", "smoke", "--only", only, "--repo", str(whole), "--jobs", "1")
+    r = subprocess.run([RUN, "--profile", "smoke", "--only", only, "--repo", str(whole), "--jobs", "1"],
+                       capture_output=True, text=True, timeout=900, env={**ENV, "DOLOS_PROGRESS_EVERY": "0.3"})
     assert r.returncode == 0, r.stdout[-2000:]
+    # progress you can follow: the log has the trainings in flight; each wrote its progress file and
+    # TensorBoard scalars (tensorboard is in the dev extra)
+    assert re.search(r"progress: \d+/3 finished · (gradcam-A|patches-B|patches-C) \(seed 0, 64 px\) · epoch", r.stdout), \
+        r.stdout[-2000:]
+    states = [json.loads(f.read_text()) for f in (whole / "runs/smoke/progress").glob("*.json")]
+    assert len(states) == 3 and all(p["status"] == "done" and p["step"] == p["steps"] for p in states), states
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert len(list((whole / "runs/smoke/tensorboard").glob("*/events.out.tfevents.*"))) == 3
     root = tmp_path / "killed"
     args = [RUN, "--profile", "smoke", "--only", only, "--repo", str(root), "--jobs", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

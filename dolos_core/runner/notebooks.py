@@ -9,8 +9,10 @@ import difflib
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,8 +25,52 @@ class UserError(Exception):
     """An error with a message for the user; no traceback is printed."""
 
 
+class StatusBlock:
+    """Lines kept at the bottom of a terminal and redrawn in place (the trainings in flight);
+    ``log`` prints above them. Not a terminal: nothing is drawn (the monitor logs lines instead)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.shown = 0
+        self.lock = threading.RLock()
+
+    @staticmethod
+    def tty() -> bool:
+        return sys.stdout.isatty()
+
+    def _clear(self) -> None:
+        if self.shown:
+            sys.stdout.write(f"\x1b[{self.shown}F\x1b[J")
+            self.shown = 0
+
+    def _draw(self) -> None:
+        if self.lines:
+            width = shutil.get_terminal_size((120, 20)).columns - 1
+            sys.stdout.write("".join(line[:width] + "\n" for line in self.lines))
+            self.shown = len(self.lines)
+        sys.stdout.flush()
+
+    def show(self, lines: list[str]) -> None:
+        with self.lock:
+            self.lines = list(lines)
+            if self.tty():
+                self._clear()
+                self._draw()
+
+    def print(self, msg: str) -> None:
+        with self.lock:
+            if self.tty():
+                self._clear()
+            print(msg, flush=True)
+            if self.tty():
+                self._draw()
+
+
+STATUS = StatusBlock()
+
+
 def log(msg: str) -> None:
-    print(msg, flush=True)
+    STATUS.print(msg)
 
 
 def git_commit(root: Path) -> str:

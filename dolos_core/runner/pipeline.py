@@ -20,6 +20,7 @@ import shlex
 import shutil
 import signal
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -33,7 +34,10 @@ from ..train import is_trained
 from . import stages as stage_table
 from .cli import parse_args
 from .jobs import SlurmOptions, TrainJob, auto_jobs, completed, failure_lines, make_executor
-from .notebooks import UserError, declared_params, ensure_kernel, fmt_seconds, git_commit, log, notebook_stem, run_notebook
+from ..progress import active as active_trainings
+from ..progress import line as progress_line
+from .notebooks import (STATUS, UserError, declared_params, ensure_kernel, fmt_seconds, git_commit, log,
+                        notebook_stem, run_notebook)
 from .overrides import parse_set
 
 # Without a GPU a paper-profile run that trains more images than this stops unless --device cpu.
@@ -494,6 +498,43 @@ def _user_errors(fn, *args, **kw):
         raise UserError(str(exc)) from None
 
 
+class Monitor(threading.Thread):
+    """The trainings in flight, from their progress files (``dolos_core.progress``): on a terminal
+    one line each, redrawn in place every 2 s below the log, with the study's finished count; in a
+    log file one ``progress:`` line every ``DOLOS_PROGRESS_EVERY`` seconds (default 60)."""
+
+    def __init__(self, folder: Path, t_start: float):
+        super().__init__(daemon=True, name="dolos-progress")
+        self.folder, self.t_start = folder, t_start
+        self.done = 0
+        self.total = 0
+        self.halt = threading.Event()
+        self.every = 2.0 if STATUS.tty() else float(os.environ.get("DOLOS_PROGRESS_EVERY", "60"))
+
+    def lines(self) -> list[str]:
+        live = [progress_line(p) for p in active_trainings(self.folder)]
+        if not live:
+            return []
+        head = (f"-- {len(live)} training(s) in flight · {self.done}/{self.total} of this run's trainings "
+                f"finished · {fmt_seconds(time.time() - self.t_start)} elapsed")
+        return [head] + [f"   {text}" for text in live]
+
+    def run(self) -> None:
+        while not self.halt.wait(self.every):
+            try:
+                lines = self.lines()
+            except Exception:            # a progress file half-read: the next tick reads it whole
+                continue
+            if STATUS.tty():
+                STATUS.show(lines)
+            elif lines:
+                log(f"progress: {self.done}/{self.total} finished · " + " | ".join(t.strip() for t in lines[1:]))
+
+    def stop(self) -> None:
+        self.halt.set()
+        STATUS.show([])
+
+
 class _StudyRun:
     """One ``./run_all.sh``: its profile, paths, executor, the trainings in flight and timings."""
 
@@ -536,6 +577,11 @@ class _StudyRun:
         # trainings is that other stage's time (the summary reads "train 18m", not "evaluate").
         self.waited: dict[str, float] = {}
         self.executor = self._executor(held)
+        self.monitor = None
+        if any(self.trains.values()):
+            self.monitor = Monitor(self.paths.runs / "progress", self.t_start)
+            self.monitor.start()
+            held.callback(self.monitor.stop)
 
     def _claim(self, held) -> None:
         """Every notebook kernel writes into this root and runs this checkout's code, whatever
@@ -671,6 +717,8 @@ class _StudyRun:
         executor = self.executor
         if executor.eager and jobs:
             log(f"  submitted {len(jobs)} training(s) of stage {stage}: {', '.join(j.experiment for j in jobs)}")
+        if self.monitor is not None:
+            self.monitor.total += len(jobs)
         handles = executor.submit(jobs)
         if executor.eager:
             self.pending[stage] = handles
@@ -684,6 +732,8 @@ class _StudyRun:
         for h in completed(handles):
             rec = h.result()
             self.records.append(rec)
+            if self.monitor is not None:
+                self.monitor.done += 1
             if rec["status"] == "done":
                 where = "" if self.executor.name == "serial" else f" on {rec['host']} ({rec['where']})"
                 log(f"  [{h.job.stage}] {h.job.experiment}: finished in {fmt_seconds(rec['seconds'])}{where}")

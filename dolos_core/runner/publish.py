@@ -222,6 +222,37 @@ def _html(nb, stem: str) -> str:
     return _page(_title(stem), f'<p><a href="index.html">&larr; index</a></p>\n{body}')
 
 
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    data = src.read_bytes()
+    if dst.exists() and dst.read_bytes() == data:
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(data)
+
+
+def _bundle(text: str, paths, html_dir: Path) -> str:
+    """REPORT.md's links made local to the HTML folder, so that it can be copied alone: each
+    figure it shows into ``html/figures/``, each table it links into ``html/tables/``; a link to
+    a file that is not there is left as it was."""
+    def figure(m):
+        src = paths.figures / m.group(1)
+        if not src.is_file():
+            return m.group(0)
+        _copy_if_changed(src, html_dir / "figures" / src.name)
+        return f"](figures/{src.name})"
+
+    def table(m):
+        src = paths.results / m.group(1)
+        if not src.is_file():
+            return m.group(0)
+        _copy_if_changed(src, html_dir / "tables" / src.name)
+        return f"](tables/{src.name})"
+
+    text = re.sub(r"\]\(\.\./\.\./figures/[\w.-]+/([\w.-]+)\)", figure, text)
+    return re.sub(r"\]\((\w[\w.-]*\.(?:csv|md|tex))\)", table, text)
+
+
 def _title(stem: str) -> str:
     return stem.replace("_", " ").replace("-", " · ", 1)
 
@@ -233,9 +264,7 @@ def _index(stems: list[str], paths, profile_name: str, commit: str) -> str:
     report = paths.results / "REPORT.md"
     body = ""
     if report.exists():
-        text = re.sub(r"\]\(\.\./\.\./figures/", "](../../../figures/", report.read_text())
-        text = re.sub(r"\]\((\w[\w.-]*\.(csv|md|tex))\)", r"](../\1)", text)
-        body = markdown2html(text)
+        body = markdown2html(_bundle(report.read_text(), paths, paths.results / "html"))
     items = "\n".join(f'<li><a href="{s}.html">{_title(s)}</a></li>' for s in stems)
     return _page(f"DOLOS reproduction · {profile_name}",
                  f"<h1>DOLOS reproduction · {profile_name} profile</h1>\n<p>Commit <code>{commit}</code>. "
