@@ -142,9 +142,9 @@ def test_the_docs_quote_the_numbers_the_tools_print():
     n, images = re.search(r"the default stages train (\d+) experiments on ([\d.]+) M images", r.stdout).groups()
     total = pd.read_csv(REPO / "results/mini/study_time-one-seed.csv").set_index("stage")["seconds"]
     minutes = f"{total['total (wall clock)'] / 60:.1f}"
-    for doc in ("README.md", "docs/running.md", "docs/scaling.md", "docs/mini.md"):
+    for doc in ("README.md", "docs/running.md", "docs/scaling.md", "docs/mini.md", "docs/real-data.md"):
         text = (REPO / doc).read_text()
-        for found in re.findall(r"(\d+) experiments(?: on|,) ([\d.]+) M", text):
+        for found in re.findall(r"(\d+) experiments(?: on|,) ([\d.]+) M", text.replace("\n", " ")):
             assert found == (n, images), (doc, found, (n, images))
         for found in re.findall(r"([\d.]+) M training images", text):
             assert found == images, (doc, found, images)

@@ -369,13 +369,18 @@ def list_plan(args) -> int:
         raise UserError(f"data root {args.data_root} does not exist (--data-root)")
     paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo or repo_root(), tag=args.tag)
     rates = cpu_rates(repo_root()) if profile.build_sizes is not None else {}
+    gpu = profile.build_sizes is None          # the paper profile: GPU hours from the GPU check, when run
+    thr = gpu_throughput(repo_root(), profile.precision) if gpu else None
+    once = gpu_throughput(repo_root(), profile.precision, "once_s") if gpu else None
     table = stage_table.by_name()
     log(f"# profile {profile.name}: every training of every stage (opt-in stages run only when named in "
         "--only); images = epochs x iterations x batch" + ("; minutes = those images at the one-thread "
                                                            "pinned CPU rate of results/mini/cpu_numerics.csv, "
                                                            "scaled by pixels to the input side (training steps "
                                                            "only: no validation, prediction or start-up)" if rates else ""))
-    log("# stage\texperiment\tdescription\ttraining images" + ("\tCPU minutes (estimated)" if rates else ""))
+    log("# stage\texperiment\tdescription\ttraining images" + ("\tCPU minutes (estimated)" if rates else "")
+        + (("\tGPU hours (measured: results/paper/gpu_check.json)" if thr else
+            "\tGPU hours (not measured: run benchmarks/gpu_check.py on the GPU)") if gpu else ""))
     for s in stage_table.names():
         st = table[s]
         if not st.trains:
@@ -398,7 +403,11 @@ def list_plan(args) -> int:
                 minutes = img / (rate * (side / t.profile.input_size) ** 2) / 60
             total_img += img
             total_min += minutes or 0.0
-            log(f"{s}{mark}\t{label}\t{e.description}\t{img:,}" + (f"\t{minutes:.1f}" if rates else ""))
+            cells = f"\t{minutes:.1f}" if rates else ""
+            if gpu:
+                h = estimate_hours([e], t.profile, thr, once)
+                cells += f"\t{h[e.name]:.2f}" if h else "\tnot measured"
+            log(f"{s}{mark}\t{label}\t{e.description}\t{img:,}{cells}")
         log(f"# {s}{mark}: {len(trains)} trainings, {total_img / 1e6:.2f} M images"
             + (f", {total_min:.0f} CPU minutes of training steps" if rates else ""))
     if profile.name == "paper":
@@ -407,8 +416,7 @@ def list_plan(args) -> int:
         hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(repo_root(), paper.precision),
                                gpu_throughput(repo_root(), paper.precision, "once_s")) or {}
         if images:
-            trains = stage_trainings(list(stage_table.default_stages()), None, paper,
-                                     paths)
+            trains = stage_trainings(list(stage_table.default_stages()), None, paper, paths)
             default = list(dict.fromkeys(t.experiment.name for ts in trains.values() for t in ts))
             line = (f"# the default stages train {len(default)} experiments on "
                     f"{sum(images[n] for n in default) / 1e6:.1f} M images")
@@ -445,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         except UserError as exc:
             log(f"error: {exc}")
             return 1
+        except BrokenPipeError:          # `--list | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
 
     _stop_on_sigterm()
     started: list = []
