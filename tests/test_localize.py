@@ -77,9 +77,27 @@ def test_maps_for_any_image_from_a_run_and_from_a_checkpoint_file(trained, image
     np.testing.assert_allclose(np.load(tmp_path / "file/maps/sub__wide.npy"), np.load(tmp_path / "out/maps/sub__wide.npy"),
                                atol=1e-6)
     assert from_file["model"].iloc[0] == f"checkpoint best.pt as {EXP}" and "@" in table["model"].iloc[0]
+    # the same weights under the authors' released names (Patch-Forensics' CustomXceptionNet: conv1, bn1, ...)
+    import torch
+
+    from dolos_core.io import load_torch
+    from dolos_core.models.checkpoints import _PATCH_FORENSICS_NAMES
+
+    state = {}
+    for name, value in load_torch(best).items():
+        for authors, prefix in _PATCH_FORENSICS_NAMES.items():
+            if name.startswith(prefix + "."):
+                name = authors + name[len(prefix):]
+                break
+        state[name] = value
+    assert any(k.startswith("conv1.") for k in state), sorted(state)[:5]
+    torch.save(state, tmp_path / "authors.pth")
+    released = localize_images(load_localizer(EXP, prof, paths, "cpu", checkpoint=tmp_path / "authors.pth"), images,
+                               tmp_path / "authors", progress=False)
+    np.testing.assert_allclose(released["score"].iloc[1:], good["score"], atol=1e-6)
 
 
-def test_predict_command_maps_a_folder_and_names_what_it_cannot_use(trained, images, tmp_path):
+def test_predict_command_maps_a_folder_and_names_what_it_cannot_use(trained, images, tmp_path, capsys):
     prof, paths, best = trained
     env = {**os.environ, "DOLOS_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
 
@@ -91,13 +109,17 @@ def test_predict_command_maps_a_folder_and_names_what_it_cannot_use(trained, ima
     assert r.returncode == 0, r.stdout + r.stderr
     assert "skipped:" in r.stdout and "broken.png" in r.stdout and "3 mapped" in r.stdout
     assert len(list((tmp_path / "o/overlays").glob("*.png"))) == 3
+    from dolos_core.runner.your_images import main      # the command itself, in this process
+
     for args, words in [(("--images", str(tmp_path / "nowhere"), "--experiment", EXP), "no such file or folder"),
                         (("--images", str(images), "--experiment", "patches-Q"), "unknown experiment"),
                         (("--images", str(images), "--experiment", "gradcam-C"), "has not been trained"),
                         (("--images", str(images), "--experiment", "attention-C", "--checkpoint", str(best)),
                          "not a attention full checkpoint")]:
-        r = go(*args)
-        assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr + r.stdout, (args, r.stderr)
+        capsys.readouterr()
+        assert main(["--profile", "smoke", "--repo", str(paths.root), "--device", "cpu", *args]) == 1, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and words in err and "Traceback" not in err, (args, err)
 
 
 def test_your_images_notebook_runs_on_the_smoke_profile(trained, images, tmp_path):
