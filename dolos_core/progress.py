@@ -62,7 +62,7 @@ class TrainingProgress:
         done = step - self.step0
         rate = done * self.batch / max(time.time() - self.t0, 1e-9)
         value = float(loss)
-        self.state.update(epoch=epoch, step=step, loss=round(value, 5), img_s=round(rate, 1),
+        self.state.update(epoch=epoch, step=step, loss=round(value, 5), img_s=round(rate, 1), images_done=step * self.batch,
                           eta_s=round((self.state["steps"] - step) * self.batch / rate, 1) if rate > 0 else None)
         if self.tb is not None:
             self.tb.add_scalar("loss/train_step", value, step)

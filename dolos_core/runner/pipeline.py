@@ -519,16 +519,36 @@ class Monitor(threading.Thread):
         self.folder, self.t_start = folder, t_start
         self.done = 0
         self.total = 0
+        self.images: dict[str, int] = {}     # job name -> its training images
+        self.images_done = 0
+        self.t_first = None                  # when the first training was submitted
         self.halt = threading.Event()
         self.every = 2.0 if STATUS.tty() else float(os.environ.get("DOLOS_PROGRESS_EVERY", "60"))
 
+    def submitted(self, names: list[str]) -> None:
+        self.total += len(names)
+        self.t_first = self.t_first or time.time()
+
+    def finished(self, name: str) -> None:
+        self.done += 1
+        self.images_done += self.images.get(name, 0)
+
+    def eta(self, live: list[dict]) -> str:
+        """The study's trainings' ETA: the training images still to go at the pace so far."""
+        total = sum(self.images.values())
+        done = self.images_done + sum(p.get("images_done", 0) for p in live)
+        if not total or not done or self.t_first is None:
+            return ""
+        spent = time.time() - self.t_first
+        return f" · trainings ETA {fmt_seconds(spent * (total - done) / done)} ({100 * done / total:.0f}% of their images)"
+
     def lines(self) -> list[str]:
-        live = [progress_line(p) for p in active_trainings(self.folder)]
+        live = active_trainings(self.folder)
         if not live:
             return []
         head = (f"-- {len(live)} training(s) in flight · {self.done}/{self.total} of this run's trainings "
-                f"finished · {fmt_seconds(time.time() - self.t_start)} elapsed")
-        return [head] + [f"   {text}" for text in live]
+                f"finished · {fmt_seconds(time.time() - self.t_start)} elapsed{self.eta(live)}")
+        return [head] + [f"   {progress_line(p)}" for p in live]
 
     def run(self) -> None:
         while not self.halt.wait(self.every):
@@ -539,7 +559,8 @@ class Monitor(threading.Thread):
             if STATUS.tty():
                 STATUS.show(lines)
             elif lines:
-                log(f"progress: {self.done}/{self.total} finished · " + " | ".join(t.strip() for t in lines[1:]))
+                log(f"progress: {self.done}/{self.total} finished{self.eta([])} · "
+                    + " | ".join(t.strip() for t in lines[1:]))
 
     def stop(self) -> None:
         self.halt.set()
@@ -551,6 +572,7 @@ class _StudyRun:
 
     def __init__(self, args, held) -> None:
         self.args, self.t_start = args, time.time()
+        self.monitor: Monitor | None = None
         self.overrides, self.stage_sets = cli_overrides(args)
         self.profile = _user_errors(get_profile, args.profile, **self.overrides)
         # Every process this run starts (kernels, pool workers, Slurm jobs, torchrun ranks) computes
@@ -588,7 +610,6 @@ class _StudyRun:
         # trainings is that other stage's time (the summary reads "train 18m", not "evaluate").
         self.waited: dict[str, float] = {}
         self.executor = self._executor(held)
-        self.monitor = None
         if any(self.trains.values()):
             self.monitor = Monitor(self.paths.runs / "progress", self.t_start)
             self.monitor.start()
@@ -697,6 +718,9 @@ class _StudyRun:
                     continue
                 params = {**self.common, "overrides": {**self.overrides, **t.overrides},
                           "data_root": str(run_paths.data_root)}
+                if self.monitor is not None:   # what the study's ETA weighs each training by
+                    self.monitor.images[f"{stage_table.TRAIN_NOTEBOOK}-{e.name}{t.suffix}"] = \
+                        training_images([e], prof)[e.name]
                 out.append(TrainJob(f"{stage_table.TRAIN_NOTEBOOK}-{e.name}{t.suffix}", e.name, f"{name} {i}/{len(todo)}",
                                     {**params, "experiment": e.name, "force": bool(args.force),
                                      "gpus": args.gpus_per_experiment},
@@ -729,7 +753,7 @@ class _StudyRun:
         if executor.eager and jobs:
             log(f"  submitted {len(jobs)} training(s) of stage {stage}: {', '.join(j.experiment for j in jobs)}")
         if self.monitor is not None:
-            self.monitor.total += len(jobs)
+            self.monitor.submitted([j.name for j in jobs])
         handles = executor.submit(jobs)
         if executor.eager:
             self.pending[stage] = handles
@@ -744,7 +768,7 @@ class _StudyRun:
             rec = h.result()
             self.records.append(rec)
             if self.monitor is not None:
-                self.monitor.done += 1
+                self.monitor.finished(h.job.name)
             if rec["status"] == "done":
                 where = "" if self.executor.name == "serial" else f" on {rec['host']} ({rec['where']})"
                 log(f"  [{h.job.stage}] {h.job.experiment}: finished in {fmt_seconds(rec['seconds'])}{where}")
