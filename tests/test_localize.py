@@ -132,3 +132,17 @@ def test_your_images_notebook_runs_on_the_smoke_profile(trained, images, tmp_pat
                                     "checkpoint": str(best), "out": str(tmp_path / "nb")},
                         cwd=str(REPO / "notebooks"), progress_bar=False)
     assert (tmp_path / "nb/scores.csv").exists() and len(list((tmp_path / "nb/overlays").glob("*.png"))) == 3
+
+
+def test_explain_names_the_run_its_files_and_where_it_is(trained, capsys):
+    """``./run_all.sh --explain``: the run id of this configuration (the trained one), the files
+    its id hashes and those training imports without hashing, where its checkpoint is."""
+    from dolos_core.runner.pipeline import main
+
+    prof, paths, best = trained
+    assert main(["--explain", EXP, "--profile", "smoke", "--repo", str(paths.root), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"run id {best.parent.name}" in out and f"{best.parent} (trained)" in out
+    assert "  models/patches.py  " in out and "  train.py  " in out and "io.py: reading and writing" in out
+    assert main(["--explain", "patches-Q", "--profile", "smoke", "--repo", str(paths.root)]) == 1
+    assert "unknown experiment 'patches-Q'" in capsys.readouterr().out

@@ -71,3 +71,19 @@ def test_the_cycle_finder_finds_one():
             return self.edges.get(m, set())
 
     assert _cycles(G(), {"a", "b", "c", "d"}) == [["a", "b", "c"]]
+
+
+def test_every_module_training_imports_is_hashed_or_says_why_not():
+    """A run's code hash covers the training loop's sources (``runs.TRAINING_SOURCES``) and its
+    method's files; every other library module in the import closure of the training entry points
+    (``train``, ``ddp_worker``, imports inside functions included) is named in ``runs.NOT_HASHED``
+    with its reason. A new training import outside both fails here."""
+    from dolos_core import runs
+
+    graph = grimp.build_graph("dolos_core")
+    closure = set()
+    for entry in ("dolos_core.train", "dolos_core.ddp_worker"):
+        closure |= {entry} | set(graph.find_upstream_modules(entry))
+    assert runs.unaccounted(closure) == []
+    assert runs.unaccounted(closure | {"dolos_core.plots", "dolos_core.data.mini"}) == ["data/mini.py", "plots.py"]
+    assert all((runs._PACKAGE / f).exists() for f in (*runs.TRAINING_SOURCES, *runs.NOT_HASHED))

@@ -85,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "notebook comes from this commit")
     p.add_argument("--yes", action="store_true",
                    help="do not ask before a long run (paper profile on a CPU)")
-    p.add_argument("--list", action="store_true", help="print the experiments and exit")
+    p.add_argument("--list", action="store_true",
+                   help="check the options as a run would, then print every training of every stage (images, "
+                        "time where known) and exit")
+    p.add_argument("--explain", default=None, metavar="EXPERIMENT",
+                   help="print one experiment's configuration, run id, the source files its id hashes, where "
+                        "its checkpoint and predictions are and the committed tables and figures that read it")
     p.add_argument("--init", default=None, metavar="paper|auto|random|FILE",
                    help="starting weights (paper profile: paper = ImageNet for Grad-CAM, the FFD "
                         "checkpoint for Attention, read from --weights; mini and smoke: auto = "

@@ -447,6 +447,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     args.command = " ".join(["./run_all.sh", *(shlex.quote(a) for a in argv)])     # as the report names it
+    if args.explain:
+        from .explain import explain
+
+        try:
+            return explain(args.explain, args.profile, cli_overrides(args)[0], args.data_root, args.repo,
+                           args.device, args.tag)
+        except (UserError, ConfigError) as exc:
+            log(f"error: {exc}")
+            return 1
     if args.list:
         try:
             return list_plan(args)
