@@ -31,7 +31,7 @@ from dolos_core.config import get_profile, repo_root, resolve_device
 from dolos_core.experiments import EXPERIMENTS, PAPER_GROUPS
 from dolos_core.io import atomic_path, write_json
 from dolos_core.models import build_model, list_models
-from dolos_core.runner.pipeline import auto_trainings_per_gpu, estimate_hours, estimate_wallclock
+from dolos_core.runner.plan import auto_trainings_per_gpu, estimate_hours, estimate_wallclock
 from dolos_core.numerics import autocast, set_numerics
 
 CASES = list_models()

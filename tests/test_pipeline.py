@@ -651,7 +651,7 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch):
     from dolos_core.runner.cli import parse_args
     from dolos_core.config import get_paths
     from dolos_core.runner.jobs import make_executor
-    from dolos_core.runner.pipeline import slurm_options
+    from dolos_core.runner.plan import slurm_options
 
     args = parse_args(["--executor", "slurm", "--jobs", "3", "--gpus-per-experiment", "2",
                        "--slurm-partition", "gpu", "--slurm-time", "1-12:00", "--slurm-cpus-per-job", "16",
@@ -679,7 +679,7 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch):
 def test_wallclock_estimate_packs_the_longest_trainings_first():
     """Hand-worked: 3, 2, 2, 1 hours on two slots -> 3+1 and 2+2 -> 4 h; one slot: the sum;
     two GPUs per experiment halve each training (ideal scaling)."""
-    from dolos_core.runner.pipeline import estimate_wallclock
+    from dolos_core.runner.plan import estimate_wallclock
 
     hours = {"a": 3.0, "b": 2.0, "c": 2.0, "d": 1.0}
     assert estimate_wallclock(hours, 2) == 4.0
@@ -696,7 +696,7 @@ def test_hours_read_the_steady_rate_plus_what_a_training_pays_once(tmp_path):
 
     from dolos_core.config import get_profile
     from dolos_core.experiments import get_experiment
-    from dolos_core.runner.pipeline import estimate_hours, gpu_throughput, training_images
+    from dolos_core.runner.plan import estimate_hours, gpu_throughput, training_images
 
     paper, exp = get_profile("paper"), get_experiment("patches-C")
     n = training_images([exp], paper)["patches-C"]
@@ -877,7 +877,7 @@ def test_trainings_per_gpu_auto_takes_the_fastest_measured_concurrency_that_fits
     (1.8x; 3 was not measured); one that trains only patches-weak gets 4. Nothing measured: 1.
     The plan's wall-clock: 4 trainings of 2 h alone, 2 at a time at 1.8x aggregate, take
     2 x 2 h x 2 / 1.8 = 4.44 h on one GPU."""
-    from dolos_core.runner.pipeline import auto_trainings_per_gpu, estimate_wallclock
+    from dolos_core.runner.plan import auto_trainings_per_gpu, estimate_wallclock
 
     record = {"train": {"patches-weak": {"peak_gb": 20.0}, "gradcam-full": {"peak_gb": 30.0}},
               "concurrency": {"case": "patches-weak", "img_s": {"1": 1000.0, "2": 1800.0, "4": 2400.0}}}

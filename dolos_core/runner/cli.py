@@ -21,7 +21,7 @@ def _positive(text: str) -> int:
 
 def _jobs(text: str) -> int | str:
     """``--jobs`` and ``--trainings-per-gpu``: a positive integer or ``auto`` (resolved once the
-    device is known: ``jobs.auto_jobs``, ``pipeline.auto_trainings_per_gpu``)."""
+    device is known: ``jobs.auto_jobs``, ``plan.auto_trainings_per_gpu``)."""
     return "auto" if text == "auto" else _positive(text)
 
 
