@@ -134,3 +134,22 @@ def test_evaluation_finds_a_run_made_under_other_numerics_by_its_manifest(tmp_pa
     assert found.run_id == gpu.run_id and found.config["numerics"]["gpu"] == "NVIDIA H100"
     other = runs.resolve_run(exp, prof.replace(seed=1), paths, "cpu")      # another configuration
     assert other.run_id != gpu.run_id and not other.predictions_dir.exists()
+
+
+@pytest.mark.skipif(not cpu_pin.x86(), reason="the AVX2 pin is for x86-64 CPUs")
+def test_a_process_where_torch_computed_before_the_pin_says_so_once_and_is_its_own_run():
+    """A notebook that used torch before importing dolos_core: PyTorch's kernels were chosen
+    then, so the run is recorded with the kernels found (not the pin), and one line says why."""
+    code = ("import torch; torch.randn(64).exp()\n"
+            "from dolos_core.config import get_profile\n"
+            "from dolos_core.runs import numerics_of\n"
+            "a = numerics_of(get_profile('smoke'), 'cpu'); b = numerics_of(get_profile('smoke'), 'cpu')\n"
+            "print('KERNELS', a['kernels'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if " avx512f" in flags:      # on an AVX2-only CPU the kernels found are the pinned ones anyway
+        assert r.stdout.count("torch computed in this process before dolos_core pinned its kernels") == 1, r.stdout
+        assert "KERNELS native: AVX512" in r.stdout, r.stdout
+    else:
+        assert "KERNELS " in r.stdout
