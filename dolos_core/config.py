@@ -9,6 +9,7 @@ Override any field with ``get_profile("mini", image_size=96)`` or, from a notebo
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -215,6 +216,13 @@ def replace_profile(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
     overrides = dict(overrides)
     if "schedules" in overrides:
         merged = dict(profile.schedules)
+        valid = [f"{m}-{sup}" for m in MODELS for sup in ("weak", "full")]
+        for key in overrides["schedules"]:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=2)
+                raise ConfigError(f"schedules.{key}: no such schedule; a schedule is <method>-<weak|full>"
+                                  + (f" (did you mean {', '.join(close)}?)" if close else "")
+                                  + f"; valid: {', '.join(valid)}")
         for key, value in overrides["schedules"].items():
             if not isinstance(value, Schedule):
                 method, _, supervision = key.rpartition("-")

@@ -31,10 +31,15 @@ PIN = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": 
 X86 = ("x86_64", "AMD64", "amd64", "i686", "x86")
 
 # What this process looked like when dolos_core was first imported: whether torch was already
-# loaded (then it may have computed with other kernels before the pin) and which pin variables
-# this module set itself (only those are taken back by ``set_mode("native")``).
+# loaded (then it may have computed with other kernels before the pin). The pin variables that
+# dolos_core set, here or in a parent process, are listed in ``DOLOS_CPU_PIN_SET`` (inherited with
+# them): only those are taken back by ``set_mode("native")``, never a variable the user set.
 torch_before_pin = False
-_set_here: set[str] = set()
+MARK = "DOLOS_CPU_PIN_SET"
+
+
+def _ours() -> set[str]:
+    return {k for k in os.environ.get(MARK, "").split(",") if k in PIN}
 
 
 def mode() -> str:
@@ -59,10 +64,13 @@ def apply() -> None:
     except ValueError:
         return
     if wanted == "avx2" and x86():
+        ours = _ours()
         for key, value in PIN.items():
             if key not in os.environ:
                 os.environ[key] = value
-                _set_here.add(key)
+                ours.add(key)
+        if ours:
+            os.environ[MARK] = ",".join(sorted(ours))
 
 
 def set_mode(value: str) -> None:
@@ -72,9 +80,9 @@ def set_mode(value: str) -> None:
         raise ValueError(f"cpu_numerics must be one of {', '.join(MODES)}, got {value!r}")
     os.environ[ENV] = value
     if value == "native":
-        for key in sorted(_set_here):
+        for key in sorted(_ours()):
             os.environ.pop(key, None)
-        _set_here.clear()
+        os.environ.pop(MARK, None)
     else:
         apply()
 

@@ -17,6 +17,7 @@ the others are still processed. Every file is written atomically.
 
 from __future__ import annotations
 
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,13 @@ def load_localizer(experiment: str, profile: Profile, paths: Paths, device: str 
             raise ImagesError(f"{f}: no such checkpoint file")
         try:
             model = build_model(exp.method, exp.supervision, init=f)
+        except pickle.UnpicklingError:   # torch.load(weights_only=True) refused it: not plain tensors
+            raise ImagesError(f"{f}: not a checkpoint of tensors that torch.load(weights_only=True) reads "
+                              "(a state dict saved with torch.save)") from None
         except Exception as exc:         # not a checkpoint of this method: say which file and why
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ImagesError(f"{f}: not a {exp.method} {exp.supervision} checkpoint "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
+                              f"({type(exc).__name__}: {why if len(why) <= 300 else why[:297] + '...'})") from None
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
         source = f"checkpoint {f.name} as {exp.name}"
     else:
@@ -95,10 +100,19 @@ def load_localizer(experiment: str, profile: Profile, paths: Paths, device: str 
     return Localizer(model, test_transform(exp, profile), dev, profile.precision, source)
 
 
-def _out_name(f: Path, base: Path) -> str:
-    """A file name for ``f``'s outputs: its path under ``base`` with '/' as '__'."""
+def _out_name(f: Path, base: Path, suffix: bool = False) -> str:
+    """A file name for ``f``'s outputs: its path under ``base`` with '/' as '__' (and its suffix as
+    ``_jpg`` when two files differ only in it)."""
     rel = f.relative_to(base) if base in f.parents else Path(f.name)
-    return re.sub(r"[^A-Za-z0-9._-]", "_", "__".join(rel.with_suffix("").parts))
+    parts = "__".join(rel.with_suffix("").parts) + (f"_{f.suffix.lstrip('.').lower()}" if suffix else "")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", parts)
+
+
+def out_names(files: list[Path], base: Path | None) -> list[str]:
+    """One distinct output name per file (``face.jpg`` and ``face.png`` -> ``face_jpg``, ``face_png``)."""
+    plain = [_out_name(f, base or f.parent) for f in files]
+    twice = {n for n in plain if plain.count(n) > 1}
+    return [_out_name(f, base or f.parent, suffix=n in twice) for f, n in zip(files, plain)]
 
 
 def _overlay(img: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:
@@ -124,8 +138,11 @@ def localize_images(localizer: Localizer, images: list[Path] | str | Path, out_d
     """Maps, overlays and scores of ``images`` (a list, a file or a folder) into ``out_dir``;
     the table, also written as ``out_dir/scores.csv``. One row per image; ``error`` names what
     was wrong with an image that could not be read (its other columns are empty)."""
+    if not 0 < threshold < 1:
+        raise ImagesError(f"threshold must be between 0 and 1, got {threshold!r}")
     files = images if isinstance(images, list) else find_images(images)
     base = Path(images).expanduser() if not isinstance(images, list) and Path(images).is_dir() else None
+    names = dict(zip(files, out_names(files, base)))
     out = Path(out_dir)
     rows: list[dict] = []
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
@@ -137,7 +154,7 @@ def localize_images(localizer: Localizer, images: list[Path] | str | Path, out_d
     for chunk in batches:
         good, xs = [], []
         for f in chunk:
-            name = _out_name(f, base) if base else _out_name(f, f.parent)
+            name = names[f]
             try:
                 img = np.asarray(read_image(f))
             except Exception as exc:
@@ -165,6 +182,8 @@ def localize_images(localizer: Localizer, images: list[Path] | str | Path, out_d
                          "error": ""})
     table = pd.DataFrame(rows, columns=["file", "name", "width", "height", "score", "fake_share", "map_h",
                                         "map_w", "error"])
+    for col in ("width", "height", "map_h", "map_w"):      # integers, empty where a file was unreadable
+        table[col] = table[col].astype("Int64")
     order = {str(f): i for i, f in enumerate(files)}
     table = table.sort_values("file", key=lambda c: c.map(order)).reset_index(drop=True)
     table.insert(0, "model", localizer.source)

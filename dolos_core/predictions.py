@@ -69,11 +69,11 @@ def save_predictions(path: Path, maps: np.ndarray, scores: np.ndarray, names, me
     save_npz(path, maps=maps, scores=scores, names=np.array(names))
 
 
-def missing_predictions(paths: Paths, exp: Experiment, profile: Profile) -> list[Path]:
+def missing_predictions(paths: Paths, exp: Experiment, profile: Profile, device: str = "auto") -> list[Path]:
     """The prediction files ``exp`` should have under this configuration and does not (a
     validation split the data root lacks is not expected)."""
 
-    run = resolve_run(exp, profile, paths)
+    run = resolve_run(exp, profile, paths, device)
     out = []
     for key, split in prediction_sets(exp):
         if split != "test" and not split_exists(paths.data_root, DatasetKey.parse(key), split):

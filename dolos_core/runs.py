@@ -268,14 +268,18 @@ _told: set[tuple] = set()
 
 def resolve_run(exp: Experiment, profile: Profile, paths: Paths, device: str | torch.device = "auto") -> RunRef:
     """The run of ``exp`` under this configuration: the one made under this process's numerics on
-    ``device`` when it exists; else one that the manifests record for the same configuration under
-    other numerics (another GPU, a cluster's nodes, native CPU kernels: the newest, named once when
-    there are several); else this process's (not trained yet)."""
+    ``device`` when it exists; else one that the manifests record for the same configuration made
+    on another kind of device (trainings on a cluster's GPU nodes read from a CPU-only login node:
+    the newest, named once when there are several); else this process's (not trained yet). A run
+    of the same kind of device under other numerics (native CPU kernels against pinned ones,
+    another GPU model) is another run, never read in place of this one."""
     cfg = training_config(exp, profile, paths)
     here = _ref(exp, paths, cfg, numerics_of(profile, device))
     if here.checkpoint_dir.exists() or here.predictions_dir.exists():
         return here
-    found = recorded_runs(exp, paths, config_key(cfg))
+    kind = here.config["numerics"]["device"]
+    found = {rid: meta for rid, meta in recorded_runs(exp, paths, config_key(cfg)).items()
+             if (meta.get("numerics") or {}).get("device") != kind}
     if not found:
         return here
     rid, meta = list(found.items())[-1]

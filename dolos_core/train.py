@@ -71,8 +71,12 @@ def finished_or_reset(exp: Experiment, out_dir: Path, force: bool) -> TrainResul
     return None
 
 
-def is_trained(paths: Paths, exp: Experiment, profile: Profile) -> bool:
-    """Whether ``exp`` has a finished run under exactly this configuration."""
+def is_trained(paths: Paths, exp: Experiment, profile: Profile, device: str | None = None) -> bool:
+    """Whether ``exp`` has a finished run under exactly this configuration; with ``device``, the
+    run a training on that device in this process would make (its numerics), not one read from
+    elsewhere."""
+    if device is not None:
+        return _finished(run_for_training(exp, profile, paths, device).checkpoint_dir)
     return _finished(run_dir(paths, exp, profile))
 
 
@@ -428,7 +432,8 @@ def load_trained(exp: Experiment, profile: Profile, paths: Paths, device: str = 
         hint = (f"; runs of other configurations exist ({', '.join(others)}), none of this one"
                 if others else "")
         raise FileNotFoundError(f"{best}: experiment {exp.name} has not been trained with this "
-                                f"configuration (run ./run_all.sh --only train,{exp.name}){hint}")
+                                f"configuration (run ./run_all.sh --profile {profile.name} --only train,{exp.name})"
+                                f"{hint}")
     model = make_model(exp)  # random start; the checkpoint replaces every tensor
     model.load_state_dict(load_torch(best))
     dev = resolve_device(device)

@@ -162,6 +162,7 @@ def test_code_hash_follows_each_methods_own_code_not_plots_nor_where_the_checkou
     ("cpu_numerics=fast", "cpu_numerics must be one of avx2, native"),
     ("name=paper", "the profile's name cannot be overridden"),
     ("lr=1e-3", "lr is a schedule's: schedules.<method>-<supervision>.lr"),
+    ("schedules.patches-C.lr=5e-4", "schedules.patches-C: no such schedule; a schedule is <method>-<weak|full>"),
 ])
 def test_set_values_are_typed_and_checked(item, said):
     """--set parses a value and the profile checks it against its field's type and range; the

@@ -41,6 +41,7 @@ def images(tmp_path):
     (folder / "sub").mkdir(parents=True)
     Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(folder / "small.png")
     Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(folder / "square.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / "square.png")   # same stem
     Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(folder / "sub" / "wide.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really an image")
     (folder / "notes.txt").write_text("not an image: skipped by suffix")
@@ -51,15 +52,17 @@ def test_maps_for_any_image_from_a_run_and_from_a_checkpoint_file(trained, image
     from dolos_core.localize import find_images, load_localizer, localize_images
 
     prof, paths, best = trained
-    assert len(find_images(images)) == 4 and find_images(images / "small.png") == [images / "small.png"]
+    assert len(find_images(images)) == 5 and find_images(images / "small.png") == [images / "small.png"]
     loc = load_localizer(EXP, prof, paths, "cpu")
+    with pytest.raises(ValueError, match="threshold must be between 0 and 1"):
+        localize_images(loc, images, tmp_path / "out", threshold=7)
     table = localize_images(loc, images, tmp_path / "out", batch_size=2, progress=False)
-    assert list(table["name"]) == ["broken", "small", "square", "sub__wide"]
+    assert list(table["name"]) == ["broken", "small", "square_jpg", "square_png", "sub__wide"]   # none overwritten
     broken = table.iloc[0]
     assert "broken.png" in broken["error"] and "unreadable image" in broken["error"]
     good = table.iloc[1:]
     assert (good["error"] == "").all() and good["score"].between(0, 1).all()
-    assert list(good["width"]) == [70, 128, 300] and list(good["height"]) == [50, 128, 200]
+    assert list(good["width"]) == [70, 128, 40, 300] and list(good["height"]) == [50, 128, 40, 200]
     side = loc.model.map_size(prof.input_size)
     for _, row in good.iterrows():
         m = np.load(tmp_path / "out/maps" / f"{row['name']}.npy")
@@ -69,7 +72,8 @@ def test_maps_for_any_image_from_a_run_and_from_a_checkpoint_file(trained, image
                 assert im.size == (row["width"], row["height"]), (kind, row["name"])
         assert row["fake_share"] == pytest.approx(
             (np.asarray(Image.open(tmp_path / "out/maps" / f"{row['name']}.png")) > 127.5).mean(), abs=0.02)
-    assert pd.read_csv(tmp_path / "out/scores.csv").shape[0] == 4
+    assert pd.read_csv(tmp_path / "out/scores.csv").shape[0] == 5
+    assert ",70,50," in (tmp_path / "out/scores.csv").read_text()          # sizes as integers beside an empty row
     # the same weights from a checkpoint file give the same maps and scores
     from_file = localize_images(load_localizer(EXP, prof, paths, "cpu", checkpoint=best), images,
                                 tmp_path / "file", batch_size=3, progress=False)
@@ -107,8 +111,8 @@ def test_predict_command_maps_a_folder_and_names_what_it_cannot_use(trained, ima
 
     r = go("--images", str(images), "--experiment", EXP, "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "skipped:" in r.stdout and "broken.png" in r.stdout and "3 mapped" in r.stdout
-    assert len(list((tmp_path / "o/overlays").glob("*.png"))) == 3
+    assert "skipped:" in r.stdout and "broken.png" in r.stdout and "4 mapped" in r.stdout
+    assert len(list((tmp_path / "o/overlays").glob("*.png"))) == 4
     from dolos_core.runner.your_images import main      # the command itself, in this process
 
     for args, words in [(("--images", str(tmp_path / "nowhere"), "--experiment", EXP), "no such file or folder"),
@@ -131,7 +135,7 @@ def test_your_images_notebook_runs_on_the_smoke_profile(trained, images, tmp_pat
                         parameters={"profile": "smoke", "device": "cpu", "images": str(images), "experiment": EXP,
                                     "checkpoint": str(best), "out": str(tmp_path / "nb")},
                         cwd=str(REPO / "notebooks"), progress_bar=False)
-    assert (tmp_path / "nb/scores.csv").exists() and len(list((tmp_path / "nb/overlays").glob("*.png"))) == 3
+    assert (tmp_path / "nb/scores.csv").exists() and len(list((tmp_path / "nb/overlays").glob("*.png"))) == 4
 
 
 def test_explain_names_the_run_its_files_and_where_it_is(trained, capsys):
@@ -146,3 +150,9 @@ def test_explain_names_the_run_its_files_and_where_it_is(trained, capsys):
     assert "  models/patches.py  " in out and "  train.py  " in out and "io.py: reading and writing" in out
     assert main(["--explain", "patches-Q", "--profile", "smoke", "--repo", str(paths.root)]) == 1
     assert "unknown experiment 'patches-Q'" in capsys.readouterr().out
+    # --set cpu_numerics=native: the run a native-kernel training would make (its own id)
+    r = subprocess.run([str(REPO / "run_all.sh"), "--explain", EXP, "--profile", "smoke", "--repo", str(paths.root),
+                        "--device", "cpu", "--set", "cpu_numerics=native"], capture_output=True, text=True,
+                       env={**os.environ, "DOLOS_PYTHON": sys.executable}, timeout=300)
+    assert r.returncode == 0 and "kernels native: " in r.stdout and best.parent.name not in r.stdout.split("\n")[3], \
+        r.stdout[:3000] + r.stderr[-2000:]

@@ -134,6 +134,19 @@ def test_evaluation_finds_a_run_made_under_other_numerics_by_its_manifest(tmp_pa
     assert found.run_id == gpu.run_id and found.config["numerics"]["gpu"] == "NVIDIA H100"
     other = runs.resolve_run(exp, prof.replace(seed=1), paths, "cpu")      # another configuration
     assert other.run_id != gpu.run_id and not other.predictions_dir.exists()
+    # a finished run of the same configuration with native CPU kernels is another run on a CPU:
+    # never read, nor counted as trained, in place of the pinned one
+    from dolos_core.io import write_json
+    from dolos_core.train import is_trained
+
+    monkeypatch.setattr(runs, "numerics_of", lambda *a, **kw: {"device": "cpu", "kernels": "native: AVX512"})
+    native = runs.run_for_training(exp, prof, paths, "cpu")
+    monkeypatch.undo()
+    runs.write_manifest(native.checkpoint_dir, native)
+    write_json(native.checkpoint_dir / "train.json", {"done": True})
+    (native.checkpoint_dir / "best.pt").write_bytes(b"weights")
+    assert runs.resolve_run(exp, prof, paths, "cpu").run_id == gpu.run_id        # still the other device's
+    assert not is_trained(paths, exp, prof, "cpu")
 
 
 @pytest.mark.skipif(not cpu_pin.x86(), reason="the AVX2 pin is for x86-64 CPUs")

@@ -125,6 +125,35 @@ def test_every_bad_root_is_named_in_one_line_before_anything_runs(tmp_path, case
     assert not (tmp_path / "repo" / "runs" / "smoke" / "notebooks").exists()     # no notebook ran
 
 
+def test_the_docs_quote_the_numbers_the_tools_print(capsys):
+    """The counts and times the README and docs quote are what --list prints and what the
+    committed study benchmark measured: a change of either fails here until the docs follow."""
+    from dolos_core.runner.pipeline import main
+
+    assert main(["--list", "--profile", "paper"]) == 0
+    out = capsys.readouterr().out
+    n, images = re.search(r"the default stages train (\d+) experiments on ([\d.]+) M images", out).groups()
+    total = pd.read_csv(REPO / "results/mini/study_time-one-seed.csv").set_index("stage")["seconds"]
+    minutes = f"{total['total (wall clock)'] / 60:.1f}"
+    for doc in ("README.md", "docs/running.md", "docs/scaling.md", "docs/mini.md", "docs/real-data.md"):
+        text = (REPO / doc).read_text()
+        for found in re.findall(r"(\d+) experiments(?: on|,) ([\d.]+) M", text.replace("\n", " ")):
+            assert found == (n, images), (doc, found, (n, images))
+        for found in re.findall(r"([\d.]+) M training images", text):
+            assert found == images, (doc, found, images)
+    readme = (REPO / "README.md").read_text()
+    quoted = re.findall(r"([\d.]+) min(?:utes)? (?:measured|from a fresh clone)", readme)
+    assert quoted and all(q == minutes for q in quoted), (quoted, minutes)
+    # the CPU pin's cost, as results/mini/cpu_numerics.* has it
+    cost = pd.read_csv(REPO / "results/mini/cpu_numerics.csv").set_index("method")["pin_cost"] * 100
+    total = re.search(r"pinned against native: \+?(-?[\d.]+)%", (REPO / "results/mini/cpu_numerics.md").read_text())[1]
+    patches = f"{cost[['patches', 'patches-mil']].min():.1f}-{cost[['patches', 'patches-mil']].max():.1f}%"
+    others = f"{cost[['gradcam', 'attention']].min():.1f}-{cost[['gradcam', 'attention']].max():.1f}%"
+    running = " ".join((REPO / "docs/running.md").read_text().split())
+    assert f"took {total}% longer pinned; native was {patches} faster per step for Patches and Patches-MIL and " \
+           f"{others} for Grad-CAM and Attention" in running, (total, patches, others)
+
+
 def test_corrupt_image_in_a_real_root_is_named_and_committed_results_stay(tmp_path):
     """A data root of your own under the smoke or mini profile, no ``--tag``: its tables go to
     ``results/<profile>-root-<folder>/`` (git-ignored), never over the profile's committed ones;
@@ -364,9 +393,9 @@ def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
     assert "stage geometry" not in out
     r = run("--profile", "smoke", "--only", "geometry", "--repo", str(root), "--jobs", "1")   # the serial log lines
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    assert "[geometry, 64 px, seed 0 1/3] patches-B: done, skipped" in r.stdout
-    assert "[geometry, 48 px, seed 0 1/3] patches-B: training" in r.stdout
-    assert "[geometry, 48 px, seed 0 3/3] patches-mil-B: training" in r.stdout
+    assert "[geometry, 64 px, seed 0 #1 of 3] patches-B: done, skipped" in r.stdout
+    assert "[geometry, 48 px, seed 0 #1 of 3] patches-B: training" in r.stdout
+    assert "[geometry, 48 px, seed 0 #3 of 3] patches-mil-B: training" in r.stdout
     built = root / "data" / "dolos-mini-smoke-48px"
     assert json.loads((built / "DOLOS-MINI.json").read_text())["only"] == ["real", "repaint-p2"]
     assert not (built / "celebahq" / "fake" / "lama").exists()
@@ -462,6 +491,7 @@ def test_sigterm_stops_the_run_and_its_training_workers(tmp_path, when):
     assert proc.returncode == 130 and "interrupted: finished work is kept" in out, out[-2000:]
     assert "to resume: ./run_all.sh --profile smoke --only data,train,patches-B,patches-C" in out, out[-2000:]
     assert "Traceback" not in out and "Task exception" not in out, out[-3000:]
+    assert "stages finished: data, train" not in out, out[-2000:]      # its trainings were not done
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
 
@@ -616,7 +646,7 @@ def test_seeds_train_table2_again_as_their_own_runs(tmp_path):
     r = run("--profile", "smoke", "--only", "data,train,patches-C,patches-C-ffhq", "--seeds", "2", "--jobs", "1",
             "--repo", str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:]
-    assert "[train, seed 1 1/2] patches-C: training" in r.stdout
+    assert "[train, seed 1 #1 of 2] patches-C: training" in r.stdout
     for name in ("patches-C", "patches-C-ffhq"):
         assert r.stdout.count(f"] {name}: finished in") == 2        # each training reported once
         runs = [p for p in (tmp_path / "runs" / "smoke" / "checkpoints" / name).iterdir() if p.is_dir()]

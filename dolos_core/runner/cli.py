@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="./run_all.sh",
         description="Run the DOLOS study, stage by stage, with papermill (DOLOS-mini by default). "
-                    f"Stages, in order: {stages}.")
+                    f"Stages, in order: {stages}.",
+        epilog="Maps for your own images: ./run_all.sh predict --images PATH --experiment NAME "
+               "(./run_all.sh predict --help).")
     p.add_argument("--profile", default="mini", choices=["smoke", "mini", "paper"],
                    help="smoke (seconds, for tests), mini (default: DOLOS-mini on a CPU), "
                         "paper (the real data, the paper's schedules, a GPU)")
@@ -157,12 +159,14 @@ def build_predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="mini", choices=["smoke", "mini", "paper"],
                    help="the profile whose run is read (and its input side)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="the data root the run was trained on")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where the model runs: auto = CUDA, then MPS, then CPU")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
                    help="the profile overrides the run was trained with")
     p.add_argument("--tag", default="", metavar="NAME", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=_positive, default=16, help="images per batch on the device (default 16)")
-    p.add_argument("--threshold", type=float, default=0.5, help="the overlay's contour and fake_share's threshold")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="the overlay's contour and fake_share's threshold, between 0 and 1 (default 0.5)")
     p.add_argument("--repo", default=None, help=argparse.SUPPRESS)
     return p
 

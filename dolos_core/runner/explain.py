@@ -12,10 +12,12 @@ import hashlib
 import json
 from pathlib import Path
 
+from .. import cpu_pin
 from ..config import get_paths, get_profile
 from ..experiments import get_experiment
 from ..runs import NOT_HASHED, _source_files, code_hash, config_key, resolve_run
 from .notebooks import UserError, log
+from .plan import root_tag
 
 
 def _short(cfg: dict) -> str:
@@ -60,6 +62,9 @@ def explain(name: str, profile_name: str, overrides: dict, data_root: str | None
     except KeyError as exc:
         raise UserError(str(exc).strip("'\"")) from None
     profile = get_profile(profile_name, **overrides)
+    cpu_pin.set_mode(profile.cpu_numerics)      # before torch computes: the kernels a run would use
+    if data_root is not None and not tag and profile.build_sizes is not None:
+        tag = root_tag(data_root)
     paths = get_paths(profile_name, data_root, root=root, tag=tag)
     run = resolve_run(exp, profile, paths, device)
     cfg = run.config

@@ -89,6 +89,8 @@ def git_commit(root: Path) -> str:
 
 def fmt_seconds(sec: float) -> str:
     sec = int(round(sec))
+    if sec >= 3600:
+        return f"{sec // 3600}h{sec % 3600 // 60:02d}m"
     return f"{sec // 60}m{sec % 60:02d}s" if sec >= 60 else f"{sec}s"
 
 

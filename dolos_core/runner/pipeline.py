@@ -103,7 +103,7 @@ def interrupted_lines(study, command: str) -> str:
     lines = ["interrupted: finished work is kept"]
     if study is not None:
         done = [r["experiment"] for r in study.records if r.get("status") == "done"]
-        stages = [s for s in study.stages if s in study.timings]
+        stages = [s for s in study.stages if s in study.timings and not study.pending.get(s)]
         if stages:
             lines.append(f"  stages finished: {', '.join(stages)}")
         if done:
@@ -328,16 +328,20 @@ class _StudyRun:
             todo = [t for t in group if t.experiment in runnable]
             for i, t in enumerate(todo, 1):
                 e, prof, run_paths = t.experiment, t.profile, t.paths
-                finished = is_trained(run_paths, e, prof) and not missing_predictions(run_paths, e, prof)
+                # on this machine: the run this machine's numerics make (a native-kernel run of the
+                # same configuration is another run); under Slurm: the run its nodes made, found
+                here = args.device if args.executor == "pool" else None
+                finished = (is_trained(run_paths, e, prof, here)
+                            and not missing_predictions(run_paths, e, prof, args.device))
                 if finished and not args.force and not args.rerun_notebooks:
-                    log(f"  [{name} {i}/{len(todo)}] {e.name}: done, skipped")
+                    log(f"  [{name} #{i} of {len(todo)}] {e.name}: done, skipped")
                     continue
                 params = {**self.common, "overrides": {**self.overrides, **t.overrides},
                           "data_root": str(run_paths.data_root)}
+                job_name = f"{stage_table.TRAIN_NOTEBOOK}-{e.name}{t.suffix}"
                 if self.monitor is not None:   # what the study's ETA weighs each training by
-                    self.monitor.images[f"{stage_table.TRAIN_NOTEBOOK}-{e.name}{t.suffix}"] = \
-                        training_images([e], prof)[e.name]
-                out.append(TrainJob(f"{stage_table.TRAIN_NOTEBOOK}-{e.name}{t.suffix}", e.name, f"{name} {i}/{len(todo)}",
+                    self.monitor.images[job_name] = training_images([e], prof)[e.name]
+                out.append(TrainJob(job_name, e.name, f"{name} #{i} of {len(todo)}",
                                     {**params, "experiment": e.name, "force": bool(args.force),
                                      "gpus": args.gpus_per_experiment},
                                     str(self.paths.root), str(code_root()), self.profile.name, self.paths.tag,
@@ -480,7 +484,7 @@ class _StudyRun:
             log(f"  skipped experiments (data missing): {', '.join(self.skipped)}")
         records = self.records
         if records and self.executor.name != "serial":
-            log(f"  trainings ({self.executor.name}): {sum(r['seconds'] for r in records) / 3600:.2f} h of "
+            log(f"  trainings ({self.executor.name}): {fmt_seconds(sum(r['seconds'] for r in records))} of "
                 f"training in {fmt_seconds(total)} of wall-clock")
             for r in sorted(records, key=lambda r: r["name"]):
                 log(f"    {r['experiment']:<34} {r['status']:<6} {fmt_seconds(r['seconds']):>7}  {r['host']} ({r['where']})"

@@ -185,8 +185,8 @@ def preflight_root(paths, exps) -> None:
     if not present:
         example = all_keys()[0].images_dir(root, "train")
         raise UserError(f"data root {root} holds no image in the DOLOS layout (none in any "
-                        f"<source>/<real|fake>/<generator>/images/<split>/ folder, e.g. {example}); "
-                        "the layout: docs/STUDY.md#the-data-dolos")
+                        "<source>/real/<split>/ or <source>/fake/<generator>/images/<split>/ folder, "
+                        f"e.g. {example}); the layout: docs/STUDY.md#the-data-dolos")
     if exps:
         runnable, skipped = check_data(paths, list(dict.fromkeys(exps)))
         if not runnable:
@@ -364,8 +364,8 @@ def list_plan(args) -> int:
                 h = estimate_hours([e], t.profile, thr, once)
                 cells += f"\t{h[e.name]:.2f}" if h else "\tnot measured"
             log(f"{s}{mark}\t{label}\t{e.description}\t{img:,}{cells}")
-        log(f"# {s}{mark}: {len(trains)} trainings, {total_img / 1e6:.2f} M images"
-            + (f", {total_min:.0f} CPU minutes of training steps" if rates else ""))
+        log(f"# {s}{mark}: {len(trains)} trainings, {total_img:,.0f} images"
+            + (f", {total_min:.1f} CPU minutes of training steps" if rates else ""))
     if profile.name == "paper":
         paper = profile
         images = training_images(EXPERIMENTS.values(), paper)

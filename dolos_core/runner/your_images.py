@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         profile = get_profile(args.profile, **parse_set(args.sets))
         cpu_pin.set_mode(profile.cpu_numerics)
         paths = get_paths(args.profile, args.data_root, root=args.repo, tag=args.tag)
+        if not 0 < args.threshold < 1:
+            raise ConfigError(f"--threshold must be between 0 and 1, got {args.threshold}")
         files = find_images(args.images)
         localizer = load_localizer(args.experiment, profile, paths, args.device, args.checkpoint)
     except (ConfigError, ImagesError) as exc:
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     good = table.drop(bad.index)
     if len(good):
         print(f"{len(good)} mapped · image score (fake probability) median {good['score'].median():.3f}, "
-              f"{int((good['score'] > 0.5).sum())} above 0.5 · {out / 'scores.csv'}, "
+              f"{int((good['score'] > 0.5).sum())} with a score above 0.5 · {out / 'scores.csv'}, "
               f"{out / 'maps'}/, {out / 'overlays'}/", flush=True)
     return 0 if len(good) else 1
 
