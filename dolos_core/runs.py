@@ -266,20 +266,26 @@ def recorded_runs(exp: Experiment, paths: Paths, key: str) -> dict[str, dict]:
 _told: set[tuple] = set()
 
 
+def _other_cpu_kernels(theirs: dict, mine: dict) -> bool:
+    """A CPU run made with other CPU kernels than this process's (native against pinned): the
+    same configuration computed otherwise, never read in place of this process's run."""
+    return theirs.get("device") == mine.get("device") == "cpu" and theirs.get("kernels") != mine.get("kernels")
+
+
 def resolve_run(exp: Experiment, profile: Profile, paths: Paths, device: str | torch.device = "auto") -> RunRef:
     """The run of ``exp`` under this configuration: the one made under this process's numerics on
     ``device`` when it exists; else one that the manifests record for the same configuration made
-    on another kind of device (trainings on a cluster's GPU nodes read from a CPU-only login node:
-    the newest, named once when there are several); else this process's (not trained yet). A run
-    of the same kind of device under other numerics (native CPU kernels against pinned ones,
-    another GPU model) is another run, never read in place of this one."""
+    elsewhere (on a cluster's GPU nodes, read from a CPU-only login node; with several processes
+    under DDP; the newest, named once when there are several); else this process's (not trained
+    yet). A CPU run made with other CPU kernels (native against pinned) is another run, never
+    read in place of this one."""
     cfg = training_config(exp, profile, paths)
     here = _ref(exp, paths, cfg, numerics_of(profile, device))
     if here.checkpoint_dir.exists() or here.predictions_dir.exists():
         return here
-    kind = here.config["numerics"]["device"]
+    mine = here.config["numerics"]
     found = {rid: meta for rid, meta in recorded_runs(exp, paths, config_key(cfg)).items()
-             if (meta.get("numerics") or {}).get("device") != kind}
+             if not _other_cpu_kernels(meta.get("numerics") or {}, mine)}
     if not found:
         return here
     rid, meta = list(found.items())[-1]

@@ -71,12 +71,13 @@ def finished_or_reset(exp: Experiment, out_dir: Path, force: bool) -> TrainResul
     return None
 
 
-def is_trained(paths: Paths, exp: Experiment, profile: Profile, device: str | None = None) -> bool:
+def is_trained(paths: Paths, exp: Experiment, profile: Profile, device: str | None = None,
+               processes: int = 1) -> bool:
     """Whether ``exp`` has a finished run under exactly this configuration; with ``device``, the
-    run a training on that device in this process would make (its numerics), not one read from
-    elsewhere."""
+    run a training on that device with ``processes`` processes would make in this process (its
+    numerics), not one read from elsewhere."""
     if device is not None:
-        return _finished(run_for_training(exp, profile, paths, device).checkpoint_dir)
+        return _finished(run_for_training(exp, profile, paths, device, processes).checkpoint_dir)
     return _finished(run_dir(paths, exp, profile))
 
 

@@ -331,7 +331,7 @@ class _StudyRun:
                 # on this machine: the run this machine's numerics make (a native-kernel run of the
                 # same configuration is another run); under Slurm: the run its nodes made, found
                 here = args.device if args.executor == "pool" else None
-                finished = (is_trained(run_paths, e, prof, here)
+                finished = (is_trained(run_paths, e, prof, here, args.gpus_per_experiment)
                             and not missing_predictions(run_paths, e, prof, args.device))
                 if finished and not args.force and not args.rerun_notebooks:
                     log(f"  [{name} #{i} of {len(todo)}] {e.name}: done, skipped")
@@ -406,9 +406,9 @@ class _StudyRun:
             seen.add(s)
             todo += list(stage_table.by_name()[s].after)
             if self.pending.get(s):
-                handles, self.pending[s] = self.pending[s], []
                 t = time.time()
-                self.collect(handles)
+                self.collect(self.pending[s])       # still pending until collected (an interrupt
+                self.pending[s] = []                # in between leaves the stage unfinished)
                 self.waited[s] = self.waited.get(s, 0.0) + time.time() - t
 
     def credit(self, stage: str, t0: float, before: dict) -> None:

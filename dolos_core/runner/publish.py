@@ -235,22 +235,17 @@ def _bundle(text: str, paths, html_dir: Path) -> str:
     """REPORT.md's links made local to the HTML folder, so that it can be copied alone: each
     figure it shows into ``html/figures/``, each table it links into ``html/tables/``; a link to
     a file that is not there is left as it was."""
-    def figure(m):
-        src = paths.figures / m.group(1)
-        if not src.is_file():
-            return m.group(0)
-        _copy_if_changed(src, html_dir / "figures" / src.name)
-        return f"](figures/{src.name})"
+    def local(folder: Path, sub: str):
+        def swap(m):
+            src = folder / m.group(1)
+            if not src.is_file():
+                return m.group(0)
+            _copy_if_changed(src, html_dir / sub / src.name)
+            return f"]({sub}/{src.name})"
+        return swap
 
-    def table(m):
-        src = paths.results / m.group(1)
-        if not src.is_file():
-            return m.group(0)
-        _copy_if_changed(src, html_dir / "tables" / src.name)
-        return f"](tables/{src.name})"
-
-    text = re.sub(r"\]\(\.\./\.\./figures/[\w.-]+/([\w.-]+)\)", figure, text)
-    return re.sub(r"\]\((\w[\w.-]*\.(?:csv|md|tex))\)", table, text)
+    text = re.sub(r"\]\(\.\./\.\./figures/[\w.-]+/([\w.-]+)\)", local(paths.figures, "figures"), text)
+    return re.sub(r"\]\((\w[\w.-]*\.(?:csv|md|tex))\)", local(paths.results, "tables"), text)
 
 
 def _title(stem: str) -> str:
