@@ -51,12 +51,12 @@ def test_unknown_flag_prints_usage_and_exits_2():
     assert r.returncode == 0 and "--tag NAME" in r.stdout and "scaling" in r.stdout
 
 
-def test_list_prints_every_training_of_every_stage_after_the_runs_checks(capsys):
+def test_list_prints_every_training_of_every_stage_after_the_runs_checks(capsys, monkeypatch):
     """--list: every stage's trainings (opt-in stages marked, the geometry runs with their side
     and seed), their training images and estimated CPU minutes; the checks the run makes first."""
-    r = run("--list")
-    assert r.returncode == 0, r.stdout + r.stderr
-    rows = [line.split("\t") for line in r.stdout.splitlines() if not line.startswith("#")]
+    rc, out = run_here(monkeypatch, capsys, "--list")
+    assert rc == 0, out
+    rows = [line.split("\t") for line in out.splitlines() if not line.startswith("#")]
     names = [row[1] for row in rows]
     assert len(names) >= 20 and "patches-C" in names and "patches-full-allbut-lama" in names
     assert "patches-B [160 px, seed 1]" in names
@@ -92,8 +92,25 @@ def test_unknown_only_name_is_an_error(tmp_path):
     assert r.returncode == 1 and "did you mean train" in r.stdout and "Traceback" not in r.stdout
 
 
+def run_here(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """``./run_all.sh ARGS`` as the runner itself in this process (no interpreter to start): its
+    exit status and output; the environment and signal handler it sets are put back after."""
+    from dolos_core.runner.pipeline import main
+
+    for key in ("DOLOS_REPO", "PYTHONPATH", "DOLOS_CPU_NUMERICS"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+    handler = signal.getsignal(signal.SIGTERM)
+    capsys.readouterr()
+    try:
+        rc = main(list(args))
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
 @pytest.mark.parametrize("case", ["empty", "one-split", "no-images", "no-masks"])
-def test_every_bad_root_is_named_in_one_line_before_anything_runs(tmp_path, case):
+def test_every_bad_root_is_named_in_one_line_before_anything_runs(tmp_path, case, monkeypatch, capsys):
     """An empty root, a root with one split, a split with no images, fakes without masks: one
     message naming the folder and what is missing, exit 1, no traceback, and nothing written
     (no notebook ran: the committed-looking results/smoke/ file stays as it was)."""
@@ -113,10 +130,9 @@ def test_every_bad_root_is_named_in_one_line_before_anything_runs(tmp_path, case
     committed = tmp_path / "repo" / "results" / "smoke" / "data_summary.csv"
     committed.parent.mkdir(parents=True)
     committed.write_text("committed\n")
-    r = run("--profile", "smoke", "--only", "data,train,patches-C,patches-B", "--data-root", str(root),
-            "--repo", str(tmp_path / "repo"))
-    out = r.stdout + r.stderr
-    assert r.returncode == 1 and "Traceback" not in out and "error:" in out, out
+    rc, out = run_here(monkeypatch, capsys, "--profile", "smoke", "--only", "data,train,patches-C,patches-B",
+                       "--data-root", str(root), "--repo", str(tmp_path / "repo"))
+    assert rc == 1 and "Traceback" not in out and "error:" in out, out
     said = {"empty": "holds no image in the DOLOS layout", "one-split": "serves none of the chosen experiments",
             "no-images": "serves none of the chosen experiments",
             "no-masks": "001.png: image has no mask"}[case]
