@@ -97,7 +97,8 @@ def run_here(monkeypatch, capsys, *args) -> tuple[int, str]:
     exit status and output; the environment and signal handler it sets are put back after."""
     from dolos_core.runner.pipeline import main
 
-    for key in ("DOLOS_REPO", "PYTHONPATH", "DOLOS_CPU_NUMERICS"):
+    monkeypatch.delenv("DOLOS_REPO", raising=False)      # what an earlier test of this process left
+    for key in ("PYTHONPATH", "DOLOS_CPU_NUMERICS"):
         monkeypatch.setenv(key, os.environ.get(key, ""))
     handler = signal.getsignal(signal.SIGTERM)
     capsys.readouterr()

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..config import ConfigError, get_paths, get_profile, repo_root, resolve_device
 from ..data.layout import DatasetKey, all_keys, list_images, split_exists
 from ..experiments import EXPERIMENTS, plan_for
+from ..locks import code_root
 from ..runs import experiment_init
 from ..weights import INIT_POLICIES, WeightsMissing
 from . import stages as stage_table
@@ -324,7 +325,7 @@ def list_plan(args) -> int:
     if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
         raise UserError(f"data root {args.data_root} does not exist (--data-root)")
     paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo or repo_root(), tag=args.tag)
-    rates = cpu_rates(repo_root()) if profile.build_sizes is not None else {}
+    rates = cpu_rates(code_root()) if profile.build_sizes is not None else {}    # the code's committed benchmark
     gpu = profile.build_sizes is None          # the paper profile: GPU hours from the GPU check, when run
     thr = gpu_throughput(repo_root(), profile.precision) if gpu else None
     once = gpu_throughput(repo_root(), profile.precision, "once_s") if gpu else None
