@@ -60,6 +60,7 @@ def _library_versions() -> dict:
     return {"mkl": " ".join(g for g in mkl.groups() if g) if mkl else None, "onednn": dnn.group(1) if dnn else None}
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_flags() -> str:
     """The CPU's vendor and the instruction-set flags that change which kernels run."""
     vendor, flags = platform.processor() or platform.machine(), set()

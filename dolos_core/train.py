@@ -377,33 +377,26 @@ def train_run(exp: Experiment, profile: Profile, paths: Paths, run, device: str 
                                     setup.iters, setup.sched.batch_size, state.start,
                                     tensorboard_dir=paths.runs / "tensorboard" / name)
     try:
-        _epochs(exp, setup, state, profile, paths, dev, rank, world, main, bar, progress, train_data,
-                valid_data, valid_chunks, stop, out_dir)
+        for epoch in range(state.start, stop):
+            t0 = time.time()
+            train_loss = _train_epoch(setup, train_data, profile, epoch, dev, rank, world, bar, progress)
+            valid_batches = (DecodedSplit.on_device(valid_data.batch(c), dev) for c in valid_chunks)
+            val, val_ap = validate(setup.model, valid_batches, dev, world, profile.precision)
+            state.seconds += time.time() - t0
+            row = {"epoch": epoch, "step": (epoch + 1) * setup.iters, "train_loss": train_loss,
+                   "valid_loss": val, "valid_ap": val_ap, "seconds": round(state.seconds, 2)}
+            if bar is None and world > 1 and main:
+                print(f"{exp.name} epoch {epoch}: train loss {train_loss:.4f}, valid loss {val:.4f} "
+                      f"({world} processes, {state.seconds:.0f} s)", flush=True)
+            _record(setup, state, out_dir, epoch, row, main)
+            if progress is not None:
+                progress.epoch(row, setup.opt.param_groups[0]["lr"])
     finally:
         if progress is not None:
             progress.close("done" if len(state.history) >= setup.epochs else "stopped")
     if bar is not None:
         bar.close()
     return _finish(exp, setup, state, out_dir, stop == setup.epochs, main, resumed_from)
-
-
-def _epochs(exp, setup, state, profile, paths, dev, rank, world, main, bar, progress, train_data, valid_data,
-            valid_chunks, stop, out_dir) -> None:
-    """The epochs from ``state.start`` up to ``stop``: steps, validation, the record of each."""
-    for epoch in range(state.start, stop):
-        t0 = time.time()
-        train_loss = _train_epoch(setup, train_data, profile, epoch, dev, rank, world, bar, progress)
-        valid_batches = (DecodedSplit.on_device(valid_data.batch(c), dev) for c in valid_chunks)
-        val, val_ap = validate(setup.model, valid_batches, dev, world, profile.precision)
-        state.seconds += time.time() - t0
-        row = {"epoch": epoch, "step": (epoch + 1) * setup.iters, "train_loss": train_loss,
-               "valid_loss": val, "valid_ap": val_ap, "seconds": round(state.seconds, 2)}
-        if bar is None and world > 1 and main:
-            print(f"{exp.name} epoch {epoch}: train loss {train_loss:.4f}, valid loss {val:.4f} "
-                  f"({world} processes, {state.seconds:.0f} s)", flush=True)
-        _record(setup, state, out_dir, epoch, row, main)
-        if progress is not None:
-            progress.epoch(row, setup.opt.param_groups[0]["lr"])
 
 
 def _finish(exp: Experiment, setup: _Setup, state: _State, out_dir: Path, done: bool, main: bool,
