@@ -6,6 +6,7 @@ the post-processing sweep (07), the robustness sweep (08), and the images each m
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -314,3 +315,40 @@ __all__ = ["postprocess_pipelines", "default_hdbscan", "variant", "postprocess_s
            "postprocess_example",
            "robustness_sweep", "pick_by_area", "test_images", "qualitative", "data_samples",
            "mask_areas"]
+
+
+def postprocess_paragraph(res: Path) -> list[str]:
+    """What the post-processing extension did, from ``postprocess.csv``: the best chain of each
+    HDBSCAN variant against Table 2's scoring (mean gain over the models, its range, on how many
+    models the paired interval lies above or below 0), and where the fake region is the
+    majority: the extensions stage's paragraph of REPORT.md. Empty when it has not run."""
+    f = res / "postprocess.csv"
+    if not f.exists():
+        return []
+    pp = pd.read_csv(f)
+    if "variant" not in pp or "area_bin" not in pp:
+        return []
+    rows, area = pp[pp.area_bin == "all"], pp[pp.area_bin != "all"]
+    n_models, n_img = rows.experiment.nunique(), int(rows.n_images.iloc[0])
+    out = []
+    for variant in ("feature HDBSCAN", "scalar HDBSCAN"):
+        d = rows[rows.variant == variant]
+        if not len(d):
+            continue
+        by = d.groupby("postprocess")["gain"].mean()
+        chain = by.idxmax()
+        c = d[d.postprocess == chain]
+        majority = area[(area.postprocess == chain) & (area.area_low >= 0.5) & (area.n_images > 0)]
+        tail = ""
+        if len(majority):
+            w = majority.n_images
+            tail = (f"; on the {int(w.sum())} images whose fake region is the majority it gains "
+                    f"{(majority.gain * w).sum() / w.sum():+.1f} on average")
+        out.append(f"{variant} at its best ({chain}): {c.gain.mean():+.1f} IoU points on average over the "
+                   f"{n_models} Table 2 models (from {c.gain.min():+.1f} to {c.gain.max():+.1f}; paired 95% "
+                   f"interval above 0 for {int((c.gain_ci_low > 0).sum())}, below 0 for "
+                   f"{int((c.gain_ci_high < 0).sum())}){tail}")
+    if not out:
+        return []
+    return [f"Post-processing (extension after FOCAL, `{f.parent.name}/postprocess.csv`, {n_img} test "
+            "images per model, gains against Table 2's 0.5 threshold): " + "; ".join(out) + "."]

@@ -398,7 +398,7 @@ def claim_list() -> list[Claim]:
                            for g in FIG6_GENERATORS),
                      tuple(held), tuple(e for e, _ in held), singles, fig6_sets))
     for m in methods():           # ours: a method that changes only the weak loss of another
-        base = card(m).full_from
+        base = card(m).weak_variant_of
         if base is None:
             continue
         mine, theirs = _t2(m, "B"), _t2(base, "B")
@@ -416,7 +416,7 @@ def claim_list() -> list[Claim]:
 def _has_setup(method: str, setup: str) -> bool:
     """Whether ``method`` trains its own setup (a method whose full supervision is another's has
     no setup C of its own)."""
-    return not (setup == "C" and card(method).full_from)
+    return not (setup == "C" and card(method).full_runs_of)
 
 
 def _baselines(ev: Evidence, test_sets) -> str:

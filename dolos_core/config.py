@@ -80,11 +80,13 @@ class Profile:
     # Cap on every training's epochs x iterations (None = the schedule as it is). For dry runs:
     # a capped run also validates on at most as many images as it trains on.
     max_iters: int | None = None
-    # Random init of weak Patches: "authors" (Patch-Forensics' Xavier gain 0.02, as the paper)
-    # or "pytorch" (PyTorch's default, as the authors' full Patches). The mini profile uses
-    # "pytorch": with the authors' init the network needs far more steps than a laptop budget
-    # before it learns anything (docs/STUDY.md, "Initialisation"; the scaling stage at 590ef1f).
-    patches_weak_init: str = "authors"
+    # Each method's own options (its card's ``options``), by method: e.g. the random init of weak
+    # Patches, {"patches": {"weak_init": "pytorch"}}: "authors" (Patch-Forensics' Xavier gain
+    # 0.02, as the paper, the card's default) or "pytorch" (PyTorch's default, as the authors'
+    # full Patches). The mini profile uses "pytorch": with the authors' init the network needs far
+    # more steps than a laptop budget before it learns anything (docs/STUDY.md, "Initialisation";
+    # the scaling stage at 590ef1f). --set method_options.patches.weak_init=authors.
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Numerics of training, validation and prediction on a GPU: "fp32", the authors' (PyTorch
     # 1.13's defaults: float32 with TF32 convolutions), or "bf16" (bfloat16 autocast: faster,
     # not the authors'). Part of the run id. On a CPU both run in float32.
@@ -110,9 +112,7 @@ class Profile:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.patches_weak_init not in ("authors", "pytorch"):
-            raise ConfigError(f"patches_weak_init must be 'authors' or 'pytorch', "
-                              f"got {self.patches_weak_init!r}")
+        check_method_options(self.method_options)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.cpu_numerics not in CPU_NUMERICS:
@@ -132,6 +132,12 @@ class Profile:
                               f"method's card names none for {self.name!r}")
         return found
 
+    def options_for(self, method: str, supervision: str, own: Mapping[str, Any] | None = None) -> dict:
+        """The constructor options of one training of ``method``: its card's options that change
+        that supervision's network, at the experiment's ``own`` value, else this profile's
+        (``method_options``), else the card's default."""
+        return card(method).options_for(supervision, {**self.method_options.get(method, {}), **(own or {})})
+
     def replace(self, **overrides: Any) -> "Profile":
         return replace_profile(self, overrides)
 
@@ -148,6 +154,26 @@ class Profile:
             iters = max(1, min(iters, self.max_iters))
             epochs = max(1, self.max_iters // iters)
         return epochs, iters
+
+
+def check_method_options(method_options: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse a method that is not registered, an option its card does not declare, or a value
+    the option does not take (``Card.options``), naming what it does take."""
+    if not isinstance(method_options, Mapping):
+        raise ConfigError(f"method_options must map a method to its options, got {method_options!r}")
+    for method, opts in method_options.items():
+        if method not in MODELS:
+            raise ConfigError(f"method_options: no method {method!r} (registered: {', '.join(MODELS)})")
+        declared = card(method).options
+        if not isinstance(opts, Mapping):
+            raise ConfigError(f"method_options.{method} must map an option to a value, got {opts!r}")
+        for name, value in opts.items():
+            if name not in declared:
+                raise ConfigError(f"method_options.{method}.{name}: {method}'s card declares no option {name!r} "
+                                  f"(its options: {', '.join(declared) or 'none'})")
+            if value not in declared[name].values:
+                raise ConfigError(f"method_options.{method}.{name} must be one of "
+                                  f"{', '.join(map(repr, declared[name].values))}, got {value!r}")
 
 
 # Integer fields and their least value (those in _OPTIONAL may also be None).
@@ -183,7 +209,7 @@ _BUILTIN: dict[str, Profile] = {
         bootstrap=1000,
         robustness_images=32,
         postprocess_images=100,
-        patches_weak_init="pytorch",
+        method_options={"patches": {"weak_init": "pytorch"}, "patches-mil": {"weak_init": "pytorch"}},
     ),
     "paper": Profile(
         name="paper",
@@ -234,6 +260,11 @@ def replace_profile(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
         overrides["schedules"] = merged
     if isinstance(overrides.get("build_sizes"), Mapping):
         overrides["build_sizes"] = BuildSizes(**overrides["build_sizes"])
+    if isinstance(overrides.get("method_options"), Mapping):    # merged per method, option by option
+        merged_opts = {m: dict(o) for m, o in profile.method_options.items()}
+        for method, opts in overrides["method_options"].items():
+            merged_opts.setdefault(method, {}).update(opts if isinstance(opts, Mapping) else {"": opts})
+        overrides["method_options"] = merged_opts
     return dataclasses.replace(profile, **overrides)
 
 

@@ -31,7 +31,7 @@ from .experiments import (
 from .io import atomic_path
 from .models import card
 from .predictions import Predictions, load_predictions, predictions_current
-from .runs import resolve_run, weak_init_of
+from .runs import options_of, resolve_run
 
 PAPER_COLUMNS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "iou_sm", "acc",
                  "acc_sm"]
@@ -407,7 +407,7 @@ def scaling_table(paths: Paths, profile: Profile) -> pd.DataFrame:
         epochs, iters = plan_for(e, profile)
         f = resolve_run(e, profile, paths).checkpoint_dir / "train.json"
         seconds = json.loads(f.read_text()).get("seconds") if f.exists() else None
-        init = weak_init_of(e, profile) if e.supervision == "weak" else "pytorch"
+        init = options_of(e, profile).get("weak_init", "pytorch")
         rows.append({"experiment": name, "setup": e.setup, "init": init,
                      "budget": e.epoch_factor, "steps": epochs * iters,
                      "images": epochs * iters * profile.schedule(e.method, e.supervision).batch_size,
@@ -610,3 +610,27 @@ def paper_view(df: pd.DataFrame) -> pd.DataFrame:
 __all__ = ["table2", "table3", "cross_generator", "loss_variants_table",
            "save_table", "paper_view", "experiment_row", "score",
            "FIG6_GENERATORS"]
+
+
+def convergence_paragraph(res: Path) -> list[str]:
+    """The runs that stopped before they were done (``training.csv``: still falling, or kept
+    their first epoch), in one sentence: the evaluate stage's paragraph of REPORT.md; empty when
+    not evaluated."""
+
+    f = res / "training.csv"
+    if not f.exists():
+        return []
+    t = pd.read_csv(f)
+    if "reason" not in t:
+        return []
+    flagged = t[t["undertrained"].astype(bool)]
+    if not len(flagged):
+        return [f"No run stopped before it was done ({len(t)} runs; [training.csv](training.csv))."]
+    names = ", ".join(f"{r.experiment} (seed {r.seed}: {r.reason}"
+                      + (f", {r.last_quarter_share:.0f}% of its fall in the last quarter)" if r.reason == "still falling"
+                         else ")") for r in flagged.itertuples())
+    return [f"**Undertrained**: {len(flagged)} of {len(t)} runs stopped before they were done - their "
+            f"validation loss still made more than {UNDERTRAINED_SHARE:g}% of its whole fall over the last "
+            f"quarter of their epochs, or they kept their first epoch ([training.csv](training.csv)): {names}. "
+            "Their numbers may move with a longer schedule; the claims that read them name them "
+            "(`undertrained`)."]

@@ -49,10 +49,13 @@ class Experiment:
     group: str
     description: str
     setup: str | None = None
-    epoch_factor: float = 1.0
+    # Its budget: the method's schedule times this factor, or ALLBUT: the profile's
+    # ``allbut_epoch_factor`` (the "all but X" trainings of Figure 6: 150 epochs, not 50).
+    epoch_factor: float | str = 1.0
     loss: LossConfig = field(default_factory=LossConfig)
-    # Random init of weak Patches for this run (None = the profile's ``patches_weak_init``).
-    patches_weak_init: str | None = None
+    # This run's own values of its method's options (``Card.options``), over the profile's
+    # ``method_options`` (e.g. the budget-scaling runs from the authors' init of weak Patches).
+    options: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def case(self) -> str:
@@ -83,16 +86,22 @@ _SETUP_TEXT = {
 }
 
 
-# The FakeLocator loss variants are an extension for the two methods whose full supervision
-# trains a map with a per-cell loss of its own (Patches: cross-entropy, Attention: BCE).
-LOSS_VARIANT_METHODS = ("patches", "attention")
+# The "all but X" trainings' budget: the profile's ``allbut_epoch_factor`` times the schedule.
+ALLBUT = "allbut"
+
+
+def loss_variant_methods() -> tuple[str, ...]:
+    """The methods whose cards ask for the FakeLocator loss variants (``Card.loss_variants``:
+    the paper's two whose full supervision trains a map with a per-cell loss of its own, Patches'
+    cross-entropy and Attention's BCE)."""
+    return tuple(m for m in methods() if card(m).loss_variants)
 
 
 def _build() -> dict[str, Experiment]:
     exps: list[Experiment] = []
     for method in methods():
         for setup in ("A", "B", "C"):
-            if setup == "C" and card(method).full_from:   # its setup C is that method's
+            if setup == "C" and card(method).full_runs_of:   # its setup C is that method's
                 continue
             exps.append(Experiment(
                 name=f"{method}-{setup}", method=method,
@@ -114,12 +123,12 @@ def _build() -> dict[str, Experiment]:
         others = tuple(TrainSet(f"celebahq/{g}") for g in FIG6_GENERATORS if g != gen)
         exps.append(Experiment(
             name=f"patches-full-allbut-{gen}", method="patches", supervision="full",
-            train=others, test=FIG6_TEST, group="fig6-allbut", epoch_factor=-1.0,
+            train=others, test=FIG6_TEST, group="fig6-allbut", epoch_factor=ALLBUT,
             description=f"Figure 6: patches, full supervision, trained on all but {gen}"))
     # one variant per registered map loss, and L1 with the class loss (FakeLocator's recipe)
     variants = {name: (LossConfig(localize=name), f"{name} map loss") for name in MAP_LOSSES}
     variants["l1-cls"] = (LossConfig(localize="l1", rho_class=1.0), "L1 map loss + class loss, with reals")
-    for method in LOSS_VARIANT_METHODS:
+    for method in loss_variant_methods():
         for tag, (cfg, text) in variants.items():
             train = _setup_train("celebahq", "C")
             if cfg.rho_class:  # a class loss needs both classes
@@ -141,7 +150,7 @@ def _build() -> dict[str, Experiment]:
         exps.append(Experiment(
             name=f"patches-B-authors-init{suffix}", method="patches", supervision="weak", setup="B",
             train=_setup_train("celebahq", "B"), test=CELEBA_TEST, group="scaling",
-            epoch_factor=factor, patches_weak_init="authors",
+            epoch_factor=factor, options={"weak_init": "authors"},
             description=f"Budget scaling: patches-B from the authors' init at {factor:g}x the steps"))
     return {e.name: e for e in exps}
 
@@ -196,7 +205,7 @@ def plan_for(exp: Experiment, profile) -> tuple[int, int]:
     """(epochs, iterations per epoch) of an experiment under ``profile``: the method's schedule,
     times the all-but factor for the 'all but X' trainings (paper: 150 instead of 50 epochs),
     capped by the profile's ``max_iters``."""
-    factor = profile.allbut_epoch_factor if exp.epoch_factor < 0 else exp.epoch_factor
+    factor = profile.allbut_epoch_factor if exp.epoch_factor == ALLBUT else exp.epoch_factor
     return profile.plan(exp.method, exp.supervision, factor)
 
 

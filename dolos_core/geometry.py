@@ -124,7 +124,7 @@ def build_data(profile: Profile, paths: Paths, sides=None, n_seeds: int | None =
 def experiments() -> list[str]:
     """The runs of every side: Patches B and C, and the setup B of every method whose full
     supervision is Patches' (a weak Patches of another loss, e.g. Patches-MIL)."""
-    return list(EXPERIMENTS) + [f"{m}-B" for m in methods() if card(m).full_from == "patches"]
+    return list(EXPERIMENTS) + [f"{m}-B" for m in methods() if card(m).weak_variant_of == "patches"]
 
 
 def trainings(profile: Profile, paths: Paths, seeds: int = 1, sides=None,
@@ -590,3 +590,15 @@ def with_convergence(training: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame
     keep = training[~training["experiment"].astype(str).str.endswith(" px)")]
     return merge_convergence(keep, rows)
 
+
+def report_paragraph(res: Path) -> list[str]:
+    """What the opt-in geometry stage measured (``geometry.csv``, ``calibration.csv``), in
+    sentences: the geometry stage's paragraph of REPORT.md; empty when it has not run."""
+    f = res / "geometry.csv"
+    if not f.exists():
+        return []
+
+    cal = res / "calibration.csv"
+    body = summary_lines(pd.read_csv(f), pd.read_csv(cal) if cal.exists() else None)
+    return ["Receptive-field geometry (opt-in stage `--only geometry`, [geometry.csv](geometry.csv), "
+            "IoU-lg in %, 95% intervals over seeds and test images):", ""] + [f"- {x}" for x in body]

@@ -99,7 +99,7 @@ def l2(prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (prob.float() - mask.float()).pow(2).mean()
 
 
-def regression(prob: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+def registered_map_loss(prob: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
     """The registered map loss ``kind`` (``l1``, ``l2``, ...) of ``prob`` against ``mask``."""
     if kind not in MAP_LOSSES:
         raise ValueError(f"map loss must be one of {', '.join(MAP_LOSSES)}, got {kind!r}")
@@ -116,7 +116,7 @@ def full_supervision(out: dict, batch: dict, cfg: LossConfig,
     instead);
     ``class_loss(out, batch)``: the method's image loss on the label."""
     mask = resize.nearest(batch["mask"].float(), tuple(out["map"].shape[-2:]))
-    loc = paper_loss(out, mask) if cfg.localize == "paper" else regression(out["map"], mask, cfg.localize)
+    loc = paper_loss(out, mask) if cfg.localize == "paper" else registered_map_loss(out["map"], mask, cfg.localize)
     total = cfg.rho_localize * loc
     if cfg.rho_class:
         total = total + cfg.rho_class * class_loss(out, batch)

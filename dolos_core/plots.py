@@ -653,8 +653,10 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_li
     names = list(dict.fromkeys(df.row))     # geometry.other_weak_rows's rule: plots may not import geometry
     others = [r for r in names if r not in ("B", "C", "B/C", "dilated mask") and not r.endswith("/C")
               and f"{r}/C" in names]
-    colours = {"B": "tab:blue", "C": "tab:red",
-               **{r: c for r, c in zip(others, ("tab:green", "tab:orange", "tab:brown", "tab:pink"))}}
+    # every colour from a card: Patches' for B (and B / C), each other weak run's method's own
+    # (row "patches-mil-B": Patches-MIL's); C, the full-supervision reference, in grey
+    colours = {"B": method_colour("patches"), "C": "dimgrey",
+               **{r: method_colour(r.rsplit("-", 1)[0]) for r in others}}
     for row in ("B", "C", *others):
         for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
             r = df[(df.row == row) & (df.metric == metric)].dropna(subset=["value"])
@@ -664,7 +666,7 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_li
     r = df[df.row == "dilated mask"].dropna(subset=["value"])
     _errorbar_rows(axes[0], r, color="black", ls=":", marker="x",
                    label="dilated mask: mask vs mask dilated by half a field (oracle reference)")
-    for row, colour in (("B", "tab:purple"), *((r, colours[r]) for r in others)):
+    for row, colour in (("B", colours["B"]), *((r, colours[r]) for r in others)):
         for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
             r = df[(df.row == f"{row}/C") & (df.metric == metric)].dropna(subset=["value"])
             _errorbar_rows(axes[1], r, color=colour, ls=ls, marker=marker, label=f"{row} / C, {what}")

@@ -39,7 +39,7 @@ from .config import Paths, Profile, resolve_device
 from .data.layout import DatasetKey
 from .experiments import Experiment, plan_for, test_set_name
 from .io import read_json, write_json
-from .models import MODELS, card, method_sources
+from .models import MODELS, method_sources
 from .numerics import identity
 from .weights import InitChoice, default_weights_dir, resolve_init
 
@@ -190,8 +190,9 @@ def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
         "data": data_summary(paths.data_root, [n for n in exp.needs if n[1] != "test"]),
         "code": code_hash(exp.method),
     }
-    if card(exp.method).init_option and exp.supervision == "weak":
-        cfg["patches_weak_init"] = weak_init_of(exp, profile)
+    options = options_of(exp, profile)
+    if options:
+        cfg["options"] = options
     return cfg
 
 
@@ -201,12 +202,14 @@ def experiment_init(exp: Experiment, profile: Profile, paths: Paths,
     the profile's weights folder (default ``weights/`` in the repository)."""
     weights_dir = profile.weights_dir or default_weights_dir(paths.root)
     return resolve_init(exp.method, exp.supervision, init or profile.init, weights_dir,
-                        weak_init_of(exp, profile))
+                        options_of(exp, profile))
 
 
-def weak_init_of(exp: Experiment, profile: Profile) -> str:
-    """The random init of a weak Patches run: the experiment's own choice, else the profile's."""
-    return exp.patches_weak_init or profile.patches_weak_init
+def options_of(exp: Experiment, profile: Profile) -> dict:
+    """The method's options of this run (``Card.options``): the experiment's own values, else the
+    profile's ``method_options``, else the card's defaults; only those that change its
+    supervision's network."""
+    return profile.options_for(exp.method, exp.supervision, exp.options)
 
 
 def config_id(cfg: dict) -> str:

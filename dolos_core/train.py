@@ -32,7 +32,7 @@ from .locks import Locked, hold
 from .models import DolosModel, build_model, card
 from .numerics import autocast, ddp_cpu_threads, set_numerics, training_threads
 from .progress import TrainingProgress
-from .runs import experiment_init, other_runs, resolve_run, run_for_training, weak_init_of, write_manifest
+from .runs import experiment_init, other_runs, resolve_run, run_for_training, options_of, write_manifest
 from .weights import InitChoice
 
 
@@ -98,11 +98,11 @@ def experiment_transform(exp: Experiment, model: DolosModel, input_size: int,
     return transform_for(exp.method, exp.supervision, input_size, map_size, train=train)
 
 
-def make_model(exp: Experiment, init: InitChoice | None = None,
-               patches_weak_init: str = "authors") -> DolosModel:
+def make_model(exp: Experiment, init: InitChoice | None = None, options: dict | None = None) -> DolosModel:
+    """``exp``'s network from ``init`` (random when None), with its method's ``options``
+    (``runs.options_of``; None: the card's defaults)."""
     start = init.path if init is not None and init.kind == "file" else "random"
-    option = card(exp.method).init_option
-    options = {option: patches_weak_init} if option else {}
+    options = card(exp.method).options_for(exp.supervision, options)
     return build_model(exp.method, exp.supervision, init=start, loss_cfg=exp.loss, **options)
 
 
@@ -205,7 +205,7 @@ def _prepare(exp: Experiment, profile: Profile, paths: Paths, run, dev: torch.de
     start_from = experiment_init(exp, profile, paths)
     torch.manual_seed(profile.seed)
     set_numerics(profile.precision, profile.gpu_deterministic and dev.type == "cuda")
-    model = make_model(exp, start_from, weak_init_of(exp, profile))
+    model = make_model(exp, start_from, options_of(exp, profile))
     tf_train = experiment_transform(exp, model, profile.input_size, train=True)
     tf_valid = dataclasses.replace(tf_train, flip=False)  # same transform, never flipped
     model = model.to(dev).to(memory_format=torch.channels_last)

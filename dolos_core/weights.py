@@ -81,10 +81,10 @@ def default_weights_dir(root: Path) -> Path:
 
 
 def resolve_init(method: str, supervision: str, policy: str, weights_dir: str | Path,
-                 patches_weak_init: str = "authors") -> InitChoice:
+                 options: dict | None = None) -> InitChoice:
     """The start of a ``method``/``supervision`` run under ``policy`` (see module doc).
-    ``policy`` may also be a checkpoint path, used as it is. ``patches_weak_init`` names the
-    random init of weak Patches (``authors`` or ``pytorch``), for the label."""
+    ``policy`` may also be a checkpoint path, used as it is. ``options``: the run's method
+    options (``Card.options``; None: the card's defaults), for the label of a random start."""
     if policy not in INIT_POLICIES:
         path = Path(policy).expanduser()
         if not path.is_file():
@@ -92,7 +92,8 @@ def resolve_init(method: str, supervision: str, policy: str, weights_dir: str | 
         return InitChoice("file", path.resolve(), f"checkpoint {path.name}")
     key = paper_start(method, supervision)
     if policy == "random" or key is None:
-        return InitChoice("random", None, card(method).random_label(supervision, patches_weak_init))
+        c = card(method)
+        return InitChoice("random", None, c.random_label(supervision, c.options_for(supervision, options)))
     wf = WEIGHT_FILES[key]
     path = Path(weights_dir).expanduser() / wf.name
     if path.is_file():

@@ -67,13 +67,24 @@ def test_profiles_start_as_the_paper_only_where_asked():
 def test_weak_patches_init_per_profile_and_checked():
     from dolos_core.config import ConfigError
 
-    assert get_profile("paper").patches_weak_init == "authors"
-    assert get_profile("smoke").patches_weak_init == "authors"
-    assert get_profile("mini").patches_weak_init == "pytorch"
+    from dolos_core.runner.overrides import parse_set
+
+    assert get_profile("paper").options_for("patches", "weak") == {"weak_init": "authors"}
+    assert get_profile("smoke").options_for("patches", "weak") == {"weak_init": "authors"}
+    assert get_profile("mini").options_for("patches", "weak") == {"weak_init": "pytorch"}
+    assert get_profile("mini").options_for("patches", "full") == {}       # the option changes weak networks only
     assert "Patch-Forensics" in resolve_init("patches", "weak", "auto", ".").label
-    assert "PyTorch" in resolve_init("patches", "weak", "auto", ".", "pytorch").label
-    with pytest.raises(ConfigError, match="patches_weak_init"):
-        get_profile("mini", patches_weak_init="xavier")
+    assert "PyTorch" in resolve_init("patches", "weak", "auto", ".", {"weak_init": "pytorch"}).label
+    with pytest.raises(ConfigError, match="must be one of 'authors', 'pytorch', got 'xavier'"):
+        get_profile("mini", method_options={"patches": {"weak_init": "xavier"}})
+    with pytest.raises(ConfigError, match="declares no option 'stride'"):
+        get_profile("mini", method_options={"patches": {"stride": 2}})
+    with pytest.raises(ConfigError, match="no method 'patchez'"):
+        get_profile("mini", method_options={"patchez": {"weak_init": "authors"}})
+    # --set merges one option into the profile's, the other methods' options kept
+    mini = get_profile("mini", **parse_set(["method_options.patches.weak_init=authors"]))
+    assert mini.options_for("patches", "weak") == {"weak_init": "authors"}
+    assert mini.options_for("patches-mil", "weak") == {"weak_init": "pytorch"}
 
 
 def test_a_tag_puts_tables_and_figures_beside_the_untagged_study(tmp_path):

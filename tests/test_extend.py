@@ -92,7 +92,8 @@ TOY_NOTEBOOK_CELLS = [
     ("code", "from dolos_core.study import open_study\nimport pandas as pd\n"
              "study = open_study(profile, data_root, device, overrides, tag)\n"
              "pd.DataFrame({'steps': [steps], 'value': [1.5]}).to_csv(study.paths.results / 'toy_table.csv', "
-             "index=False)"),
+             "index=False)\n"
+             "pd.DataFrame({'value': [0.25, 0.5]}).to_csv(study.paths.results / 'toy_scores.csv', index=False)"),
 ]
 
 
@@ -101,10 +102,17 @@ def toy_trainings(profile, paths, seeds=1, steps=None):
     return [Training(get_experiment("patches-C"), profile, paths)]
 
 
+def toy_paragraph(res):
+    """The toy stage's paragraph of REPORT.md, from the product it declares."""
+    f = res / "toy_scores.csv"
+    return [f"The toy stage measured {pd.read_csv(f)['value'].sum():.2f} (toy_scores.csv)."] if f.exists() else []
+
+
 def test_a_stage_declared_in_a_test_runs_publishes_and_reports(tmp_path, monkeypatch):
-    """Add a stage: one record (its notebook, its trainings, its option, its table) and nothing
-    else; the pipeline trains and runs it, the report shows its table, the publication lists its
-    chapter and knows which stage made it."""
+    """Add a stage: one record (its notebook, its trainings, its option, its table, a product
+    and the paragraph it writes from it) and nothing else; the pipeline trains and runs it, the
+    report shows its table and its paragraph, the publication lists its chapter and knows which
+    stage made it."""
     from dolos_core.runner import pipeline, stages
     from dolos_core.runner.publish import stage_of
 
@@ -118,7 +126,8 @@ def test_a_stage_declared_in_a_test_runs_publishes_and_reports(tmp_path, monkeyp
     nbformat.write(nb, str(path))
     stages.declare(stages.Stage("toy", "a test's stage", (str(path),), trains=f"{__name__}:toy_trainings",
                                 opt_in=True, after=("data",), options=("steps",),
-                                tables=(("toy_table", "Toy stage · its table"),)))
+                                tables=(("toy_table", "Toy stage · its table"),), products=("toy_scores.csv",),
+                                paragraph=f"{__name__}:toy_paragraph"))
     try:
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         root = tmp_path / "study"
@@ -128,13 +137,18 @@ def test_a_stage_declared_in_a_test_runs_publishes_and_reports(tmp_path, monkeyp
         assert code == 0
         res = root / "results" / "smoke"
         assert pd.read_csv(res / "toy_table.csv")["steps"].tolist() == [3]
-        assert "Toy stage · its table" in (res / "REPORT.md").read_text()
+        report = (res / "REPORT.md").read_text()
+        assert "Toy stage · its table" in report
+        assert "The toy stage measured 0.75 (toy_scores.csv)." in report
+        assert stages.product(res, "toy_scores.csv") == res / "toy_scores.csv"
         assert stage_of(res / "notebooks" / "12_toy.ipynb") == "toy"
         assert stage_of(res / "notebooks" / "02_train-patches-C.ipynb") == "toy"
         assert "12_toy.html" in (res / "html" / "index.html").read_text()
     finally:
         stages.remove("toy")
     assert "toy" not in stages.names() and "toy" not in stages.by_name()["report"].after
+    with pytest.raises(KeyError, match="no stage declares 'toy_scores.csv'"):
+        stages.product(root / "results" / "smoke", "toy_scores.csv")
 
 
 def test_a_loss_registered_once_is_a_loss_config_and_a_loss_variant():

@@ -32,7 +32,7 @@ class ToyNet(DolosModel):
     method = "toy"
     card = Card(label="Toy", colour="tab:purple",
                 schedules={"smoke": {"weak": Schedule(1e-2, 4, 2, 3), "full": Schedule(1e-2, 4, 2, 3)}},
-                lanczos=("weak",))
+                authors_transform=("weak",))
 
     def __init__(self, supervision: str = "weak", loss_cfg=None):
         super().__init__(supervision, loss_cfg)

@@ -75,7 +75,7 @@ class Transform:
 def transform_for(method: str, supervision: str, input_size: int, map_size: int | None = None,
                   train: bool = True) -> Transform:
     """The authors' transform of one method and supervision, as the method's card gives it
-    (``Card.lanczos``, ``Card.mask_resize``; docs/STUDY.md, "Transforms"). The paper's:
+    (``Card.authors_transform``, ``Card.mask_resize``; docs/STUDY.md, "Transforms"). The paper's:
 
     - Patches weak and Grad-CAM weak: Lanczos resize (and centre crop, a no-op on square
       images), random horizontal flip in training only;
@@ -84,11 +84,11 @@ def transform_for(method: str, supervision: str, input_size: int, map_size: int 
       binarised at 0.5 for Attention.
     """
     c = card(method)
-    lanczos = supervision in c.lanczos
+    authors = supervision in c.authors_transform
     return Transform(
         input_size=input_size,
-        resize="lanczos" if lanczos else "bilinear",
-        flip=lanczos and train,
+        resize="lanczos" if authors else "bilinear",
+        flip=authors and train,
         mask_size=map_size if supervision == "full" else None,
         mask_resize=c.mask_resize,
     )

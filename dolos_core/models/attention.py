@@ -33,6 +33,7 @@ class AttentionNet(DolosModel):
         start={"weak": "ffd", "full": "ffd"},
         mask_resize="bilinear",
         map_loss="bce",
+        loss_variants=True,
         checkpoint_filter=ffd_attention_filter,
     )
 

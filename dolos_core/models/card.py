@@ -37,7 +37,28 @@ class Schedule:
 SMOKE_SCHEDULE = Schedule(1e-3, 4, 2, 2)
 
 
-def _scratch(supervision: str, weak_init: str) -> str:
+@dataclass(frozen=True)
+class Option:
+    """One constructor option a method declares on its card (e.g. Patches' ``weak_init``):
+    ``values``, the values it takes (the first is the default); ``supervisions``, those whose
+    network it changes (a run of another supervision neither takes it nor carries it in its
+    id); ``help``, one line for ``--list`` and the docs. A profile sets it per method
+    (``Profile.method_options``, ``--set method_options.<method>.<option>=VALUE``)."""
+
+    values: tuple
+    supervisions: tuple[str, ...] = ("weak", "full")
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError("an option needs at least one value (the first is its default)")
+
+    @property
+    def default(self):
+        return self.values[0]
+
+
+def _scratch(supervision: str, options: Mapping[str, object]) -> str:
     return "random"
 
 
@@ -50,8 +71,8 @@ class Card:
       profile uses ``SMOKE_SCHEDULE`` unless the card names its own;
     - ``start``: supervision -> the paper's starting weights, a key of ``weights.WEIGHT_FILES``
       (``None``: from scratch);
-    - ``lanczos``: the supervisions trained with a Lanczos resize and a random horizontal flip,
-      as the authors' code does; the others use a bilinear resize and no flip;
+    - ``authors_transform``: the supervisions trained with the authors' transform, a Lanczos
+      resize and a random horizontal flip; the others use a bilinear resize and no flip;
     - ``mask_resize``: how a mask reaches the map's side under full supervision (``nearest``,
       or ``bilinear`` then binarised at 0.5);
     - ``checkpoint_filter``: ``(state, path) -> state``, renames a released checkpoint's
@@ -59,11 +80,15 @@ class Card:
       timm's ``checkpoint_filter_fn``; ``None``: the names are ours already;
     - ``map_loss``: the name of the paper's per-cell map loss under full supervision (``ce``,
       ``bce``), for the loss-variants table;
-    - ``init_option``: the constructor option that takes the profile's random-init scheme of
-      weak training (Patches' ``weak_init``), if any; ``random_label``: how the report names a
-      random start, ``(supervision, scheme) -> str``;
-    - ``full_from``: the method whose full-supervision runs stand for this one's (a method that
+    - ``loss_variants``: whether its full supervision also trains with every registered map
+      loss (the FakeLocator extension's setup C runs, ``{method}-C-{loss}``);
+    - ``options``: name -> ``Option``, the constructor options the study sets per method
+      (Patches' ``weak_init``); ``random_label``: how the report names a random start,
+      ``(supervision, options) -> str``;
+    - ``full_runs_of``: the method whose setup C runs stand for this one's (a method that
       differs only in its weak loss: its setup C would retrain a duplicate); ``None``: its own;
+    - ``weak_variant_of``: the method this one changes only the weak loss of: its setup B is
+      compared with that method's (a claim of its own) and drawn beside it in the geometry stage;
     - ``beyond_paper``: a method of ours, not the paper's: the paper's claims compare the
       paper's methods only, and tables and figures mark it.
     """
@@ -72,14 +97,24 @@ class Card:
     colour: str
     schedules: Mapping[str, Mapping[str, Schedule]]
     start: Mapping[str, str | None] = field(default_factory=lambda: {"weak": None, "full": None})
-    lanczos: tuple[str, ...] = ()
+    authors_transform: tuple[str, ...] = ()
     mask_resize: str = "nearest"
     checkpoint_filter: Callable[[dict, str, object], dict] | None = None
     map_loss: str = "ce"
-    init_option: str | None = None
-    random_label: Callable[[str, str], str] = _scratch
-    full_from: str | None = None
+    loss_variants: bool = False
+    options: Mapping[str, Option] = field(default_factory=dict)
+    random_label: Callable[[str, Mapping[str, object]], str] = _scratch
+    full_runs_of: str | None = None
+    weak_variant_of: str | None = None
     beyond_paper: bool = False
+
+    def options_for(self, supervision: str, chosen: Mapping[str, object] | None = None) -> dict:
+        """The constructor options of a ``supervision`` run: each option that changes that
+        supervision's network, at its value in ``chosen`` (a profile's or an experiment's), else
+        its default."""
+        chosen = chosen or {}
+        return {name: chosen.get(name, opt.default) for name, opt in self.options.items()
+                if supervision in opt.supervisions}
 
     def schedule(self, profile: str, supervision: str) -> Schedule | None:
         """The schedule of ``supervision`` under the profile named ``profile`` (None: the card

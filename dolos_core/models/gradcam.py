@@ -48,7 +48,7 @@ class GradCAMNet(DolosModel):
         schedules={"paper": {"weak": Schedule(1e-3, 32, 100, 500), "full": Schedule(1e-3, 16, 50, 500)},
                    "mini": {"weak": Schedule(1e-3, 16, 4, 25), "full": Schedule(1e-3, 16, 4, 25)}},
         start={"weak": "imagenet", "full": "imagenet"},
-        lanczos=("weak",),
+        authors_transform=("weak",),
         checkpoint_filter=xception_filter,
     )
 

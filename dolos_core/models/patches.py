@@ -20,7 +20,7 @@ from .. import losses
 from .backbone import create_xception, stage
 from ..losses import LossConfig
 from .base import DolosModel
-from .card import Card, Schedule
+from .card import Card, Option, Schedule
 from .registry import register_model
 from .checkpoints import patch_forensics_filter
 
@@ -49,8 +49,8 @@ def pytorch_default_init(net: nn.Module) -> None:
             m.reset_parameters()
 
 
-def _random_label(supervision: str, weak_init: str) -> str:
-    if supervision == "weak" and weak_init == "authors":
+def _random_label(supervision: str, options) -> str:
+    if supervision == "weak" and options.get("weak_init") == "authors":
         return "random (Patch-Forensics Xavier init)"
     return "random (PyTorch default init)"
 
@@ -65,9 +65,12 @@ class PatchesNet(DolosModel):
         # before it finds it (docs/mini.md)
         schedules={"paper": {"weak": Schedule(1e-3, 64, 100, 500), "full": Schedule(1e-3, 16, 50, 500)},
                    "mini": {"weak": Schedule(1e-3, 32, 9, 30), "full": Schedule(1e-3, 16, 5, 40)}},
-        lanczos=("weak",),
+        authors_transform=("weak",),
         checkpoint_filter=patch_forensics_filter,
-        init_option="weak_init",
+        loss_variants=True,
+        options={"weak_init": Option(WEAK_INITS, ("weak",),
+                                     "random init of weak Patches: authors (Patch-Forensics' Xavier gain "
+                                     "0.02, as the paper) or pytorch (PyTorch's default, as full Patches)")},
         random_label=_random_label,
     )
 

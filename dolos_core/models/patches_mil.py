@@ -16,7 +16,7 @@ A real image then pushes its most fake-looking cells down, a fake image its most
 cells up, and cells of a fake that look real are left alone. The pooling was chosen on
 DOLOS-mini's validation split (``benchmarks/mil_sweep.py``, docs/extensions.md). The image
 score is the pooled logit ``pool(d)`` (images are ranked by it; a probability would saturate to
-ties). Under full supervision the method is Patches C (``full_from``): the network and the loss
+ties). Under full supervision the method is Patches C (``full_runs_of``): the network and the loss
 are the same, so no duplicate is trained.
 """
 
@@ -62,7 +62,8 @@ def pool_logits(d: torch.Tensor, pooling: str, k: float = 0.1, r: float = 5.0) -
 class PatchesMILNet(PatchesNet):
     method = "patches-mil"
     card = dataclasses.replace(PatchesNet.card, label="Patches-MIL", colour="tab:brown",
-                               full_from="patches", beyond_paper=True)
+                               full_runs_of="patches", weak_variant_of="patches",
+                               loss_variants=False, beyond_paper=True)
     # The pooling chosen on DOLOS-mini's validation split (benchmarks/mil_sweep.py, one seed,
     # results/mini/mil_sweep.csv): the mean of the top 5% of cells had the best IoU at 0.5
     # (52.8 [49.4, 56.0]; max 50.8, log-sum-exp 49.5, noisy-OR 43.8, top 10% 42.1, top 25%

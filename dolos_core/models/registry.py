@@ -60,9 +60,9 @@ def card(method: str) -> Card:
 
 def list_models() -> list[tuple[str, str]]:
     """Every (method, supervision) the registry can build and train: a method whose card
-    hands full supervision to another method (``Card.full_from``) builds weak models only."""
+    hands full supervision to another method (``Card.full_runs_of``) builds weak models only."""
     return [(m, s) for m in MODELS for s in SUPERVISIONS
-            if not (s == "full" and MODELS[m].card.full_from)]
+            if not (s == "full" and MODELS[m].card.full_runs_of)]
 
 
 def model_options(method: str) -> list[str]:

@@ -16,7 +16,8 @@ from ..models.card import Schedule
 def parse_set(items: list[str] | tuple[str, ...], stage_names: tuple[str, ...] = ()) -> dict[str, Any]:
     """``--set FIELD=VALUE`` items -> profile overrides. Values are Python literals (``2``,
     ``1e-4``, ``None``, ``True``) or else strings; ``schedules.patches-weak.lr=1e-4`` sets one
-    field of one schedule; ``STAGE.OPTION=VALUE`` (a name of ``stage_names``) a stage's own
+    field of one schedule; ``method_options.patches.weak_init=authors`` one method's option;
+    ``STAGE.OPTION=VALUE`` (a name of ``stage_names``) a stage's own
     option, returned under the key ``"STAGE.OPTION"`` (``pipeline.stage_options`` checks it)."""
     out: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(Profile)}
@@ -50,6 +51,12 @@ def parse_set(items: list[str] | tuple[str, ...], stage_names: tuple[str, ...] =
                 raise ConfigError(f"--set {item!r}: use schedules.<method>-<supervision>.<field>, "
                                   f"field one of {', '.join(sorted(sched_fields))}")
             out.setdefault("schedules", {}).setdefault(key, {})[sfield] = value
+        elif head == "method_options":
+            method, _, option = rest.partition(".")
+            if not method or not option or "." in option:
+                raise ConfigError(f"--set {item!r}: use method_options.<method>.<option>=VALUE, "
+                                  "e.g. method_options.patches.weak_init=authors")
+            out.setdefault("method_options", {}).setdefault(method, {})[option] = value
         elif rest:
             raise ConfigError(f"--set {item!r}: {head!r} has no sub-fields")
         else:

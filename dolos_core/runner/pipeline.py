@@ -35,9 +35,9 @@ from ..train import is_trained
 from . import stages as stage_table
 from .cli import parse_args
 from .jobs import TrainJob, auto_jobs, completed, failure_lines, make_executor
-from .notebooks import (STATUS, UserError, declared_params, ensure_kernel, fmt_seconds, git_commit, log,
+from .notebooks import (STATUS, UserError, declared_params, ensure_kernel, fmt_seconds, log,
                         notebook_stem, run_notebook)
-from .plan import (_library_function, _user_errors, auto_trainings_per_gpu, check_data, check_weights,
+from .plan import (_user_errors, auto_trainings_per_gpu, check_data, check_weights,
                    cli_overrides, estimate_hours, estimate_wallclock, gpu_check_record, gpu_throughput, list_plan,
                    preflight_root, resolve_only, root_tag, slurm_options, stage_options, stage_trainings,
                    training_images)
@@ -363,7 +363,7 @@ class _StudyRun:
     def stage_jobs(self, stage: str) -> list:
         st = stage_table.by_name()[stage]
         if st.prepare:
-            _user_errors(_library_function(st.prepare), self.profile, self.paths,
+            _user_errors(stage_table.function_of(st.prepare), self.profile, self.paths,
                          **stage_options(st, self.stage_sets))
         return self.training_jobs(stage, self.trains[stage])
 
@@ -422,7 +422,8 @@ class _StudyRun:
 
     def run_stage(self, stage: str) -> None:
         """Submit the stage's trainings (a parallel executor: every chosen stage's at once),
-        wait for what its notebooks read, run them, then the report or publication."""
+        wait for what its notebooks read, run them, then the stage's own function (``Stage.run``:
+        the report's, the publication's)."""
         t0, before = time.time(), dict(self.waited)
         log(f"== stage {stage}")
         table = stage_table.by_name()
@@ -434,7 +435,7 @@ class _StudyRun:
             for s in ([x for x in self.stages if table[x].trains is not None and x not in self.pending]
                       if self.executor.eager else [stage]):
                 self.submit(s)
-        if st.notebooks or st.writes:
+        if st.notebooks or st.run:
             self.wait_for(stage)
         values = {"build": self.default_root, "force": bool(self.args.force), "seeds": self.args.seeds,
                   **stage_options(st, self.stage_sets)}
@@ -443,26 +444,17 @@ class _StudyRun:
             extra = {k: values[k] for k in (*st.params, *st.options) if k in values and k in declared}
             sec = run_notebook(nb, notebook_stem(nb), {**self.common, **extra}, self.paths, stage=stage)
             log(f"  {notebook_stem(nb)} finished in {fmt_seconds(sec)}")
-        if st.writes == "report":
-            self._report()
-        if st.writes == "publish":
-            self._publish()
+        if st.run:
+            stage_table.function_of(st.run)(self)
         self.credit(stage, t0, before)
 
-    def _report(self) -> None:
-        from .report import write_report
+    def all_timings(self) -> dict:
+        """Every stage's last wall clock: the saved ones, this run's over them."""
+        return {**_load_timings(self.paths), **self.timings}
 
-        timings_now = {**_load_timings(self.paths), **self.timings}
-        path = write_report(self.paths, self.profile, timings_now, self.skipped,
-                            getattr(self.args, "command", None))
-        log(f"  wrote {path}")
-
-    def _publish(self) -> None:
-        from .publish import publish
-
-        done = publish(self.paths, self.profile.name, git_commit(code_root()), self.overrides, self.stages)
-        log(f"  published {len(done)} notebooks to {self.paths.results / 'notebooks'}; "
-            f"open {self.paths.results / 'html' / 'index.html'}")
+    @property
+    def command(self) -> str | None:
+        return getattr(self.args, "command", None)
 
     def drain(self) -> None:
         """Wait for trainings no chosen notebook reads (e.g. ``--only train``)."""

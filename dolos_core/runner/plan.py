@@ -11,7 +11,6 @@ GPU); ``--list`` prints the plan (``list_plan``). The scheduler that runs it is
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 import re
 import shutil
@@ -56,11 +55,6 @@ def _home_stage() -> str:
     return next(s.name for s in stage_table.STAGE_TABLE if s.trains)
 
 
-def _library_function(ref: str):
-    """``"module:function"`` of a stage record -> the function (imported when first needed)."""
-
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def stage_options(stage, sets: dict) -> dict:
@@ -89,7 +83,7 @@ def stage_trainings(stages: list[str], only_exps: list[str] | None, profile, pat
             out[s] = []
             continue
         try:
-            out[s] = _user_errors(_library_function(st.trains), profile, paths, seeds if st.seeded else 1,
+            out[s] = _user_errors(stage_table.function_of(st.trains), profile, paths, seeds if st.seeded else 1,
                                   **stage_options(st, sets or {}))
         except UserError:
             if s in stages:
@@ -343,7 +337,7 @@ def list_plan(args) -> int:
         if not st.trains:
             continue
         try:
-            trains = _library_function(st.trains)(profile, paths, args.seeds if st.seeded else 1,
+            trains = stage_table.function_of(st.trains)(profile, paths, args.seeds if st.seeded else 1,
                                                   **stage_options(st, sets))
         except (ConfigError, UserError, ValueError) as exc:
             log(f"{s}\t-\tnot under this profile: {str(exc).splitlines()[0]}")

@@ -27,7 +27,9 @@ from pathlib import Path
 import nbformat
 
 from ..io import atomic_path
+from ..locks import code_root
 from . import stages as stage_table
+from .notebooks import git_commit, log
 
 JPEG_QUALITY = 80
 MAX_WIDTH = 1200
@@ -128,7 +130,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 
 def _header(stem: str, commit: str, profile: str, overrides: dict) -> str:
-    clean = stem.split("-", 1)[0] if stem.startswith("02_train") else stem
+    clean = stem.split("-", 1)[0] if stem.startswith(stage_table.TRAIN_NOTEBOOK) else stem
     conf = ", ".join(f"`{k}={v}`" for k, v in sorted(overrides.items())) or "the profile's defaults"
     return (f"> **Executed copy, for reading.** Produced by `./run_all.sh --profile {profile}`, "
             f"executed at commit `{commit}`, configuration: {conf}. Outputs are as that run left them (images "
@@ -164,6 +166,13 @@ def stage_of(path: Path) -> str:
         return nbformat.read(str(path), as_version=4).metadata.get("dolos", {}).get("stage", "")
     except (OSError, ValueError):
         return ""
+
+
+def run_stage(study) -> None:
+    """The publish stage (``Stage.run``): the executed notebooks and their HTML."""
+    done = publish(study.paths, study.profile.name, git_commit(code_root()), study.overrides, study.stages)
+    log(f"  published {len(done)} notebooks to {study.paths.results / 'notebooks'}; "
+        f"open {study.paths.results / 'html' / 'index.html'}")
 
 
 def publish(paths, profile_name: str, commit: str, overrides: dict | None = None,

@@ -16,18 +16,17 @@ import pandas as pd
 
 from ..claims import claims_table, verdict_counts
 from ..config import Paths, Profile, get_profile, resolve_device
-from ..evaluate import EXACT_COLUMNS, UNDERTRAINED_SHARE, markdown, save_table, training_runs
+from ..evaluate import EXACT_COLUMNS, markdown, save_table, training_runs
 from ..experiments import experiments_in, get_experiment, plan_for
 from ..geometry import SIDES
 from ..geometry import experiments as geometry_experiments
-from ..geometry import summary_lines as geo_lines
 from ..io import atomic_path
 from ..locks import code_root
 from ..models import build_model, card, methods
 from ..runs import code_hash
 from ..weights import WEIGHT_FILES, default_weights_dir, paper_start, resolve_init
 from . import stages as stage_table
-from .notebooks import git_commit
+from .notebooks import git_commit, log
 
 SHORT_TABLES = ("table2", "table3", "loss_variants", "seed_spread")     # shown; the others are linked
 # What an empty cell of a shown table means: seed_spread's are not applicable (no detection AP in
@@ -199,7 +198,7 @@ def _seed_cell(r) -> str:
 
 def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
     """The one-screen summary: sentences built from this run's tables only."""
-    f = res / "table2.csv"
+    f = stage_table.product(res, "table2.csv")
     if not f.exists():
         return ["No Table 2 yet: run the train and evaluate stages."]
     t2 = pd.read_csv(f).set_index("experiment")
@@ -247,51 +246,14 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
     return [" ".join(out)]
 
 
-def postprocess_lines(res: Path) -> list[str]:
-    """What the post-processing extension did, from ``postprocess.csv``: the best chain of each
-    HDBSCAN variant against Table 2's scoring (mean gain over the models, its range, on how many
-    models the paired interval lies above or below 0), and where the fake region is the
-    majority. Empty when the extension has not run."""
-    f = res / "postprocess.csv"
-    if not f.exists():
-        return []
-    pp = pd.read_csv(f)
-    if "variant" not in pp or "area_bin" not in pp:
-        return []
-    rows, area = pp[pp.area_bin == "all"], pp[pp.area_bin != "all"]
-    n_models, n_img = rows.experiment.nunique(), int(rows.n_images.iloc[0])
-    out = []
-    for variant in ("feature HDBSCAN", "scalar HDBSCAN"):
-        d = rows[rows.variant == variant]
-        if not len(d):
-            continue
-        by = d.groupby("postprocess")["gain"].mean()
-        chain = by.idxmax()
-        c = d[d.postprocess == chain]
-        majority = area[(area.postprocess == chain) & (area.area_low >= 0.5) & (area.n_images > 0)]
-        tail = ""
-        if len(majority):
-            w = majority.n_images
-            tail = (f"; on the {int(w.sum())} images whose fake region is the majority it gains "
-                    f"{(majority.gain * w).sum() / w.sum():+.1f} on average")
-        out.append(f"{variant} at its best ({chain}): {c.gain.mean():+.1f} IoU points on average over the "
-                   f"{n_models} Table 2 models (from {c.gain.min():+.1f} to {c.gain.max():+.1f}; paired 95% "
-                   f"interval above 0 for {int((c.gain_ci_low > 0).sum())}, below 0 for "
-                   f"{int((c.gain_ci_high < 0).sum())}){tail}")
-    if not out:
-        return []
-    return [f"Post-processing (extension after FOCAL, `{f.parent.name}/postprocess.csv`, {n_img} test "
-            "images per model, gains against Table 2's 0.5 threshold): " + "; ".join(out) + "."]
-
-
 def _start_label(method: str, supervision: str, profile: Profile, root: Path) -> str:
     if profile.init == "paper":
         key = paper_start(method, supervision)
         if key is None:
-            return card(method).random_label(supervision, profile.patches_weak_init)
+            return card(method).random_label(supervision, profile.options_for(method, supervision))
         return {"imagenet": "ImageNet Xception", "ffd": "FFD Xception (Dang et al.)"}.get(key, WEIGHT_FILES[key].what)
     return resolve_init(method, supervision, profile.init, profile.weights_dir or default_weights_dir(root),
-                        profile.patches_weak_init).label
+                        profile.options_for(method, supervision)).label
 
 
 FOOTING_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut", "loss-variants")
@@ -333,42 +295,6 @@ def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper"),
     return pd.DataFrame(rows)
 
 
-def undertrained_lines(res: Path) -> list[str]:
-    """The runs that stopped before they were done (``training.csv``: still falling, or kept
-    their first epoch), in one sentence; empty when not evaluated."""
-
-    f = res / "training.csv"
-    if not f.exists():
-        return []
-    t = pd.read_csv(f)
-    if "reason" not in t:
-        return []
-    flagged = t[t["undertrained"].astype(bool)]
-    if not len(flagged):
-        return [f"No run stopped before it was done ({len(t)} runs; [training.csv](training.csv))."]
-    names = ", ".join(f"{r.experiment} (seed {r.seed}: {r.reason}"
-                      + (f", {r.last_quarter_share:.0f}% of its fall in the last quarter)" if r.reason == "still falling"
-                         else ")") for r in flagged.itertuples())
-    return [f"**Undertrained**: {len(flagged)} of {len(t)} runs stopped before they were done - their "
-            f"validation loss still made more than {UNDERTRAINED_SHARE:g}% of its whole fall over the last "
-            f"quarter of their epochs, or they kept their first epoch ([training.csv](training.csv)): {names}. "
-            "Their numbers may move with a longer schedule; the claims that read them name them "
-            "(`undertrained`)."]
-
-
-def geometry_lines(res: Path) -> list[str]:
-    """What the opt-in geometry stage measured (``geometry.csv``, ``calibration.csv``), in
-    sentences; empty when it has not run."""
-    f = res / "geometry.csv"
-    if not f.exists():
-        return []
-
-    cal = res / "calibration.csv"
-    body = geo_lines(pd.read_csv(f), pd.read_csv(cal) if cal.exists() else None)
-    return ["Receptive-field geometry (opt-in stage `--only geometry`, [geometry.csv](geometry.csv), "
-            "IoU-lg in %, 95% intervals over seeds and test images):", ""] + [f"- {x}" for x in body]
-
-
 def _claims_view(claims: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The claims table as shown: verdicts, the claimed quantity at 0.5 and at the
     validation-chosen thresholds with intervals, seeds, the runs flagged undertrained and a
@@ -406,7 +332,7 @@ def _figure_order(png: Path, order: list[str]):
 
 def seeds_line(res: Path, profile: Profile) -> str:
     """What the intervals of this report cover: test images of one training, or seeds too."""
-    f = res / "seed_spread.csv"
+    f = stage_table.product(res, "seed_spread.csv")
     n = int(pd.read_csv(f)["seeds"].max()) if f.exists() else 1
     if n > 1:
         return (f"Seeds: the experiments the claims read were trained under up to {n} seeds each "
@@ -419,6 +345,12 @@ def seeds_line(res: Path, profile: Profile) -> str:
     return ("Seeds: one (the profile's). Every interval in this report covers the test images of one "
             "training, not the spread between trainings; `./run_all.sh --seeds 3` trains every "
             "experiment a claim reads under three seeds.")
+
+
+def run_stage(study) -> None:
+    """The report stage (``Stage.run``): REPORT.md for the study the pipeline runs."""
+    path = write_report(study.paths, study.profile, study.all_timings(), study.skipped, study.command)
+    log(f"  wrote {path}")
 
 
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None,
@@ -435,13 +367,12 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "methods' behaviour on a world built to have the paper's structure; they are not "
                   "comparable with the paper's numbers, and agreement with the paper here is not "
                   "evidence about DOLOS.", ""]
-    claims = claims_table(res, profile.bootstrap, profile.seed) if (res / "per_image.csv").exists() else None
+    claims = claims_table(res, profile.bootstrap, profile.seed) if stage_table.product(res, "per_image.csv").exists() else None
     if claims is not None and len(claims):   # written again: the report also knows the geometry stage
 
         save_table(claims, res, "claims")
     lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + [seeds_line(res, profile), ""]
-    lines += postprocess_lines(res) + [""]
-    lines += geometry_lines(res) + ([""] if geometry_lines(res) else [])
+    lines += stage_table.paragraphs(res)       # each stage's own paragraph (Stage.paragraph)
     if claims is not None and len(claims):
         lines += ["## The paper's claims against this run", "",
                   "Each claim is a quantity that is positive when it holds, bootstrapped over test "
@@ -450,9 +381,6 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "chosen thresholds, and the final verdict (glossary). The compared values and every "
                   "test set's baselines, with intervals: [claims.csv](claims.csv).", "",
                   *_claims_block(claims)]
-    under = undertrained_lines(res)
-    if under:
-        lines += ["## Convergence", ""] + under + [""]
     if profile.name != "paper":
         lines += ["## Footing: this profile against the paper's", "",
                   "What each run a claim or a table reads trains with here and in the paper profile, "
@@ -470,7 +398,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                       f"![{png.stem}]({rel})", ""]
     lines += ["## Tables", ""]
     for stem, title in tables():
-        f = res / f"{stem}.csv"
+        f = stage_table.product(res, f"{stem}.csv")
         if not f.exists():
             continue
         links = f"[{stem}.csv]({stem}.csv) · [{stem}.md]({stem}.md) · [{stem}.tex]({stem}.tex)"
@@ -494,7 +422,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
               f"- device (auto): {resolve_device('auto')}",
               f"- data root: `{_shown(paths.data_root, paths.root)}`",
               "- packages: " + ", ".join(f"{k} {v}" for k, v in _versions().items()), ""]
-    summary = res / "data_summary.csv"
+    summary = stage_table.product(res, "data_summary.csv")
     if summary.exists():
         d = pd.read_csv(summary)
         d = d[d["images"] > 0]

@@ -13,16 +13,23 @@ there, and a stage's notebooks start as soon as the trainings of the stages it r
 Opt-in stages run only when named in ``--only``. ``options``: the stage's own parameters
 (passed to its trainings function and, by name, to its notebooks; ``--set STAGE.NAME=VALUE``);
 ``params``: the study-wide values its notebooks take (``seeds``, ``build``, ``force``);
-``tables``: (stem, title) of the tables REPORT.md shows for it; ``captions``: figure stem ->
-what to look at. The published reading order is the table's order of notebooks, the training
-notebook (``02_train``, one executed copy per training) first. Adding a stage:
+``tables``: (stem, title) of the tables REPORT.md shows for it; ``products``: the other files it
+writes in ``results/<profile>/`` (a table's CSV is a product too): anything outside the stage
+opens them through :func:`product`, never by a name of its own; ``paragraph``: the library
+function that writes the stage's paragraph of REPORT.md from its products,
+``(results) -> list[str]`` (empty: nothing to say yet); ``run``: a function run after its
+notebooks with the study, ``(study) -> None`` (the report and the publication are stages like any
+other); ``captions``: figure stem -> what to look at. The published reading order is the
+table's order of notebooks, the training notebook (``02_train``, one executed copy per training) first. Adding a stage:
 docs/development.md, "Add a stage".
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from pathlib import Path
+from typing import Callable, Mapping
 
 TRAIN_NOTEBOOK = "02_train"
 
@@ -41,11 +48,20 @@ class Stage:
     params: tuple[str, ...] = ()
     tables: tuple[tuple[str, str], ...] = ()
     captions: Mapping[str, str] = field(default_factory=dict)
-    writes: str = ""          # what it calls for in REPORT.md ("report") or publishes ("publish")
+    products: tuple[str, ...] = ()      # file names in results/<profile>/ besides its tables' CSVs
+    paragraph: str | None = None        # "module:function", (results: Path) -> list[str]
+    run: str | None = None              # "module:function", (study) -> None, after its notebooks
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file it writes in ``results/<profile>/``: its tables' CSV, Markdown and LaTeX
+        copies, and its other products."""
+        return tuple(f"{stem}.{ext}" for stem, _ in self.tables for ext in ("csv", "md", "tex")) + self.products
 
 
 STAGE_TABLE = [
     Stage("data", "build DOLOS-mini, or check a real data root", ("01_data",), params=("build", "force"),
+          products=("data_summary.csv",),
           captions={"data_samples": "Sample test images per generator, fake regions outlined.",
                     "mask_area": "Fake area per generator."}),
     Stage("train", "train and predict every experiment of the paper", trains="dolos_core.trainings:paper",
@@ -55,6 +71,9 @@ STAGE_TABLE = [
     Stage("evaluate", "Tables 2 and 3, Figure 6, qualitative maps",
           ("03_main_table", "04_cross_dataset", "05_cross_generator", "06_qualitative"),
           after=("train",), params=("seeds",),
+          products=("per_image.csv", "training.csv", "training.md", "seeds.csv", "claims.csv", "claims.md",
+                    "cross_generator_domains.csv", "cross_generator_domains.md"),
+          paragraph="dolos_core.evaluate:convergence_paragraph",
           tables=(("table2", "Table 2 · methods x setups on CelebA-HQ (paper 5.1)"),
                   ("table3", "Table 3 · Patches trained on FFHQ, tested on CelebA-HQ (paper 5.2)"),
                   ("cross_generator", "Figure 6 data · cross-generator IoU-lg (paper 5.3)"),
@@ -78,7 +97,7 @@ STAGE_TABLE = [
                              "a rising line is only informative above it."}),
     Stage("extensions", "loss variants, post-processing, robustness",
           ("07_postprocessing", "08_robustness", "09_loss_variants"), trains="dolos_core.trainings:loss_variants",
-          after=("train",),
+          after=("train",), paragraph="dolos_core.analysis:postprocess_paragraph",
           tables=(("loss_variants", "Extension (FakeLocator) · localization-loss variants"),
                   ("postprocess", "Extension (FOCAL) · map post-processing"),
                   ("robustness", "Extension (FakeLocator) · robustness to perturbations")),
@@ -104,10 +123,12 @@ STAGE_TABLE = [
                       "on Patches) at several input sides and seeds (opt-in: only when named)",
           ("11_geometry",), trains="dolos_core.geometry:trainings", prepare="dolos_core.geometry:build_data",
           opt_in=True, after=("data",),
-          options=("sides", "n_seeds"),
+          options=("sides", "n_seeds"), products=("calibration.csv", "calibration_histograms.csv"),
+          paragraph="dolos_core.geometry:report_paragraph",
           tables=(("geometry", "Receptive-field geometry · Patches B and C against the input side (opt-in stage)"),),
           captions={
-              "geometry": "Geometry: Patches B and C (and Patches-MIL B, in green) against the receptive "
+              "geometry": "Geometry: Patches B and C (and the weak methods built on Patches, e.g. Patches-MIL B, each "
+                          "in its method's colour; C in grey) against the receptive "
                           "field's share of the image side, at 0.5 and at the validation-chosen threshold, with the "
                           "dilated mask (an oracle reference: the mask against itself dilated by half a field); "
                           "means over seeds with 95% intervals over seeds and images, each seed's value as a dot.",
@@ -116,11 +137,37 @@ STAGE_TABLE = [
                              "images with its interval (dotted, shaded) and the share of such cells labelled "
                              "fake in training (dashed); per-kind means and intervals under each panel."}),
     Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry"),
-          writes="report"),
+          products=("REPORT.md",), run="dolos_core.runner.report:run_stage"),
     Stage("publish", "the executed notebooks and their HTML, for readers "
                      "(results/<profile>/notebooks/, results/<profile>/html/index.html)",
-          after=("report",), writes="publish"),
+          after=("report",), run="dolos_core.runner.publish:run_stage"),
 ]
+
+
+def function_of(ref: str) -> Callable:
+    """``"module:function"`` of a stage record -> the function (imported when first needed)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def product(results: Path | str, name: str) -> Path:
+    """The path of ``name`` in ``results`` (a profile's results folder), a file some stage
+    declares it writes (``Stage.files``); a name no stage declares is an error (a file read by a
+    name its stage does not know)."""
+    if not any(name in s.files for s in STAGE_TABLE):
+        raise KeyError(f"no stage declares {name!r} among its products (stages.STAGE_TABLE)")
+    return Path(results) / name
+
+
+def paragraphs(results: Path | str) -> list[str]:
+    """Every stage's paragraph of REPORT.md (``Stage.paragraph``), in table order, each
+    followed by a blank line; stages with nothing to say yet give nothing."""
+    out: list[str] = []
+    for s in STAGE_TABLE:
+        if s.paragraph:
+            lines = function_of(s.paragraph)(Path(results))
+            out += [*lines, ""] if lines else []
+    return out
 
 
 def names() -> tuple[str, ...]:
