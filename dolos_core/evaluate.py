@@ -25,6 +25,7 @@ from .experiments import (
     Experiment,
     experiments_in,
     get_experiment,
+    loss_variant_methods,
     plan_for,
     prediction_sets,
 )
@@ -380,7 +381,7 @@ def table3(paths: Paths, profile: Profile, extras: bool = True, seeds: int = 1) 
 
 def loss_variants_table(paths: Paths, profile: Profile) -> pd.DataFrame:
     """Extension: the localization-loss variants beside their paper baseline (setup C)."""
-    exps = [EXPERIMENTS["patches-C"], EXPERIMENTS["attention-C"]] + experiments_in("loss-variants")
+    exps = [EXPERIMENTS[f"{m}-C"] for m in loss_variant_methods()] + experiments_in("loss-variants")
     rows = []
     for e in exps:
         row = experiment_row(e, paths, profile, extras=True)

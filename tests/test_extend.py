@@ -3,6 +3,7 @@ the package and one import line, a stage one record, a map loss one registered f
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,19 +26,20 @@ from torch import nn
 
 from .. import losses
 from .base import DolosModel
-from .card import Card, Schedule
+from .card import Card, Option, Schedule
 from .registry import register_model
 
 
 @register_model
 class StripesNet(DolosModel):
     method = "stripes"
-    card = Card(label="Stripes", colour="tab:pink",
+    card = Card(label="Stripes", colour="tab:pink", loss_variants=True,
+                options={"stride": Option((8, 4), help="the convolution's stride")},
                 schedules={"smoke": {"weak": Schedule(1e-2, 4, 2, 2), "full": Schedule(1e-2, 4, 2, 2)}})
 
-    def __init__(self, supervision="weak", loss_cfg=None):
+    def __init__(self, supervision="weak", loss_cfg=None, stride=8):
         super().__init__(supervision, loss_cfg)
-        self.conv = nn.Conv2d(3, 2, kernel_size=8, stride=8)
+        self.conv = nn.Conv2d(3, 2, kernel_size=8, stride=stride)
 
     def forward(self, x):
         logits = self.conv(x)
@@ -56,29 +58,54 @@ class StripesNet(DolosModel):
     def class_loss(self, out, batch):
         return losses.score_bce(out["score"], batch["label"])
 '''
+LOSS_FILE = '''"""A test's map loss: Huber, registered in a file of the package."""
+
+import torch.nn.functional as F
+
+from .losses import register_map_loss
+
+
+@register_map_loss("huber")
+def huber(prob, mask):
+    return F.smooth_l1_loss(prob.float(), mask.float(), beta=0.5)
+'''
 
 
 def test_a_method_file_in_the_package_reaches_table2_through_run_all(tmp_path):
     """Add a method: its file in dolos_core/models/ and one import line in models/__init__.py
     (nothing else names it); ./run_all.sh's notebook kernels train it and Table 2 and its figure
-    have it. The other methods' run ids do not move (run identity per method)."""
+    have it. Its card declares an option (set with --set, carried into its runs' configuration),
+    its colour and its loss variants; a map loss registered in another file of the package gives
+    it (and every loss-variant method) a setup C run that the kernels train and the loss-variant
+    table finds. The other methods' run ids do not move (run identity per method)."""
     clone = _clone(tmp_path / "clone")
     from dolos_core.runs import code_hash
 
     (clone / "dolos_core" / "models" / "stripes.py").write_text(METHOD_FILE)
     init = clone / "dolos_core" / "models" / "__init__.py"
     init.write_text(init.read_text() + "from . import stripes  # noqa: F401  (a test's method)\n")
+    (clone / "dolos_core" / "huber.py").write_text(LOSS_FILE)
+    pkg = clone / "dolos_core" / "__init__.py"
+    pkg.write_text(pkg.read_text() + "from . import huber  # noqa: F401,E402  (a test's loss)\n")
     env = {**os.environ, "DOLOS_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     env.pop("DOLOS_REPO", None)
     r = subprocess.run([str(clone / "run_all.sh"), "--profile", "smoke", "--only",
-                        "data,train,evaluate,stripes-A,stripes-B,stripes-C", "--jobs", "1"], capture_output=True, text=True,
+                        "data,train,evaluate,extensions,stripes-A,stripes-B,stripes-C,stripes-C-huber", "--jobs", "1",
+                        "--set", "method_options.stripes.stride=4"], capture_output=True, text=True,
                        env=env, cwd=tmp_path, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    t2 = pd.read_csv(clone / "results" / "smoke" / "table2.csv").set_index("experiment")
+    res = clone / "results" / "smoke"
+    t2 = pd.read_csv(res / "table2.csv").set_index("experiment")
     for s in "ABC":
         assert 0 <= t2.loc[f"stripes-{s}", "iou"] <= 100
     assert (t2.loc["patches-C", "status"] == "missing")
     assert (clone / "figures" / "smoke" / "table2_iou.png").exists()
+    lv = pd.read_csv(res / "loss_variants.csv").set_index("experiment")
+    assert 0 <= lv.loc["stripes-C-huber", "iou"] <= 100 and lv.loc["stripes-C-huber", "loss"] == "huber"
+    assert lv.loc["patches-C-huber", "status"] == "missing"      # registered for every loss-variant method
+    assert (clone / "figures" / "smoke" / "loss_variants.png").exists()
+    manifests = list((clone / "runs" / "smoke" / "checkpoints" / "stripes-B").glob("*/train.json"))
+    assert [json.loads(m.read_text())["run_config"]["options"] for m in manifests] == [{"stride": 4}]
     check = subprocess.run([sys.executable, "-c", "from dolos_core.runs import code_hash; "
                             "print(code_hash('patches'), code_hash('stripes'))"],
                            capture_output=True, text=True, cwd=clone, env={**env, "PYTHONPATH": str(clone)})

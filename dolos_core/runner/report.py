@@ -367,7 +367,8 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "methods' behaviour on a world built to have the paper's structure; they are not "
                   "comparable with the paper's numbers, and agreement with the paper here is not "
                   "evidence about DOLOS.", ""]
-    claims = claims_table(res, profile.bootstrap, profile.seed) if stage_table.product(res, "per_image.csv").exists() else None
+    evaluated = stage_table.product(res, "per_image.csv").exists()
+    claims = claims_table(res, profile.bootstrap, profile.seed) if evaluated else None
     if claims is not None and len(claims):   # written again: the report also knows the geometry stage
 
         save_table(claims, res, "claims")
