@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, Paths, Profile, check_params, get_paths
+from .evaluate import experiment_row
+from .experiments import Experiment
 from .io import write_json
 from .locks import WrongCheckout, check_checkout
+from .predict import predict_experiment
+from .train import TrainResult, train_experiment
 
 RECORD = "study.json"
 
@@ -86,4 +90,33 @@ def open_study(profile: str = "mini", data_root: str = "", device: str = "auto",
     return Study(prof, paths, device, overrides, paths.tag)
 
 
-__all__ = ["Study", "open_study", "recorded_overrides"]
+@dataclass
+class ExperimentOutcome:
+    """What one experiment left: its training (``skipped`` when it was finished already), its
+    prediction files and its row of its table (scored on its first test set)."""
+
+    training: TrainResult
+    predictions: list[Path]
+    row: dict
+
+
+def run_experiment(exp: Experiment, profile: Profile, paths: Paths, device: str = "auto",
+                   force: bool = False, gpus: int = 1) -> ExperimentOutcome:
+    """One experiment end to end, the path every training of ``./run_all.sh`` takes (its
+    notebook, ``02_train``, calls this and nothing else of consequence):
+
+    1. ``train.train_experiment``: train it, or reuse its finished run (the run id hashes its
+       configuration, its code and this process's numerics: ``runs.run_for_training``);
+    2. ``predict.predict_experiment``: its maps and scores on its test sets and the validation
+       split its thresholds come from (``experiments.prediction_sets``);
+    3. ``evaluate.experiment_row``: its row of its table, from those predictions, scored as
+       Table 2 scores (IoU-lg at 0.5, pixel AUC and AP; detection AP of weak runs).
+
+    ``./run_all.sh --explain <experiment>`` prints where each of these is on disk."""
+    training = train_experiment(exp, profile, paths, device=device, force=force, gpus=gpus)
+    files = predict_experiment(exp, profile, paths, device=device, force=force)
+    row = experiment_row(exp, paths, profile, extras=False, fake_key=exp.test[0])
+    return ExperimentOutcome(training, files, row)
+
+
+__all__ = ["ExperimentOutcome", "Study", "open_study", "recorded_overrides", "run_experiment"]
