@@ -55,7 +55,7 @@ class Experiment:
     loss: LossConfig = field(default_factory=LossConfig)
     # This run's own values of its method's options (``Card.options``), over the profile's
     # ``method_options`` (e.g. the budget-scaling runs from the authors' init of weak Patches).
-    options: Mapping[str, object] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=dict, hash=False)
 
     @property
     def case(self) -> str:
