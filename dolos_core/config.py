@@ -67,6 +67,9 @@ class Profile:
     # Evaluation.
     detection_repeats: int = 5
     bootstrap: int = 1000
+    # The threshold chosen without masks (weak setups have none): this quantile of the real
+    # validation images' map cells (evaluate.label_threshold): 1% of real cells above it.
+    label_quantile: float = 0.99
     # Extensions: images per test set for robustness and post-processing sweeps.
     robustness_images: int | None = None
     postprocess_images: int | None = None
@@ -108,6 +111,9 @@ class Profile:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}{' or None' if name in _OPTIONAL else ''}, "
                                   f"got {value!r}")
+        if isinstance(self.label_quantile, bool) or not isinstance(self.label_quantile, (int, float)) \
+                or not 0 < self.label_quantile < 1:
+            raise ConfigError(f"label_quantile must be a number between 0 and 1, got {self.label_quantile!r}")
         for name in ("allbut_epoch_factor", "repaint_full_factor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

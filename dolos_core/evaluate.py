@@ -38,7 +38,8 @@ PAPER_COLUMNS = ["experiment", "method", "setup", "ap_mean", "ap_2std", "iou", "
                  "acc_sm"]
 EXTRA_COLUMNS = ["iou_ci_low", "iou_ci_high", "ap_ci_low", "ap_ci_high", "pixel_ap", "pixel_auc",
                  "best_f1", "pixel_ap_img", "pixel_auc_img", "val_threshold", "iou_val_thr",
-                 "iou_val_thr_ci_low", "iou_val_thr_ci_high", "oracle_threshold", "oracle_iou",
+                 "iou_val_thr_ci_low", "iou_val_thr_ci_high", "label_threshold", "iou_label_thr",
+                 "iou_label_thr_ci_low", "iou_label_thr_ci_high", "oracle_threshold", "oracle_iou",
                  "n_fake", "n_real"]
 
 
@@ -126,6 +127,25 @@ def calibrated_iou(valid: Predictions, fake: Predictions, profile: Profile) -> d
             "iou_val_thr_ci_low": lo, "iou_val_thr_ci_high": hi}
 
 
+def label_threshold(real_valid: Predictions, quantile: float) -> float:
+    """A threshold chosen without masks (ours, for weak setups, which have none): the
+    ``quantile`` of every map cell of the validation split's *real* images, so that a share
+    1 - quantile of real cells lies above it. It reads image labels only (which images are real),
+    never a mask: weakly supervised localizers tuned on masks measure the masks (Choe et al.,
+    CVPR 2020)."""
+    return float(np.quantile(np.asarray(real_valid.maps, dtype=np.float64), quantile))
+
+
+def label_iou(real_valid: Predictions, fake: Predictions, profile: Profile) -> dict:
+    """The test IoU-lg at ``label_threshold`` (``iou_label_thr``, with its 95% interval over test
+    images) and the threshold (``label_threshold``)."""
+    t = label_threshold(real_valid, profile.label_quantile)
+    ious = metrics.localization(fake.maps, masks_for(fake), threshold=t).iou
+    lo, hi = metrics.bootstrap_mean_ci(ious, profile.bootstrap, profile.seed)
+    return {"label_threshold": t, "iou_label_thr": 100 * float(np.mean(ious)),
+            "iou_label_thr_ci_low": lo, "iou_label_thr_ci_high": hi}
+
+
 def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool = True,
                    fake_key: str = CELEBA_TEST[0], real_key: str = CELEBA_TEST[1]) -> dict:
     """One table row; missing predictions give NaN (shown as missing, never as zero)."""
@@ -142,6 +162,9 @@ def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool
     valid = load_run(run, fake_key, profile, "valid") if extras else None
     if valid is not None:
         row.update(calibrated_iou(valid, fake, profile))
+    real_valid = load_run(run, real_key, profile, "valid") if extras else None
+    if real_valid is not None:
+        row.update(label_iou(real_valid, fake, profile))
     row["status"] = "ok"
     return row
 

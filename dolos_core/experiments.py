@@ -211,12 +211,12 @@ def plan_for(exp: Experiment, profile) -> tuple[int, int]:
 
 def prediction_sets(exp: "Experiment") -> list[tuple[str, str]]:
     """Every (dataset key, split) an experiment predicts: its test sets, plus validation splits
-    where the 0.5 threshold's alternative is chosen (ours; never on a test set): the Repaint-P2
-    fakes' for the experiments tested on Table 2's test sets, the training generators' own for
-    the Figure 6 trainings."""
+    where the 0.5 threshold's alternatives are chosen (ours; never on a test set): the Repaint-P2
+    fakes' (with masks) and the reals' (labels only) for the experiments tested on Table 2's test
+    sets, the training generators' own for the Figure 6 trainings."""
     out = [(k, "test") for k in exp.test]
     if exp.test[:1] == (CELEBA_TEST[0],):
-        out.append((CELEBA_TEST[0], "valid"))
+        out += [(CELEBA_TEST[0], "valid"), (CELEBA_TEST[1], "valid")]    # the real one: the threshold without masks
     elif exp.group in ("fig6-single", "fig6-allbut"):
         out += [(t.key, "valid") for t in exp.train]
     return out

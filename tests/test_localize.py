@@ -156,3 +156,38 @@ def test_explain_names_the_run_its_files_and_where_it_is(trained, capsys):
                        env={**os.environ, "DOLOS_PYTHON": sys.executable}, timeout=300)
     assert r.returncode == 0 and "kernels native: " in r.stdout and best.parent.name not in r.stdout.split("\n")[3], \
         r.stdout[:3000] + r.stderr[-2000:]
+
+
+def test_the_threshold_without_masks_reads_no_mask(trained):
+    """The weak setups' threshold (evaluate.label_threshold: a quantile of the real validation
+    images' map cells) is the same with the validation masks deleted as with them present, and
+    it is the one Table 2's row reports beside 0.5; the mask-calibrated threshold cannot be
+    chosen without them."""
+    import shutil
+
+    from dolos_core import evaluate
+    from dolos_core.experiments import CELEBA_TEST, get_experiment
+    from dolos_core.predict import predict_experiment
+    from dolos_core.runs import resolve_run
+
+    prof, paths, _ = trained
+    exp = get_experiment(EXP)
+    predict_experiment(exp, prof, paths, device="cpu", progress=False)
+    run = resolve_run(exp, prof, paths)
+    row = evaluate.experiment_row(exp, paths, prof, extras=True)
+    with_masks = evaluate.label_threshold(evaluate.load_run(run, CELEBA_TEST[1], prof, "valid"), prof.label_quantile)
+    assert row["label_threshold"] == with_masks and 0 <= with_masks <= 1
+    assert 0 <= row["iou_label_thr_ci_low"] <= row["iou_label_thr"] <= row["iou_label_thr_ci_high"] <= 100
+    masks = paths.data_root / "celebahq" / "fake" / "repaint-p2" / "masks" / "valid"
+    hidden = masks.with_name("valid-hidden")
+    shutil.move(masks, hidden)
+    evaluate._MASK_CACHE.clear()
+    try:
+        real_valid = evaluate.load_run(run, CELEBA_TEST[1], prof, "valid")
+        assert evaluate.label_threshold(real_valid, prof.label_quantile) == with_masks
+        with pytest.raises(Exception):      # the oracle of weak setups needs the masks
+            evaluate.calibrated_iou(evaluate.load_run(run, CELEBA_TEST[0], prof, "valid"),
+                                    evaluate.load_run(run, CELEBA_TEST[0], prof), prof)
+    finally:
+        shutil.move(hidden, masks)
+        evaluate._MASK_CACHE.clear()

@@ -392,3 +392,67 @@ def test_mil_loss_leaves_real_looking_cells_of_a_fake_alone():
     loss.backward()
     touched = (logits.grad[0].abs().sum(0) > 0).sum().item()
     assert touched == math.ceil(model.k * 16) < 16            # its top cells only (k of 16)
+
+
+def test_mil_soft_top_k_by_hand():
+    """Soft top-k: the softmax of the standardized logits (sharpness r) weighs the logits."""
+    from dolos_core.models.patches_mil import pool_logits
+
+    d = torch.tensor([[[2.0, -1.0], [0.0, -3.0]]])
+    v = [2.0, -1.0, 0.0, -3.0]
+    mean = sum(v) / 4
+    std = math.sqrt(sum((x - mean) ** 2 for x in v) / 4)
+    w = [math.exp(3.0 * (x - mean) / std) for x in v]
+    expected = sum(wi * x for wi, x in zip(w, v)) / sum(w)
+    assert pool_logits(d, "softk", r=3.0).item() == pytest.approx(expected, rel=1e-5)
+    assert pool_logits(d, "softk", r=0.0).item() == pytest.approx(mean, abs=1e-6)       # r = 0: the mean
+    assert pool_logits(d, "softk", r=50.0).item() == pytest.approx(2.0, abs=1e-3)       # large r: the max
+
+
+def test_mil_ranking_margin_and_suppression_by_hand():
+    """A toy batch of two fakes and one real, 2x2 cell logits: the ranking margin, the
+    suppression of the real image's top cells and the sparsity term, each against its value
+    computed by hand, and the weighed sum the loss adds to the pooled BCE."""
+    import torch.nn.functional as F
+
+    from dolos_core.models.patches_mil import rank_term, sparsity_term, suppress_term
+
+    d = torch.tensor([[[2.0, 0.0], [0.0, 0.0]],      # fake 1
+                      [[0.5, 0.0], [0.0, 0.0]],      # fake 2
+                      [[1.0, -2.0], [0.0, -1.0]]])   # real
+    label = torch.tensor([1.0, 1.0, 0.0])
+    score = torch.tensor([2.0, 0.5, 1.0])           # e.g. max pooling
+    # pairs (fake, real): max(0, 1 - (2.0 - 1.0)) = 0; max(0, 1 - (0.5 - 1.0)) = 1.5 -> mean 0.75
+    assert rank_term(d, score, label, k=0.5).item() == pytest.approx(0.75)
+    # real's top 2 of 4 cells (k = 0.5): 1.0 and 0.0 -> mean(softplus) = (log(1 + e) + log 2) / 2
+    assert suppress_term(d, score, label, k=0.5).item() == pytest.approx((math.log(1 + math.e) + math.log(2)) / 2)
+    # top 1 cell (k = 0.25): softplus(1.0)
+    assert suppress_term(d, score, label, k=0.25).item() == pytest.approx(math.log(1 + math.e))
+    # sparsity: mean sigmoid over the 8 cells of the two fakes
+    sig = lambda x: 1 / (1 + math.exp(-x))                                          # noqa: E731
+    assert sparsity_term(d, score, label, k=0.5).item() == pytest.approx((sig(2.0) + sig(0.5) + 6 * 0.5) / 8)
+    # a batch of one class: no pair, no real image -> 0
+    assert rank_term(d[:2], score[:2], label[:2], 0.5).item() == 0
+    assert suppress_term(d[:2], score[:2], label[:2], 0.5).item() == 0
+    # the model's weak loss: pooled BCE + rank + suppress (weights 1), pooling max, k 0.5
+    model = build_model("patches-mil", "weak", weak_init="pytorch", pooling="max", k=0.5, rank=1.0, suppress=1.0)
+    logits = torch.stack([torch.zeros_like(d), d], 1)           # fake-minus-real logit = d
+    out = {"map_logits": logits, "score": model.image_logit({"map_logits": logits})}
+    bce = F.binary_cross_entropy_with_logits(score, label).item()
+    got = model.weak_loss(out, {"label": label.long()}).item()
+    assert got == pytest.approx(bce + 0.75 + (math.log(1 + math.e) + math.log(2)) / 2, rel=1e-5)
+
+
+def test_mil_terms_are_card_options_with_checked_values():
+    """The pooling, k and the terms' weights are options on Patches-MIL's card: a profile sets
+    them per method, a value the card does not declare is refused, Patches has none of them."""
+    from dolos_core.config import ConfigError, get_profile
+
+    mini = get_profile("mini", method_options={"patches-mil": {"pooling": "softk", "rank": 1.0}})
+    opts = mini.options_for("patches-mil", "weak")
+    assert opts["pooling"] == "softk" and opts["rank"] == 1.0 and opts["weak_init"] == "pytorch"
+    assert build_model("patches-mil", "weak", **opts).pooling == "softk"
+    with pytest.raises(ConfigError, match="must be one of"):
+        get_profile("mini", method_options={"patches-mil": {"k": 0.3}})
+    with pytest.raises(ConfigError, match="declares no option 'pooling'"):
+        get_profile("mini", method_options={"patches": {"pooling": "max"}})
