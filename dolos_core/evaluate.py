@@ -304,10 +304,11 @@ def seed_table(paths: Paths, profile: Profile, seeds: int,
 
 
 def run_threshold(run, exp: Experiment, profile: Profile) -> float | None:
-    """The threshold that maximises mean IoU-lg on every validation split ``exp`` predicts
-    (``experiments.prediction_sets``; pooled), or None without one."""
+    """The threshold that maximises mean IoU-lg on every validation split with masks ``exp``
+    predicts (``experiments.prediction_sets``; pooled), or None without one."""
 
-    valid = [p for k, s in prediction_sets(exp) if s == "valid" and (p := load_run(run, k, profile, s)) is not None]
+    valid = [p for k, s in prediction_sets(exp) if s == "valid" and DatasetKey.parse(k).has_masks
+             and (p := load_run(run, k, profile, s)) is not None]
     if not valid:
         return None
     maps = np.concatenate([v.maps for v in valid])
