@@ -56,3 +56,31 @@ def test_the_study_benchmark_says_whether_a_run_reproduces_the_committed_tables(
     cg.assign(iou_seeds=[7.5, 44.0]).to_csv(committed / "cross_generator.csv", index=False)
     assert compare_with_committed(made, committed).set_index("table").loc["cross_generator", "max_abs_diff"] == 0.5
     assert same.loc["table3", "rows"] == 0 and pd.isna(same.loc["table3", "max_abs_diff"])
+
+
+def test_the_mil_sweep_chooses_with_image_labels_only():
+    """benchmarks/mil_sweep.py's rule reads detection AP and the fakes found at the threshold
+    without masks, then prefers the simplest variant; the oracle columns (validation masks) never
+    move the choice, and the paper's weak Patches is never chosen."""
+    import importlib
+
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        sweep = importlib.import_module("mil_sweep")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    means = pd.DataFrame({
+        "detection_ap": [99.9, 99.0, 99.8, 99.9, 97.0],
+        "fakes_found_at_label_thr": [100.0, 90.0, 99.0, 100.0, 100.0],
+        "oracle_iou_05": [10.0, 60.0, 20.0, 5.0, 80.0]},
+        index=["paper (every cell the image label)", "max", "topk-5%",
+               "topk-5% + rank", "topk-25%"])
+    pick, steps = sweep.choose(means)
+    # AP ties (within 0.5): topk-5% (99.8) and topk-5% + rank (99.9); most found: topk-5% + rank
+    assert pick == "topk-5% + rank" and "topk-5% + rank" in steps[-1]
+    means.loc["topk-5%", "fakes_found_at_label_thr"] = 100.0      # a tie on both: the simpler one
+    assert sweep.choose(means)[0] == "topk-5%"
+    means["oracle_iou_05"] = means["oracle_iou_05"][::-1].values   # the masks say otherwise: no change
+    assert sweep.choose(means)[0] == "topk-5%"
