@@ -84,7 +84,7 @@ def test_weak_patches_init_per_profile_and_checked():
     # --set merges one option into the profile's, the other methods' options kept
     mini = get_profile("mini", **parse_set(["method_options.patches.weak_init=authors"]))
     assert mini.options_for("patches", "weak") == {"weak_init": "authors"}
-    assert mini.options_for("patches-mil", "weak") == {"weak_init": "pytorch"}
+    assert mini.options_for("patches-mil", "weak")["weak_init"] == "pytorch"
 
 
 def test_a_tag_puts_tables_and_figures_beside_the_untagged_study(tmp_path):
