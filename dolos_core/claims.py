@@ -51,7 +51,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .experiments import CELEBA_TEST, FIG6_GENERATORS
+from .experiments import CELEBA_TEST, FIG6_GENERATORS, TRANSFER_TEST
 from .geometry import cell as _gcell
 from .geometry import fmt_cell as gfmt
 from .geometry import trend
@@ -410,6 +410,16 @@ def claim_list() -> list[Claim]:
                          (Part(f"{m}-B - {base}-B", lambda f, a=mine, b=theirs: f(*a) - f(*b)),
                           Part(f"{m}-B - mask prior", lambda f, a=mine: f(*a) - f(PRIOR, TEST), _one((PRIOR, TEST)))),
                          (mine, theirs, (PRIOR, TEST)), (mine[0],)))
+        # does less supervision generalize better? the weak variant against full supervision on
+        # the generators neither trains on (experiments.TRANSFER_TEST), one part per generator
+        full = f"{card(m).full_runs_of or base}-C"
+        cells = [((f"{m}-B", g), (full, g)) for g in TRANSFER_TEST]
+        out.append(Claim(f"X-{m}-B-other-generators", "ours", f"Weak {card(m).label} localizes other generators at "
+                         f"least as well as full supervision: trained on Repaint-P2 both, {m}-B's IoU is not below "
+                         f"{full}'s on any of {', '.join(g.split('/')[-1] for g in TRANSFER_TEST)}",
+                         tuple(Part(f"{m}-B - {full} on {a[1].split('/')[-1]}", lambda f, a=a, b=b: f(*a) - f(*b),
+                                    _one(b)) for a, b in cells),
+                         tuple(c for pair in cells for c in pair), (f"{m}-B",), (full,), TRANSFER_TEST))
     return out
 
 

@@ -258,6 +258,39 @@ def seed_t_interval(values, level: float = 0.95) -> tuple[float, float]:
     return float(v.mean() - half), float(v.mean() + half)
 
 
+def transfer_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFrame:
+    """Ours: does less supervision generalize better? Setups B and C of every experiment with
+    other generators' test sets (``Experiment.transfer_test``: a weak variant such as Patches-MIL
+    and the method it varies), on their own generator's test set (``in domain``) and on each
+    generator they do not train on (``held out``), with the held-out mean; per cell the mean over
+    the seeds that have it of IoU-lg at 0.5, Student's t interval over the seed values, and the
+    values. A missing test set or seed is left out (``seeds`` says how many a cell has)."""
+    rows = []
+    for e in [x for x in experiments_in("table2") if x.transfer_test]:
+        keys = (e.test[0],) + e.transfer_test
+        values: dict[str, list[float]] = {k: [] for k in (*keys, "held-out mean")}
+        for k in range(seeds):
+            prof = profile.replace(seed=profile.seed + k)
+            run = resolve_run(e, prof, paths)
+            got = {}
+            for key in keys:
+                pred = load_run(run, key, prof)
+                if pred is not None:
+                    got[key] = 100 * float(metrics.localization(pred.maps, masks_for(pred)).iou.mean())
+                    values[key].append(got[key])
+            if all(key in got for key in e.transfer_test):
+                values["held-out mean"].append(float(np.mean([got[key] for key in e.transfer_test])))
+        for key, vs in values.items():
+            lo, hi = seed_t_interval(vs)
+            rows.append({"experiment": e.name, "method": e.method, "setup": e.setup, "test_set": key,
+                         "domain": "in domain" if key == e.test[0] else "held out",
+                         "iou": float(np.mean(vs)) if vs else np.nan, "iou_t_low": lo, "iou_t_high": hi,
+                         "seeds": len(vs), "iou_values": ", ".join(f"{v:.1f}" for v in vs)})
+    cols = ["experiment", "method", "setup", "test_set", "domain", "iou", "iou_t_low", "iou_t_high", "seeds",
+            "iou_values"]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def seed_table(paths: Paths, profile: Profile, seeds: int,
                groups: tuple[str, ...] = SEED_GROUPS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``--seeds N``: the experiments of ``groups`` trained with seeds ``profile.seed`` ...
@@ -346,7 +379,7 @@ def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFr
         for e in experiments_in(*PER_IMAGE_GROUPS):
             run = resolve_run(e, prof, paths)
             threshold = None
-            for key in e.test:
+            for key in e.test + e.transfer_test:
                 if DatasetKey.parse(key).label != 1 or (pred := load_run(run, key, prof)) is None:
                     continue
                 threshold = run_threshold(run, e, prof) if threshold is None else threshold

@@ -26,6 +26,9 @@ from .models import MODELS, card, methods
 CELEBA_TEST = ("celebahq/repaint-p2", "celebahq/real")
 FIG6_GENERATORS = ("repaint-p2-9k", "ldm", "lama", "pluralistic")
 FIG6_TEST = tuple(f"celebahq/{g}" for g in FIG6_GENERATORS)
+# The generators setups B and C do not train on: where weak and full supervision are compared
+# out of domain (ours), predicted when the data root has them.
+TRANSFER_TEST = tuple(f"celebahq/{g}" for g in FIG6_GENERATORS if not g.startswith("repaint-p2"))
 # The paper's names of the generators (the layout's folder names are the keys)
 GENERATOR_NAMES = {"repaint-p2-9k": "Repaint-P2 (9k)", "repaint-p2": "Repaint-P2", "ldm": "Repaint-LDM",
                    "lama": "LaMa", "pluralistic": "Pluralistic", "p2": "P2"}
@@ -56,6 +59,8 @@ class Experiment:
     # This run's own values of its method's options (``Card.options``), over the profile's
     # ``method_options`` (e.g. the budget-scaling runs from the authors' init of weak Patches).
     options: Mapping[str, object] = field(default_factory=dict, hash=False)
+    # Test sets of other generators, predicted when the data root has them (never needed to run).
+    transfer_test: tuple[str, ...] = ()
 
     @property
     def case(self) -> str:
@@ -97,8 +102,16 @@ def loss_variant_methods() -> tuple[str, ...]:
     return tuple(m for m in methods() if card(m).loss_variants)
 
 
+def transfer_methods() -> tuple[str, ...]:
+    """The methods whose setups B and C are also tested on the generators they do not train on
+    (``TRANSFER_TEST``): every weak variant (``Card.weak_variant_of``) and the method it varies."""
+    variants = [m for m in methods() if card(m).weak_variant_of]
+    return tuple(dict.fromkeys([card(m).weak_variant_of for m in variants] + variants))
+
+
 def _build() -> dict[str, Experiment]:
     exps: list[Experiment] = []
+    across = transfer_methods()
     for method in methods():
         for setup in ("A", "B", "C"):
             if setup == "C" and card(method).full_runs_of:   # its setup C is that method's
@@ -107,6 +120,7 @@ def _build() -> dict[str, Experiment]:
                 name=f"{method}-{setup}", method=method,
                 supervision="full" if setup == "C" else "weak", setup=setup,
                 train=_setup_train("celebahq", setup), test=CELEBA_TEST, group="table2",
+                transfer_test=TRANSFER_TEST if method in across and setup in "BC" else (),
                 description=f"Table 2: {method}, setup {setup} ({_SETUP_TEXT[setup]})"))
     for setup in ("A", "B", "C"):
         exps.append(Experiment(
@@ -213,13 +227,20 @@ def prediction_sets(exp: "Experiment") -> list[tuple[str, str]]:
     """Every (dataset key, split) an experiment predicts: its test sets, plus validation splits
     where the 0.5 threshold's alternatives are chosen (ours; never on a test set): the Repaint-P2
     fakes' (with masks) and the reals' (labels only) for the experiments tested on Table 2's test
-    sets, the training generators' own for the Figure 6 trainings."""
-    out = [(k, "test") for k in exp.test]
+    sets, the training generators' own for the Figure 6 trainings. ``transfer_test`` sets are
+    predicted where the data root has them (``optional_set``)."""
+    out = [(k, "test") for k in exp.test + exp.transfer_test]
     if exp.test[:1] == (CELEBA_TEST[0],):
         out += [(CELEBA_TEST[0], "valid"), (CELEBA_TEST[1], "valid")]    # the real one: the threshold without masks
     elif exp.group in ("fig6-single", "fig6-allbut"):
         out += [(t.key, "valid") for t in exp.train]
     return out
+
+
+def optional_set(exp: "Experiment", key: str, split: str) -> bool:
+    """Whether a prediction set of ``exp`` is predicted only when the data root has it (a
+    validation split, another generator's test set), rather than needed."""
+    return split != "test" or key in exp.transfer_test
 
 
 def test_set_name(key: str) -> str:

@@ -750,3 +750,40 @@ def calibration_figure(hist: pd.DataFrame, summary: pd.DataFrame):
     fig.legend(loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
+
+
+def transfer_figure(df: pd.DataFrame):
+    """Does less supervision generalize better (``evaluate.transfer_table``): IoU-lg at 0.5 of
+    each experiment on its own generator and on each generator it does not train on, with the
+    held-out mean; bars are the mean over seeds (colour: the method's card; hatched: full
+    supervision), error bars Student's t interval over the seeds, dots each seed."""
+    sets = list(dict.fromkeys(df["test_set"]))
+    exps = list(dict.fromkeys(df["experiment"]))
+    fig, ax = plt.subplots(figsize=(2.0 + 1.4 * len(sets), 3.8))
+    w = 0.8 / max(len(exps), 1)
+    for j, name in enumerate(exps):
+        d = df[df.experiment == name].set_index("test_set")
+        method, setup = d["method"].iloc[0], d["setup"].iloc[0]
+        for i, ts in enumerate(sets):
+            if ts not in d.index or not np.isfinite(d.loc[ts, "iou"]):
+                continue
+            r = d.loc[ts]
+            x = i + (j - (len(exps) - 1) / 2) * w
+            err = None
+            if np.isfinite(r["iou_t_low"]):
+                err = [[r["iou"] - r["iou_t_low"]], [r["iou_t_high"] - r["iou"]]]
+            ax.bar(x, r["iou"], w, color=method_colour(method), hatch="//" if setup == "C" else None,
+                   edgecolor="black", lw=0.5, yerr=err, capsize=2,
+                   label=f"{method_label(method)} {setup}" if i == 0 else None)
+            vals = [float(v) for v in str(r["iou_values"]).split(",") if v.strip()]
+            if len(vals) > 1:
+                ax.plot([x] * len(vals), vals, ls="none", marker=".", ms=3, color="black", alpha=0.6)
+    ax.set_xticks(range(len(sets)))
+    ax.set_xticklabels([s.split("/")[-1] + ("\n(own)" if k == 0 else "") for k, s in enumerate(sets)], fontsize=8)
+    ax.axvline(len(sets) - 1.5, color="grey", ls=":", lw=1)
+    ax.set_ylabel("IoU-lg at 0.5 (%)")
+    ax.set_title("Trained on Repaint-P2: own generator, held-out generators and their mean", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from .config import Paths, Profile, resolve_device
 from .data.datasets import DecodedSplit, DolosDataset, Perturbation, collate, transform_for
 from .data.layout import DatasetKey, split_exists
-from .experiments import Experiment, prediction_sets
+from .experiments import Experiment, optional_set, prediction_sets
 from .models import DolosModel
 from .numerics import autocast
 from .predictions import Predictions, predictions_current, save_predictions
@@ -113,8 +113,8 @@ def predict_experiment(exp: Experiment, profile: Profile, paths: Paths, device: 
     run = resolve_run(exp, profile, paths, device)      # one data scan for every test set
     for key_text, split in prediction_sets(exp):
         key = DatasetKey.parse(key_text)
-        if split != "test" and not split_exists(paths.data_root, key, split):
-            continue                            # a root without that split: nothing to calibrate on
+        if optional_set(exp, key_text, split) and not split_exists(paths.data_root, key, split):
+            continue                            # a root without that split: nothing to predict on
         out = run.predictions_file(key_text, split)
         if predictions_current(out, profile) and not force:
             written.append(out)

@@ -20,7 +20,7 @@ import numpy as np
 from .config import Paths, Profile
 from .data.datasets import read_mask
 from .data.layout import DatasetKey, split_exists
-from .experiments import Experiment, prediction_sets
+from .experiments import Experiment, optional_set, prediction_sets
 from .io import read_json, save_npz, write_json
 from .runs import resolve_run
 
@@ -76,7 +76,7 @@ def missing_predictions(paths: Paths, exp: Experiment, profile: Profile, device:
     run = resolve_run(exp, profile, paths, device)
     out = []
     for key, split in prediction_sets(exp):
-        if split != "test" and not split_exists(paths.data_root, DatasetKey.parse(key), split):
+        if optional_set(exp, key, split) and not split_exists(paths.data_root, DatasetKey.parse(key), split):
             continue
         f = run.predictions_file(key, split)
         if not predictions_current(f, profile):

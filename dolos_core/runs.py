@@ -177,6 +177,7 @@ def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
     exp_dict = dataclasses.asdict(exp)
     exp_dict.pop("description")
     exp_dict.pop("test")          # what it is tested on changes predictions, not training
+    exp_dict.pop("transfer_test")
     exp_dict.pop("group")
     cfg = {
         "experiment": exp_dict,

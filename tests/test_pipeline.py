@@ -262,6 +262,15 @@ def test_smoke_study_writes_every_table_figure_and_report(smoke_study):
     assert "02_train-patches-C.ipynb" in nbs
     claims = pd.read_csv(res / "claims.csv").set_index("id")     # ours: Patches-MIL against weak Patches
     assert claims.loc["T2-patches-mil-B", "source"] == "ours"
+    # weak against full supervision on the generators they do not train on: every cell present,
+    # the held-out mean the mean of the three, and its claim
+    tr = pd.read_csv(res / "transfer.csv")
+    assert set(tr.experiment) == {"patches-B", "patches-C", "patches-mil-B"}
+    assert len(tr) == 3 * 5 and tr["iou"].between(0, 100).all() and (tr["seeds"] == 1).all()
+    mil = tr[tr.experiment == "patches-mil-B"].set_index("test_set")["iou"]
+    assert mil["held-out mean"] == pytest.approx(mil[["celebahq/ldm", "celebahq/lama", "celebahq/pluralistic"]].mean())
+    assert (figs / "transfer.png").exists()
+    assert claims.loc["X-patches-mil-B-other-generators", "source"] == "ours"
 
 
 @pytest.mark.xdist_group("smoke-study")

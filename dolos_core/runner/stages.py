@@ -77,7 +77,8 @@ STAGE_TABLE = [
           tables=(("table2", "Table 2 · methods x setups on CelebA-HQ (paper 5.1)"),
                   ("table3", "Table 3 · Patches trained on FFHQ, tested on CelebA-HQ (paper 5.2)"),
                   ("cross_generator", "Figure 6 data · cross-generator IoU-lg (paper 5.3)"),
-                  ("seed_spread", "Spread over training seeds (--seeds N)")),
+                  ("seed_spread", "Spread over training seeds (--seeds N)"),
+                  ("transfer", "Ours · weak against full supervision on generators they do not train on")),
           captions={
               "table2_iou": "Table 2 at a glance: bars are the first seed's runs with 95% intervals over "
                             "test images (pixel AUC is pooled: no interval); with several seeds, diamonds "
@@ -93,6 +94,9 @@ STAGE_TABLE = [
               "qualitative_raw": "Maps of every Table 2 model on the same test images, on one fixed 0-1 "
                                  "scale (a flat map is an unsure model); under each, that image's IoU.",
               "qualitative_binary": "The same maps at the 0.5 threshold: what IoU-lg counts.",
+              "transfer": "Ours: trained on Repaint-P2, tested on it (own) and on the generators it never saw, "
+                          "with their mean: weak Patches-MIL B and Patches B beside full-supervision Patches C "
+                          "(hatched); bars: mean over seeds, Student's t interval over seeds, dots: each seed.",
               "iou_by_area": "IoU against mask size. The everything-fake baseline also rises with area, so "
                              "a rising line is only informative above it."}),
     Stage("extensions", "loss variants, post-processing, robustness",
