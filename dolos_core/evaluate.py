@@ -353,37 +353,56 @@ PER_IMAGE_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
 PER_IMAGE_BASELINES = ("everything-fake", "mask-prior")
 
 
+def supervised_threshold(run, exp: Experiment, profile: Profile) -> float | None:
+    """The second threshold a run may honestly choose, from what its supervision gives it: a
+    weak run (setups A, B: image labels only) the threshold without masks (``label_threshold``
+    on its real validation images); a full run the validation-mask one (``run_threshold``).
+    None without the validation split it needs."""
+    if exp.supervision == "weak":
+        real = load_run(run, CELEBA_TEST[1], profile, "valid")
+        return label_threshold(real, profile.label_quantile) if real is not None else None
+    return run_threshold(run, exp, profile)
+
+
 def _image_rows(name: str, seed: int | None, key: str, maps: np.ndarray, names, masks: np.ndarray,
-                threshold: float | None) -> pd.DataFrame:
+                threshold: float | None, sup_threshold: float | None = None) -> pd.DataFrame:
     loc = metrics.localization(maps, masks)
-    iou_val = (metrics.localization(maps, masks, threshold=threshold).iou if threshold is not None
-               else np.full(len(names), np.nan))
+
+    def at(t):
+        return metrics.localization(maps, masks, threshold=t).iou if t is not None else np.full(len(names), np.nan)
+    iou_val = at(threshold)
+    iou_sup = iou_val if sup_threshold == threshold else at(sup_threshold)
     auc = metrics.per_image_pixel_metrics(maps, masks)["pixel_auc_img"]
     return pd.DataFrame({"experiment": name, "seed": seed, "test_set": key, "image": names,
-                         "area": loc.mask_area, "iou": loc.iou, "iou_val": iou_val, "auc": auc,
-                         "threshold": threshold})
+                         "area": loc.mask_area, "iou": loc.iou, "iou_val": iou_val, "iou_sup": iou_sup, "auc": auc,
+                         "threshold": threshold, "sup_threshold": sup_threshold})
 
 
 def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFrame:
     """Per fake test image, the input of the claims' paired bootstrap (ours): IoU-lg at 0.5
-    (``iou``), at the run's validation-chosen threshold (``iou_val``; NaN without validation
-    predictions), per-image pixel AUC (``auc``, 0-1; NaN for an empty or full mask) and the mask
-    area; for every experiment of Table 2, Table 3 and Figure 6 under seeds ``profile.seed``
-    ... ``+ seeds - 1`` (the seeds that exist), and for the baselines everything-fake and
-    mask-prior on every fake test set (``seed`` empty; the mask prior's threshold chosen on the
-    Repaint-P2 validation split, as Table 2's)."""
+    (``iou``), at the run's validation-chosen threshold (``iou_val``, with validation masks; NaN
+    without validation predictions), at the threshold its supervision can choose (``iou_sup``,
+    ``supervised_threshold``: without masks for weak runs, the validation-mask one for full runs
+    and for the baselines, which are built from masks), per-image pixel AUC (``auc``, 0-1; NaN
+    for an empty or full mask) and the mask area; for every experiment of Table 2, Table 3 and
+    Figure 6 under seeds ``profile.seed`` ... ``+ seeds - 1`` (the seeds that exist), and for
+    the baselines everything-fake and mask-prior on every fake test set (``seed`` empty; the
+    mask prior's threshold chosen on the Repaint-P2 validation split, as Table 2's)."""
 
     frames = []
     for k in range(seeds):
         prof = profile.replace(seed=profile.seed + k)
         for e in experiments_in(*PER_IMAGE_GROUPS):
             run = resolve_run(e, prof, paths)
-            threshold = None
+            threshold = sup = None
             for key in e.test + e.transfer_test:
                 if DatasetKey.parse(key).label != 1 or (pred := load_run(run, key, prof)) is None:
                     continue
-                threshold = run_threshold(run, e, prof) if threshold is None else threshold
-                frames.append(_image_rows(e.name, prof.seed, key, pred.maps, pred.names, masks_for(pred), threshold))
+                if threshold is None:
+                    threshold = run_threshold(run, e, prof)
+                    sup = threshold if e.supervision == "full" else supervised_threshold(run, e, prof)
+                frames.append(_image_rows(e.name, prof.seed, key, pred.maps, pred.names, masks_for(pred), threshold,
+                                          sup))
     fake_sets = [k for k in dict.fromkeys((CELEBA_TEST[0], *FIG6_TEST))
                  if split_exists(paths.data_root, DatasetKey.parse(k), "test")]
     fitted = {"mask-prior": fit_mask_prior(paths.data_root)} if fake_sets else {}
@@ -396,8 +415,9 @@ def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFr
         for key in fake_sets:
             maps, _, names = baseline_maps(name, paths.data_root, key, profile.max_test_images, fitted)
             masks = Predictions(maps, np.zeros(len(names)), names, _meta(paths, key, "test")).masks()
-            frames.append(_image_rows(f"baseline-{name}", None, key, maps, names, masks, t))
-    cols = ["experiment", "seed", "test_set", "image", "area", "iou", "iou_val", "auc", "threshold"]
+            frames.append(_image_rows(f"baseline-{name}", None, key, maps, names, masks, t, t))
+    cols = ["experiment", "seed", "test_set", "image", "area", "iou", "iou_val", "iou_sup", "auc", "threshold",
+            "sup_threshold"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 

@@ -121,7 +121,7 @@ def data_summary(data_root: Path, needs: list[tuple[str, str]]) -> dict:
     mini = root / "DOLOS-MINI.json"
     if mini.exists():
         meta = json.loads(mini.read_text())
-        out["dolos_mini"] = {k: v for k, v in meta.items() if k not in ("build_seconds", "counts")}
+        out["dolos_mini"] = {k: v for k, v in meta.items() if k not in ("build_seconds", "counts", "not_testable")}
     for key_text, split in sorted(set(needs)):
         key = DatasetKey.parse(key_text)
         out[f"{key_text}/{split}"] = [_folder_summary(key.images_dir(root, split)),

@@ -30,7 +30,7 @@ def geometry(res: Path) -> list[str]:
 
 def main() -> None:
     res = ROOT / "results" / "mini"
-    claims = claims_table(res)
+    claims = pd.read_csv(res / "claims.csv") if (res / "claims.csv").exists() else claims_table(res)
     spread = res / "seed_spread.csv"
     seeds = int(pd.read_csv(spread)["seeds"].max()) if spread.exists() else 1
     how = ("one seed" if seeds == 1 else

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dolos_core.claims import (COLUMNS, FAILS, HOLDS, MISSING, NO_COMPARISON, OPEN, THRESHOLD, UNINFORMATIVE, claims,
+from dolos_core.claims import (COLUMNS, FAILS, HOLDS, MISSING, NO_COMPARISON, NOT_TESTABLE, OPEN, THRESHOLD,
+                               UNINFORMATIVE, claims,
                                claims_table, final_verdict, sign_verdict, verdict_counts)
 from dolos_core.experiments import FIG6_GENERATORS
 
@@ -53,7 +54,8 @@ def _table(cells: dict | None = None, spread: float = 0.2, seeds: dict | None = 
                 "experiment": exp, "seed": None if shift is None else k, "test_set": ts,
                 "image": [f"{i:03d}.png" for i in range(N)],
                 "iou": 0.0 if v05 == 0 else np.clip(v05 / 100 + offset + d, -1, 2),
-                "iou_val": np.clip(vval / 100 + offset + d, -1, 2), "auc": np.clip(auc / 100 + offset / 4, 0, 1),
+                "iou_val": np.clip(vval / 100 + offset + d, -1, 2), "iou_sup": np.clip(vval / 100 + offset + d, -1, 2),
+                "auc": np.clip(auc / 100 + offset / 4, 0, 1),
                 "threshold": (thresholds or {}).get(exp, 0.5)}))
     return pd.concat(rows, ignore_index=True)
 
@@ -83,27 +85,87 @@ def test_paired_differences_decide_where_single_intervals_overlap():
     assert hi - lo > 4 and lo < 51.9        # each cell alone overlaps the other's interval
 
 
-def test_a_reference_that_did_not_learn_makes_the_claim_uninformative():
-    """T3-B 'holds' (CelebA-trained B above FFHQ-trained B), but the CelebA-trained B, the claim's
-    reference, ranks its fake pixels no better than the mask prior (per-image AUC 80 = the
-    prior's): uninformative, and the note says which model and why."""
+def test_a_reference_that_did_not_learn_makes_the_claim_not_testable_here():
+    """T3-B 'holds' at both thresholds (CelebA-trained B above FFHQ-trained B), but the
+    CelebA-trained B ranks its fake pixels no better than the mask prior (per-image AUC 80 = the
+    prior's): its verdict is "not testable here", the footing names the model in one phrase, and
+    the note says why."""
     r = _rows(_table({("patches-B-ffhq", T): (10, 10), ("patches-B", T): (30, 30, 80)}))["T3-B"]
-    assert r["verdict_05"] == HOLDS and r["verdict_val"] == HOLDS
-    assert r["verdict"] == UNINFORMATIVE
-    assert "patches-B did not learn: per-image pixel AUC 80.0" in r["note"] and "(a reference" in r["note"]
+    assert r["verdict_05"] == HOLDS and r["verdict_own"] == HOLDS
+    assert r["verdict"] == NOT_TESTABLE and r["footing"] == "patches-B did not learn"
+    assert "patches-B did not learn: per-image pixel AUC 80.0" in r["note"]
     assert "patches-B-ffhq did not learn" not in r["note"]
 
 
-def test_a_subject_that_did_not_learn_is_the_answer_not_a_reason_to_set_it_aside():
-    """T2-weak is about B's own quality: B at its baselines (and not above the prior's AUC) makes
-    it 'does not hold', qualified in the note, never 'uninformative'; the same B with a learning
-    curve still falling is named undertrained there."""
+def test_a_subject_undertrained_or_not_learned_is_not_testable_here():
+    """T2-weak is about B against C: B not above the prior's AUC makes it "not testable here"
+    ("patches-B did not learn"), never "does not hold" (a reader would take that as a finding
+    about the paper); B learned but undertrained (validation loss still falling): "not testable
+    here" too, "patches-B undertrained"; with its footing it is decided again."""
     table = _table({("patches-B", T): (10, 10, 80), ("patches-C", T): (60, 60)})
     r = _rows(table)["T2-weak"]
-    assert r["verdict"] == FAILS and "patches-B did not learn" in r["note"] and "its failure is the answer" in r["note"]
+    assert r["verdict"] == NOT_TESTABLE and r["footing"] == "patches-B did not learn"
+    assert r["verdict_05"] == FAILS                     # the quantity is still shown, not the verdict
+    learned = _table({("patches-B", T): (10, 10, 95), ("patches-C", T): (60, 60)})
     training = pd.DataFrame({"experiment": ["patches-B"], "undertrained": [True]})
-    r = claims(table, n_boot=100, training=training).set_index("id").loc["T2-weak"]
-    assert r["verdict"] == FAILS and "undertrained" in r["note"]
+    r = claims(learned, n_boot=100, training=training).set_index("id").loc["T2-weak"]
+    assert r["verdict"] == NOT_TESTABLE and r["footing"] == "patches-B undertrained"
+    assert _rows(learned)["T2-weak"]["verdict"] == FAILS
+
+
+def test_the_same_evidence_gives_the_same_verdict_to_the_papers_claim_and_ours():
+    """One rule for every claim: two claims with the same parts, subjects and references, one
+    marked "paper" and one "ours", get the same verdict, footing and quantity, whatever the
+    evidence (a subject that learned, one that did not)."""
+    from dolos_core.claims import Claim, Evidence, Part, assess
+
+    for b_auc in (95, 80):
+        ev = Evidence(_table({("patches-B", T): (50, 50, b_auc), ("patches-C", T): (60, 60)}), 100)
+        def make(source):
+            return Claim("x", source, "B reaches 0.75 of C",
+                         (Part("B - 0.75 C", lambda m: m("patches-B", T) - 0.75 * m("patches-C", T)),),
+                         (("patches-B", T), ("patches-C", T)), ("patches-B",), ("patches-C",))
+        paper, ours = assess(ev, make("paper")), assess(ev, make("ours"))
+        for k in ("verdict", "footing", "verdict_05", "verdict_own", "quantity_05", "quantity_05_low"):
+            assert paper[k] == ours[k], (b_auc, k)
+    assert paper["verdict"] == NOT_TESTABLE
+
+
+def test_a_contrast_the_data_cannot_test_is_not_testable_here_part_by_part():
+    """DOLOS-mini declares no dataset shift: the Table 3 claims are "not testable here" with the
+    data's reason; the headline's dataset part is set aside and its generator part decides; a
+    real root (nothing declared) decides them all."""
+    from dolos_core.claims import claims
+    from dolos_core.data.mini import NOT_TESTABLE as MINI
+
+    table = _table()
+    mini = claims(table, n_boot=100, untestable=MINI).set_index("id")
+    assert mini.loc["T3-B", "verdict"] == NOT_TESTABLE and "dataset shift not in this data" in mini.loc["T3-B", "footing"]
+    assert mini.loc["F6-generators", "verdict"] == NOT_TESTABLE
+    real = claims(table, n_boot=100).set_index("id")
+    assert real.loc["T3-B", "verdict"] != NOT_TESTABLE
+    only_gen = {"dataset shift": MINI["dataset shift"]}
+    head = claims(table, n_boot=100, untestable=only_gen).set_index("id").loc["headline"]
+    assert "dataset drop - weak drop (set aside)" in head["parts"] and "set aside, the data cannot test it" in head["note"]
+    assert head["verdict"] != NOT_TESTABLE
+
+
+def test_a_three_seed_interval_covers_the_t_interval_of_the_seed_values():
+    """Seed-level inference: with 3 seeds the claim's interval is at least Student's t interval
+    of the quantity computed seed by seed (a bootstrap over seeds cannot leave their range)."""
+    from dolos_core.claims import Evidence, _interval, t_interval
+
+    shifts = [-8.0, 0.0, 8.0]
+    table = _table({("patches-C", T): (52, 52), ("patches-C-ffhq", T): (50, 50)},
+                   seeds={"patches-C": shifts, "patches-C-ffhq": [0.0, 0.0, 0.0]}, spread=0.01)
+    ev = Evidence(table, 300)
+    def q(m):
+        return m("patches-C", T) - m("patches-C-ffhq", T)
+    per_seed = ev.per_seed(q, "iou")
+    assert per_seed == pytest.approx([2 - 8, 2, 2 + 8], abs=0.01)
+    tlo, thi = t_interval(per_seed)
+    point, lo, hi = _interval(ev, q, "iou")
+    assert lo <= tlo + 1e-9 and hi >= thi - 1e-9 and thi - tlo > 2 * 8    # wider than the seeds' range
 
 
 def test_the_weakest_part_decides_and_a_floor_cell_there_is_uninformative():
@@ -133,7 +195,7 @@ def test_an_empty_baseline_is_no_comparison():
     that threshold is no comparison and the calibrated verdict alone decides (B 22 vs prior 20:
     2 points, intervals exact here: holds; with seeds spread it would be inconclusive)."""
     r = _rows(_table({("patches-B", T): (30, 22)}))["T2-weak-above-prior"]
-    assert r["verdict_05"] == NO_COMPARISON and r["verdict_val"] == HOLDS and r["verdict"] == HOLDS
+    assert r["verdict_05"] == NO_COMPARISON and r["verdict_own"] == HOLDS and r["verdict"] == HOLDS
     assert "empty" in r["note"] and np.isnan(r["quantity_05"])
     assert final_verdict(NO_COMPARISON, NO_COMPARISON, []) == NO_COMPARISON
 
@@ -148,8 +210,8 @@ def test_a_verdict_that_flips_with_the_threshold_says_so():
     """Patches B below Grad-CAM B at 0.5 but above it at the validation-chosen thresholds, all
     models above their baselines: threshold-dependent, both verdicts shown."""
     r = _rows(_table({("gradcam-B", T): (30, 28), ("patches-B", T): (25, 40), ("attention-B", T): (22, 30)}))["T2-best-B"]
-    assert (r["verdict_05"], r["verdict_val"], r["verdict"]) == (FAILS, HOLDS, THRESHOLD)
-    assert r["quantity_05"] == pytest.approx(-5.0) and r["quantity_val"] == pytest.approx(10.0)
+    assert (r["verdict_05"], r["verdict_own"], r["verdict"]) == (FAILS, HOLDS, THRESHOLD)
+    assert r["quantity_05"] == pytest.approx(-5.0) and r["quantity_own"] == pytest.approx(10.0)
 
 
 def test_headline_is_the_relative_drops_by_hand():
@@ -214,7 +276,7 @@ def test_missing_runs_and_counts():
     assert out.set_index("id").loc["T3-A", "verdict"] == MISSING
     assert list(out.columns) == COLUMNS
     text = verdict_counts(out)
-    assert text.startswith("the paper's 11:") and "ours 4:" in text      # ours: 3 and Patches-MIL's
+    assert text.startswith("the paper's 11:") and "ours 5:" in text      # ours: 3 and Patches-MIL's two
 
 
 def test_claims_table_without_per_image_is_empty(tmp_path):

@@ -78,6 +78,16 @@ from ..config import BuildSizes, Profile
 from .layout import SPLITS, DatasetKey
 
 BUILDER_VERSION = 4
+# The contrasts of the paper's claims this builder cannot test, and why (a real data root
+# declares none: it tests everything). Written into the build record; the claims read it
+# (``claims.claims_table``) and call a claim that needs one "not testable here".
+NOT_TESTABLE = {
+    "dataset shift": "no dataset shift in DOLOS-mini: its CelebA-HQ and FFHQ differ only in rendering "
+                     "(tint, framing, noise, JPEG quality)",
+    "generator transfer": "transfer between generators set by the builder: its generators' traces were "
+                          "designed to share what they share (builder v4 changed them to move it: "
+                          "transfer_matrix-before/after)",
+}
 BG, HAIR, SKIN, BROWS, EYES, NOSE, MOUTH = range(7)      # the part labels of a rendered face
 SMALL_PARTS = (BROWS, EYES, NOSE, MOUTH)
 # Probability of each mask choice: a single part, or two small parts together.
@@ -509,6 +519,7 @@ def build_mini(root: str | Path, profile: Profile, seed: int = 0, workers: int |
     meta["build_seconds"] = round(time.time() - t0, 1)
     meta["counts"] = {f"{s}/{g}": v for (s, g), v in the_plan.items()}
     meta["counts"]["celebahq/repaint-p2-9k"] = the_plan[("celebahq", "real")]
+    meta["not_testable"] = NOT_TESTABLE
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, meta_path)

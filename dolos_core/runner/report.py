@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..claims import claims_table, verdict_counts
+from ..claims import claims_markdown, claims_table, save_claims, verdict_counts
 from ..config import Paths, Profile, get_profile, resolve_device
-from ..evaluate import EXACT_COLUMNS, markdown, save_table, training_runs
+from ..evaluate import EXACT_COLUMNS, markdown, training_runs
 from ..experiments import experiments_in, get_experiment, plan_for
 from ..geometry import SIDES
 from ..geometry import experiments as geometry_experiments
@@ -61,12 +61,18 @@ GLOSSARY = [
     ("baselines", "`everything-fake` (IoU = mean mask area), `everything-real`, `mask-prior` (the "
      "training masks' per-pixel fake share), `pixel-lr` (per-pixel colour/noise logistic "
      "regression): what a map scores without learning generators"),
-    ("verdict", "holds / does not hold when the 95% interval of the claimed quantity (its weakest part) "
-     "lies above / below 0 at 0.5 and at the validation-chosen thresholds alike; inconclusive when it "
-     "straddles 0; threshold-dependent when the two thresholds disagree; uninformative when a reference "
-     "model did not learn or the weakest part compares with a cell at its trivial baselines (a subject "
-     "that did not learn is the answer, not a reason to set the claim aside); no comparison at a "
-     "threshold where the baseline's map is empty; cannot be checked when a run is missing"),
+    ("verdict", "first the footing: *not testable here* (with the reason in one phrase) when a model the claim "
+     "reads did not learn or was undertrained, or when every part needs a contrast the data cannot test "
+     "(DOLOS-mini declares no dataset shift, and generator transfer set by its builder); otherwise holds / "
+     "does not hold when the 95% interval of the claimed quantity (its weakest part; bootstrap over images "
+     "and seeds, at least as wide as Student's t over the seeds) lies above / below 0 at 0.5 and at each "
+     "run's own threshold alike; inconclusive when it straddles 0; threshold-dependent when the two "
+     "thresholds disagree; uninformative when the weakest part compares with a cell at its trivial "
+     "baselines; no comparison at a threshold where the baseline's map is empty; cannot be checked when a "
+     "run is missing. The same rules for the paper's claims and ours"),
+    ("own threshold", "the second threshold of every claim: the one a run's supervision lets it choose, "
+     "without masks for weak runs (the threshold without masks), with validation masks for full runs and "
+     "for the mask prior (built from masks)"),
     ("learning test", "threshold-free, the same for every claim: per-image pixel AUC on the model's own "
      "test sets above the mask prior's and above 0.5 (paired 95% intervals)"),
     ("run", "the hash of an experiment's configuration (`runs/<profile>/checkpoints/<experiment>/<run>/`)"),
@@ -302,35 +308,11 @@ def footing_table(root: Path, names: tuple[str, ...] = ("mini", "paper"),
     return pd.DataFrame(rows)
 
 
-def _claims_view(claims: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The claims table as shown: verdicts, the claimed quantity at 0.5 and at the
-    validation-chosen thresholds with intervals, seeds, the runs flagged undertrained and a
-    reference to the claim's note; the notes themselves as a numbered list to print under the
-    table (a note inside a markdown table overflows it). Values and baselines are in claims.csv."""
-    def q(r, k):
-        v = r[f"quantity_{k}"]
-        return "n/a" if pd.isna(v) else f"{v:.1f} [{r[f'quantity_{k}_low']:.1f}, {r[f'quantity_{k}_high']:.1f}]"
-
-    rows, notes = [], []
-    for _, r in claims.iterrows():
-        text = "; ".join(x for x in (r["note"] if isinstance(r["note"], str) else
-                                     (r["values"] if r["source"] == "context" else ""),
-                                     f"geometry: {r['geometry']}" if isinstance(r.get("geometry"), str) else "")
-                         if x)
-        if text:
-            notes.append(f"{len(notes) + 1}. **{r['id']}**: {text}")
-        rows.append({"id": r["id"], "source": r["source"], "claim": r["claim"], "verdict": r["verdict"],
-                     "at 0.5": f"{r['verdict_05']}: {q(r, '05')}" if r["source"] != "context" else "",
-                     "at val. threshold": f"{r['verdict_val']}: {q(r, 'val')}" if r["source"] != "context" else "",
-                     "seeds": r["seeds"] if isinstance(r["seeds"], str) else "",
-                     "undertrained": r["undertrained"] if isinstance(r.get("undertrained"), str) else "",
-                     "note": f"note {len(notes)}" if text else ""})
-    return pd.DataFrame(rows), notes
-
-
 def _claims_block(claims: pd.DataFrame) -> list[str]:
-    table, notes = _claims_view(claims)
-    return [table.to_markdown(index=False), "", "Notes:", "", *notes, ""] if notes else [table.to_markdown(index=False), ""]
+    """The claims as claims.md shows them (one block per claim), its title left to the report."""
+    text = claims_markdown(claims).split("\n")
+    first = next(i for i, line in enumerate(text) if line.startswith("## "))
+    return [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in text[first:]]
 
 
 def _figure_order(png: Path, order: list[str]):
@@ -375,19 +357,21 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "comparable with the paper's numbers, and agreement with the paper here is not "
                   "evidence about DOLOS.", ""]
     evaluated = stage_table.product(res, "per_image.csv").exists()
-    claims = claims_table(res, profile.bootstrap, profile.seed) if evaluated else None
+    claims = claims_table(res, profile.bootstrap, profile.seed, paths.data_root) if evaluated else None
     if claims is not None and len(claims):   # written again: the report also knows the geometry stage
 
-        save_table(claims, res, "claims")
+        save_claims(claims, res)
     lines += ["## Summary", ""] + summary_lines(res, claims) + [""] + [seeds_line(res, profile), ""]
     lines += stage_table.paragraphs(res)       # each stage's own paragraph (Stage.paragraph)
     if claims is not None and len(claims):
         lines += ["## The paper's claims against this run", "",
-                  "Each claim is a quantity that is positive when it holds, bootstrapped over test "
-                  "images (paired: every run on a test set is resampled on the same images) and over "
-                  "seeds where a run has several; its verdict at the paper's 0.5 and at the validation-"
-                  "chosen thresholds, and the final verdict (glossary). The compared values and every "
-                  "test set's baselines, with intervals: [claims.csv](claims.csv).", "",
+                  "Each claim under the same rules, the paper's and ours: its footing first (the models it "
+                  "reads learned and converged; the contrast it tests present in the data), else *not "
+                  "testable here*; then a quantity that is positive when it holds, bootstrapped over test "
+                  "images (paired) and seeds and widened to Student's t over the seeds, decided at the "
+                  "paper's 0.5 and at each run's own threshold (weak runs: chosen without masks) (glossary). "
+                  "The compared values and every test set's baselines: [claims.csv](claims.csv); the same "
+                  "blocks: [claims.md](claims.md).", "",
                   *_claims_block(claims)]
     if profile.name != "paper":
         lines += ["## Footing: this profile against the paper's", "",
