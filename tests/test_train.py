@@ -104,7 +104,8 @@ def test_predictions_are_written_once_with_their_metadata(smoke):
     assert [h["step"] for h in res.history] == [2, 4]
     files = predict_experiment(exp, prof, paths, device="cpu", progress=False)
     # the test sets, then the validation split that calibrates the threshold (ours)
-    assert [f.name for f in files] == [f"{stem_of(k)}.npz" for k in exp.test] + ["celebahq_repaint-p2@valid.npz", "celebahq_real@valid.npz"]
+    assert [f.name for f in files] == [f"{stem_of(k)}.npz" for k in exp.test] + [
+        "celebahq_repaint-p2@valid.npz", "celebahq_real@valid.npz"]
     fake = load_predictions(files[0])
     n = prof.build_sizes.test
     assert fake.maps.shape == (n, 8, 8) and fake.scores.shape == (n,)   # 64 px -> 8x8 patches
