@@ -648,16 +648,29 @@ EXACT_COLUMNS = {"val_threshold", "oracle_threshold", "threshold", "budget", "rh
                  "rf_share", "strength", "settle"}
 
 
-def markdown(df: pd.DataFrame, empty: str = "missing", **kw) -> str:
-    """``df`` as a Markdown table whose empty cells read ``empty`` (tabulate prints a float NaN
-    as "nan" whatever its ``missingval``)."""
-    return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval=empty, **kw)
+MISSING_TEXT, NOT_APPLICABLE = "missing", "n/a"
+
+
+def markdown(df: pd.DataFrame, empty: str = NOT_APPLICABLE, **kw) -> str:
+    """``df`` as a Markdown table whose empty cells read ``empty`` ("n/a": a value that does not
+    apply), except in the rows of a run that should exist and does not (``status`` "missing"),
+    whose empty cells read "missing" (tabulate prints a float NaN as "nan" whatever its
+    ``missingval``)."""
+    shown = df.astype(object).where(df.notna(), None)
+    if "status" in df.columns:
+        gone = (df["status"] == MISSING_TEXT).to_numpy()
+        for c in shown.columns:
+            col = shown[c].copy()
+            col[gone & col.isna().to_numpy()] = MISSING_TEXT
+            shown[c] = col
+    return shown.to_markdown(index=False, missingval=empty, **kw)
 
 
 def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f",
-               missing: str = "missing") -> list[Path]:
-    """Write ``stem``.csv, .md and .tex atomically; missing values stay empty / ``missing`` (a
-    table whose empty cells mean "not applicable" passes ``"n/a"``)."""
+               missing: str = NOT_APPLICABLE) -> list[Path]:
+    """Write ``stem``.csv, .md and .tex atomically; empty values stay empty in the CSV and read
+    "n/a" in the Markdown (``missing``), "missing" in the rows of runs that should exist and do
+    not (``markdown``)."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     out = []

@@ -17,12 +17,15 @@ from .models import MODELS, methods  # noqa: E402
 
 
 def save_figure(fig, figures_dir: str | Path, stem: str) -> list[Path]:
-    """Save ``fig`` as ``stem``.png (150 dpi) and ``stem``.pdf under ``figures_dir``."""
+    """Save ``fig`` as ``stem``.png (150 dpi) and ``stem``.pdf under ``figures_dir``, both
+    byte-stable: no creation date nor software version in their metadata (the same figure
+    saved twice is the same file, so a default run leaves ``git status`` clean)."""
     d = Path(figures_dir)
     d.mkdir(parents=True, exist_ok=True)
     out = [d / f"{stem}.png", d / f"{stem}.pdf"]
-    fig.savefig(out[0], dpi=150, bbox_inches="tight")
-    fig.savefig(out[1], bbox_inches="tight")
+    fig.savefig(out[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(out[1], bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None,
+                                                        "Creator": None})
     return out
 
 
@@ -153,7 +156,8 @@ def _methods_in(df: pd.DataFrame) -> list[str]:
 
 def _bars_with_ci(ax, df: pd.DataFrame, col: str, ci: str | None, setups, methods=None):
     """Grouped bars (setup groups, one bar per method) with 95% intervals; a missing value is
-    written "missing" instead of drawn as a zero-height bar."""
+    written "missing" instead of drawn as a zero-height bar, an experiment that does not exist
+    (Patches-MIL's setup C is Patches') "n/a"."""
     methods = methods or _methods_in(df)
     w = 0.8 / len(methods)
     idx = df.set_index("experiment")
@@ -163,7 +167,8 @@ def _bars_with_ci(ax, df: pd.DataFrame, col: str, ci: str | None, setups, method
             name = f"{m}-{s}"
             v = idx[col].get(name, np.nan) if col in idx else np.nan
             if v is None or np.isnan(v):
-                ax.text(x, 2, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="grey")
+                ax.text(x, 2, "missing" if name in idx.index else "n/a", rotation=90, ha="center", va="bottom",
+                        fontsize=7, color="grey")
                 continue
             err = None
             if ci is not None and f"{ci}_ci_low" in idx and not np.isnan(idx[f"{ci}_ci_low"].get(name, np.nan)):
@@ -220,14 +225,14 @@ def table2_figure(t2: pd.DataFrame, title: str = ""):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
     base = t2.set_index("experiment")
     specs = (("iou", "iou", "IoU-lg at threshold 0.5 (%)", "ABC"),
-             ("pixel_auc", None, "pixel AUC, threshold-free (%)\npooled over all pixels: no interval", "ABC"),
+             ("pixel_auc_img", None, "pixel AUC per image, averaged (%)\nthreshold-free: the learning test's", "ABC"),
              ("ap_mean", "ap", "detection AP, weak setups (%)", "AB"))
     for ax, (col, ci, label, setups) in zip(axes, specs):
         _bars_with_ci(ax, t2, col, ci, setups)
         ax.set_ylabel(label)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
-        if col in ("pixel_auc", "ap_mean"):           # below chance: a map (or score) inverted, said on the bar
+        if col in ("pixel_auc_img", "ap_mean"):       # below chance: a map (or score) inverted, said on the bar
             _below_chance(ax, t2, col, setups)
     _seed_marks(axes[0], t2, "ABC")
     # the mask prior at 0.5 marks (almost) nothing: it is drawn at its validation-chosen threshold
@@ -236,9 +241,9 @@ def table2_figure(t2: pd.DataFrame, title: str = ""):
         if name in base.index and col in base and not np.isnan(base.loc[name, col]):
             axes[0].axhline(base.loc[name, col], color="black", ls=ls, lw=1,
                             label=f"{text} ({base.loc[name, col]:.1f})")
-    if "baseline-mask-prior" in base.index and not np.isnan(base.loc["baseline-mask-prior", "pixel_auc"]):
-        axes[1].axhline(base.loc["baseline-mask-prior", "pixel_auc"], color="black", ls="--", lw=1,
-                        label="mask prior baseline")
+    if "baseline-mask-prior" in base.index and not np.isnan(base.loc["baseline-mask-prior"].get("pixel_auc_img", np.nan)):
+        axes[1].axhline(base.loc["baseline-mask-prior", "pixel_auc_img"], color="black", ls="--", lw=1,
+                        label=f"mask prior ({base.loc['baseline-mask-prior', 'pixel_auc_img']:.1f})")
     for ax in axes[1:]:
         ax.axhline(50, color="grey", ls="-.", lw=1, label="chance")
     for ax in axes:      # below the axes: never over a bar or an error bar

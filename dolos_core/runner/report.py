@@ -29,9 +29,6 @@ from . import stages as stage_table
 from .notebooks import git_commit, log
 
 SHORT_TABLES = ("table2", "table3", "loss_variants", "seed_spread")     # shown; the others are linked
-# What an empty cell of a shown table means: seed_spread's are not applicable (no detection AP in
-# setup C, no t interval for one seed); elsewhere a value that should be there and is not.
-EMPTY_MEANS = {"seed_spread": "n/a"}
 SHOWN_COLUMNS = {"loss_variants": ["experiment", "method", "loss", "rho_class", "iou", "iou_ci_low",
                                    "iou_ci_high", "iou_val_thr", "val_threshold", "pixel_auc", "status"]}
 GLOSSARY = [
@@ -172,7 +169,7 @@ def _machine() -> str:
 def _ci(row, col: str, ci: str) -> str:
     v = row.get(col)
     if v is None or pd.isna(v):
-        return "missing"
+        return "missing" if row.get("status") == "missing" else "n/a"
     lo, hi = row.get(f"{ci}_ci_low"), row.get(f"{ci}_ci_high")
     return f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if lo is not None and not pd.isna(lo) else f"{v:.1f}"
 
@@ -183,10 +180,10 @@ def compact_table(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for _, r in df.iterrows():
         out.append({"experiment": r["experiment"], "IoU-lg [95% CI]": _ci(r, "iou", "iou"),
-                    "IoU-sm": "missing" if pd.isna(r.get("iou_sm")) else f"{r['iou_sm']:.1f}",
+                    "IoU-sm": _ci(r, "iou_sm", "iou_sm"),
                     "AP [95% CI]": _ci(r, "ap_mean", "ap") if not pd.isna(r.get("ap_mean")) else "",
                     "ap_2std": "" if pd.isna(r.get("ap_2std")) else f"{r['ap_2std']:.1f}",
-                    "pixel AUC": "missing" if pd.isna(r.get("pixel_auc")) else f"{r['pixel_auc']:.1f}",
+                    "pixel AUC (per image)": _ci(r, "pixel_auc_img", "pixel_auc_img"),
                     "IoU at the threshold without masks (ours)": "n/a" if pd.isna(r.get("iou_label_thr", float("nan")))
                     else f"{_ci(r, 'iou_label_thr', 'iou_label_thr')} at {r['label_threshold']:.3g}",
                     "IoU at valid. threshold (ours; uses validation masks, an oracle for weak setups)":
@@ -246,8 +243,9 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
                    "localizer means something only above these.")
     if "patches-B" in t2.index and "patches-C" in t2.index:
         out.append(f"Patches with image labels only (setup B) reaches {val('patches-B')} against "
-                   f"{val('patches-C')} with masks (C); its pixel AUC is {t2.loc['patches-B', 'pixel_auc']:.1f} "
-                   f"against {t2.loc['patches-C', 'pixel_auc']:.1f}.")
+                   f"{val('patches-C')} with masks (C); its pixel AUC per image is "
+                   f"{t2.loc['patches-B'].get('pixel_auc_img', float('nan')):.1f} against "
+                   f"{t2.loc['patches-C'].get('pixel_auc_img', float('nan')):.1f}.")
     weak = [n for n in t2.index if n.endswith(("-A", "-B")) and not pd.isna(t2.loc[n, "ap_mean"])]
     if weak:
         lo = min(weak, key=lambda n: t2.loc[n, "ap_mean"])
@@ -400,7 +398,7 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         elif stem in SHORT_TABLES:
             shown = [c for c in SHOWN_COLUMNS.get(stem, df.columns) if c in df]
             lines += [f"### {title}", "", links + (" (every column)" if len(shown) < len(df.columns) else ""), "",
-                      markdown(df[shown], EMPTY_MEANS.get(stem, "missing"), floatfmt=[
+                      markdown(df[shown], floatfmt=[
                           ".3g" if c in EXACT_COLUMNS else ".1f" for c in shown]), ""]
         else:
             lines += [f"### {title}", "", f"{len(df)} rows: {links}", ""]

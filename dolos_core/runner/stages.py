@@ -81,7 +81,7 @@ STAGE_TABLE = [
                   ("transfer", "Ours · weak against full supervision on generators they do not train on")),
           captions={
               "table2_iou": "Table 2 at a glance: bars are the first seed's runs with 95% intervals over "
-                            "test images (pixel AUC is pooled: no interval); with several seeds, diamonds "
+                            "test images (pixel AUC per image, averaged: the learning test's); with several seeds, diamonds "
                             "are the mean over seeds with Student's t interval and dots each seed. Look at "
                             "whether each bar clears the everything-fake and mask-prior lines (IoU) and "
                             "chance (AUC, AP), and at setup B against C.",
