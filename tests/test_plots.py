@@ -25,3 +25,25 @@ def test_a_figure_saved_twice_is_the_same_png_and_pdf(tmp_path):
     time.sleep(1.1)                   # a creation date would differ by now
     second = [p.read_bytes() for p in save_figure(draw(), tmp_path / "b", "fig")]
     assert first == second and b"CreationDate" not in first[1]
+
+
+def test_report_only_in_a_fresh_clone_keeps_timings_and_training_runs(tmp_path):
+    """``--only report`` where no run is on disk (a fresh clone): REPORT.md keeps its Timings and
+    Training-runs sections from the report stage's own products (timings.csv,
+    training_runs.csv), and a report made with runs writes those products."""
+    import pandas as pd
+
+    from dolos_core.config import get_paths, get_profile
+    from dolos_core.runner.report import write_report
+
+    paths = get_paths("smoke", root=tmp_path)
+    paths.results.mkdir(parents=True)
+    pd.DataFrame({"stage": ["train", "evaluate"], "seconds": [120.0, 30.0]}).to_csv(
+        paths.results / "timings.csv", index=False)
+    pd.DataFrame({"experiment": ["patches-B"], "run": ["abcdef0123"], "init": ["random"]}).to_csv(
+        paths.results / "training_runs.csv", index=False)
+    text = write_report(paths, get_profile("smoke"), {}).read_text()
+    assert "### Timings" in text and "| train | 120 |" in text
+    assert "### Training runs" in text and "abcdef0123" in text
+    write_report(paths, get_profile("smoke"), {"data": 5.0})          # this run's timings replace them
+    assert pd.read_csv(paths.results / "timings.csv")["stage"].tolist() == ["data"]

@@ -340,6 +340,26 @@ def run_stage(study) -> None:
     log(f"  wrote {path}")
 
 
+def _kept(res: Path, timings: dict, runs: pd.DataFrame | None) -> tuple[dict, pd.DataFrame | None]:
+    """The report's timings and training runs, written beside it (``timings.csv``,
+    ``training_runs.csv``, the report stage's products) when this checkout has them (its
+    ``runs/``), else read from there: a fresh clone's ``--only report`` keeps both sections."""
+    tf, rf = stage_table.product(res, "timings.csv"), stage_table.product(res, "training_runs.csv")
+    res.mkdir(parents=True, exist_ok=True)
+    if timings:
+        with atomic_path(tf) as tmp:
+            pd.DataFrame({"stage": list(timings), "seconds": list(timings.values())}).to_csv(tmp, index=False)
+    elif tf.exists():
+        t = pd.read_csv(tf)
+        timings = dict(zip(t["stage"], t["seconds"].astype(float)))
+    if runs is not None:
+        with atomic_path(rf) as tmp:
+            runs.to_csv(tmp, index=False)
+    elif rf.exists():
+        runs = pd.read_csv(rf)
+    return timings, runs
+
+
 def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | None = None,
                  command: str | None = None) -> Path:
     res, figs = paths.results, paths.figures
@@ -417,12 +437,12 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         d = pd.read_csv(summary)
         d = d[d["images"] > 0]
         lines += ["### Data", "", d[["source", "generator", "split", "images", "size"]].to_markdown(index=False), ""]
+    timings, runs = _kept(res, timings, _training_runs(paths, profile))
     if timings:
         lines += ["### Timings", "", "Wall-clock seconds of the last run of each stage (a stage that "
                   "found its work finished only checked it); each experiment's own training time is "
                   "in the next table.", "", "| stage | time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
-    runs = _training_runs(paths, profile)
     if runs is not None:
         inits = ", ".join(f"{k} ({v})" for k, v in runs["init"].value_counts().items())
         lines += ["### Training runs", "",

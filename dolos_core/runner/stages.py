@@ -141,7 +141,7 @@ STAGE_TABLE = [
                              "images with its interval (dotted, shaded) and the share of such cells labelled "
                              "fake in training (dashed); per-kind means and intervals under each panel."}),
     Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry"),
-          products=("REPORT.md",), run="dolos_core.runner.report:run_stage"),
+          products=("REPORT.md", "timings.csv", "training_runs.csv"), run="dolos_core.runner.report:run_stage"),
     Stage("publish", "the executed notebooks and their HTML, for readers "
                      "(results/<profile>/notebooks/, results/<profile>/html/index.html)",
           after=("report",), run="dolos_core.runner.publish:run_stage"),
