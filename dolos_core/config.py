@@ -102,6 +102,10 @@ class Profile:
     # GPU runs: deterministic cuDNN and PyTorch algorithms (the same weights again on the same GPU
     # model, driver stack and versions), at a cost benchmarks/gpu_check.py measures. Part of the id.
     gpu_deterministic: bool = False
+    # The paper's own Table 2/3 numbers, from a file a user supplies (no source this project can
+    # reach has them): a CSV with columns experiment, iou (and optionally iou_sm, ap_mean).
+    # REPORT.md shows them beside ours; None: the column reads "not available".
+    paper_numbers: str | None = None
 
     def __post_init__(self) -> None:
         for name, low in _COUNTS.items():        # typed values: --set and overrides arrive as text or literals

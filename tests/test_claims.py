@@ -344,3 +344,12 @@ def test_a_run_still_training_has_no_convergence_row_until_its_stage_adds_it(tmp
     merged = merge_convergence(old, pd.DataFrame([row]).reindex(columns=CONVERGENCE_COLUMNS))
     assert list(zip(merged.experiment, merged.seed, merged.epochs)) == [
         ("patches-C", 0, 4), ("patches-C", 1, 4), ("patches-C-l1", 0, 4)]
+
+
+def test_the_ratio_claims_say_what_another_ratio_would_decide():
+    """T2-weak asks B >= 0.75 C (our reading of "weak labels cost little"): its note gives the
+    quantity and verdict at 0.6 and 0.9 too. B 40, C 60: 40 - 0.6 x 60 = 4 holds, 40 - 0.9 x 60
+    = -14 does not."""
+    r = _rows(_table({("patches-B", T): (40, 40), ("patches-C", T): (60, 60)}))["T2-weak"]
+    assert "at 0.6 x C: 4.0 [" in r["note"] and "(holds)" in r["note"]
+    assert "at 0.9 x C: -14.0 [" in r["note"] and "(does not hold)" in r["note"]

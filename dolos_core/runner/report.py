@@ -174,12 +174,31 @@ def _ci(row, col: str, ci: str) -> str:
     return f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if lo is not None and not pd.isna(lo) else f"{v:.1f}"
 
 
-def compact_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 / 3 as the report shows them: the paper's numbers with our intervals beside
-    them and pixel AUC; every other column is in the CSV."""
+def paper_numbers(path: str | None) -> dict[str, float]:
+    """experiment -> the paper's IoU-lg, from the user's file (``Profile.paper_numbers``: a CSV
+    with ``experiment`` and ``iou``); empty without one. A file that cannot be read is an error
+    naming it."""
+    if not path:
+        return {}
+    f = Path(path).expanduser()
+    try:
+        t = pd.read_csv(f)
+        return {str(e): float(v) for e, v in zip(t["experiment"], t["iou"])}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"paper_numbers {f}: not a CSV with columns experiment and iou ({exc})") from None
+
+
+def compact_table(df: pd.DataFrame, paper: dict[str, float] | None = None) -> pd.DataFrame:
+    """Table 2 / 3 as the report shows them: the paper's columns with our intervals, the paper's
+    own IoU-lg where a user supplied it (``paper_numbers``; "not available" otherwise: no source
+    this project can reach has them), and pixel AUC; every other column is in the CSV."""
     out = []
+    paper = paper or {}
     for _, r in df.iterrows():
-        out.append({"experiment": r["experiment"], "IoU-lg [95% CI]": _ci(r, "iou", "iou"),
+        theirs = paper.get(r["experiment"])
+        out.append({"experiment": r["experiment"],
+                    "paper's IoU-lg": "not available" if theirs is None else f"{theirs:.1f}",
+                    "IoU-lg [95% CI]": _ci(r, "iou", "iou"),
                     "IoU-sm": _ci(r, "iou_sm", "iou_sm"),
                     "AP [95% CI]": _ci(r, "ap_mean", "ap") if not pd.isna(r.get("ap_mean")) else "",
                     "ap_2std": "" if pd.isna(r.get("ap_2std")) else f"{r['ap_2std']:.1f}",
@@ -414,7 +433,8 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
         links = f"[{stem}.csv]({stem}.csv) · [{stem}.md]({stem}.md) · [{stem}.tex]({stem}.tex)"
         df = pd.read_csv(f)
         if stem in ("table2", "table3"):
-            lines += [f"### {title}", "", links, "", compact_table(df).to_markdown(index=False), ""]
+            shown = compact_table(df, paper_numbers(profile.paper_numbers)).to_markdown(index=False)
+            lines += [f"### {title}", "", links, "", shown, ""]
         elif stem in SHORT_TABLES:
             shown = [c for c in SHOWN_COLUMNS.get(stem, df.columns) if c in df]
             lines += [f"### {title}", "", links + (" (every column)" if len(shown) < len(df.columns) else ""), "",

@@ -1,4 +1,5 @@
-"""Figures that a default run leaves unchanged: saved twice, the same bytes."""
+"""What the report and the figures keep: byte-stable figures, the sections of a report made in a
+fresh clone, the paper's numbers from a user's file."""
 
 from __future__ import annotations
 
@@ -47,3 +48,23 @@ def test_report_only_in_a_fresh_clone_keeps_timings_and_training_runs(tmp_path):
     assert "### Training runs" in text and "abcdef0123" in text
     write_report(paths, get_profile("smoke"), {"data": 5.0})          # this run's timings replace them
     assert pd.read_csv(paths.results / "timings.csv")["stage"].tolist() == ["data"]
+
+
+def test_the_papers_numbers_come_from_a_users_file_else_not_available(tmp_path):
+    """REPORT.md's Table 2 has a column for the paper's IoU-lg, filled from the user's CSV
+    (``--set paper_numbers=FILE``) and "not available" without one; a bad file is named."""
+    import pandas as pd
+    import pytest
+
+    from dolos_core.runner.report import compact_table, paper_numbers
+
+    t2 = pd.DataFrame({"experiment": ["patches-B", "patches-C"], "iou": [20.0, 60.0], "iou_ci_low": [18.0, 58.0],
+                       "iou_ci_high": [22.0, 62.0], "status": ["ok", "ok"]})
+    f = tmp_path / "paper.csv"
+    pd.DataFrame({"experiment": ["patches-C"], "iou": [71.3]}).to_csv(f, index=False)
+    shown = compact_table(t2, paper_numbers(str(f))).set_index("experiment")["paper's IoU-lg"]
+    assert shown.to_dict() == {"patches-B": "not available", "patches-C": "71.3"}
+    assert (compact_table(t2)["paper's IoU-lg"] == "not available").all()
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="bad.csv: not a CSV with columns experiment and iou"):
+        paper_numbers(str(tmp_path / "bad.csv"))
