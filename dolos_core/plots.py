@@ -313,11 +313,13 @@ def loss_variants_figure(lv: pd.DataFrame):
             err = [[val - g.loc[v, "iou_ci_low"]], [g.loc[v, "iou_ci_high"] - val]]
             ax.bar(i, val, 0.7, color=colours[v], yerr=err, capsize=3)
             auc = g.loc[v, "pixel_auc"] if "pixel_auc" in g else np.nan
+            # every bar's value in text, so a bar at (or near) 0 is read, not missed
+            ax.text(i, g.loc[v, "iou_ci_high"] + 1.5, f"{val:.1f}", ha="center", va="bottom", fontsize=8)
             if abs(auc - 50) < 0.5:      # one value everywhere: the network collapsed to a constant map
-                ax.text(i, g.loc[v, "iou_ci_high"] + 2, "constant map\n(pixel AUC 50)", ha="center",
+                ax.text(i, g.loc[v, "iou_ci_high"] + 7, "constant map\n(pixel AUC 50)", ha="center",
                         fontsize=7, color="tab:red")
         ax.set_xticks(range(len(variants)), variants, fontsize=8)
-        ax.set_title(m)
+        ax.set_title(method_label(m))
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].set_ylabel("IoU-lg, setup C (%)")
     fig.tight_layout()
