@@ -153,6 +153,9 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
                          "min_cluster_size": hd.get("min_cluster_size"), "min_samples": hd.get("min_samples"),
                          "min_cluster_frac": hf.get("min_cluster_frac"), "with_score": hf.get("with_score"),
                          **loc.summary(), **_gain(diff, profile),
+                         # images the chain leaves in one piece: a binary map all real or all fake
+                         # (one cluster), where its IoU says nothing about the clustering
+                         "one_cluster_share": 100 * float(_uniform(out).mean()),
                          "sec_per_image": sec,
                          "feature_sec_per_image": feat_sec if pipe.needs_features else np.nan,
                          "n_images": len(maps)})
@@ -171,13 +174,20 @@ def postprocess_sweep(paths: Paths, profile: Profile, pipelines: list[Pipeline],
     return pp, pd.DataFrame(area_rows), examples
 
 
+def _uniform(maps: np.ndarray) -> np.ndarray:
+    """(N,) whether each map is one value everywhere (after a chain: every pixel on one side)."""
+    flat = np.asarray(maps).reshape(len(maps), -1)
+    return (flat.max(1) - flat.min(1)) == 0
+
+
 def postprocess_summary(pp: pd.DataFrame) -> pd.DataFrame:
     """Per pipeline: its variant, mean IoU, mean gain over ``none`` and its range over
     experiments, how many experiments it helps and hurts (interval above / below 0), ms per
     image; sorted by mean gain."""
     d = pp.assign(helps=pp.gain_ci_low > 0, hurts=pp.gain_ci_high < 0)
     return (d.groupby("postprocess")
-            .agg(variant=("variant", "first"), mean_iou=("iou", "mean"), mean_gain=("gain", "mean"),
+            .agg(variant=("variant", "first"), one_cluster_share=("one_cluster_share", "mean"),
+                 mean_iou=("iou", "mean"), mean_gain=("gain", "mean"),
                  min_gain=("gain", "min"), max_gain=("gain", "max"), helps=("helps", "sum"),
                  hurts=("hurts", "sum"), ms_per_image=("sec_per_image", lambda s: 1000 * s.mean()))
             .sort_values("mean_gain", ascending=False))
@@ -344,7 +354,10 @@ def postprocess_paragraph(res: Path) -> list[str]:
             w = majority.n_images
             tail = (f"; on the {int(w.sum())} images whose fake region is the majority it gains "
                     f"{(majority.gain * w).sum() / w.sum():+.1f} on average")
-        out.append(f"{variant} at its best ({chain}): {c.gain.mean():+.1f} IoU points on average over the "
+        one = (f"it leaves {d.groupby('postprocess')['one_cluster_share'].mean().loc[chain]:.0f}% of the images "
+               f"in one cluster (all real or all fake; over every chain of the variant "
+               f"{d['one_cluster_share'].mean():.0f}%), then " if "one_cluster_share" in d else "")
+        out.append(f"{variant} at its best ({chain}): {one}{c.gain.mean():+.1f} IoU points on average over the "
                    f"{n_models} Table 2 models (from {c.gain.min():+.1f} to {c.gain.max():+.1f}; paired 95% "
                    f"interval above 0 for {int((c.gain_ci_low > 0).sum())}, below 0 for "
                    f"{int((c.gain_ci_high < 0).sum())}){tail}")
