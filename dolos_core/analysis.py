@@ -293,6 +293,25 @@ def qualitative(paths: Paths, profile: Profile, n_images: int,
             "maps": {n: p.maps[idx].astype(np.float32) for n, p in preds.items()}}
 
 
+def failure_cases(paths: Paths, profile: Profile, experiments: list[Experiment], n: int = 2,
+                  key: str = CELEBA_TEST[0]) -> list[dict]:
+    """Each experiment's ``n`` worst test images of ``key`` (lowest IoU-lg at 0.5; ties: the
+    larger mask first), with its map, the mask, the image, that IoU and the mask area: what a
+    failure of each setup looks like. Experiments without predictions are left out."""
+    out = []
+    for e in experiments:
+        p = load_run(resolve_run(e, profile, paths), key, profile)
+        if p is None:
+            continue
+        masks = masks_for(p)
+        loc = metrics.localization(p.maps, masks)
+        order = np.lexsort((-loc.mask_area, loc.iou))[:n]
+        out.append({"experiment": e.name, "names": [str(p.names[i]) for i in order],
+                    "iou": 100 * loc.iou[order], "area": 100 * loc.mask_area[order], "masks": masks[order],
+                    "maps": p.maps[order].astype(np.float32), "images": test_images(paths, profile, p, order)})
+    return out
+
+
 def data_samples(root, keys: list[DatasetKey], split: str, n: int,
                  image_size: int) -> dict[str, list[tuple]]:
     """Up to ``n`` (image, mask or None) pairs per key whose ``split`` exists, keyed by the

@@ -94,6 +94,12 @@ STAGE_TABLE = [
               "qualitative_raw": "Maps of every Table 2 model on the same test images, on one fixed 0-1 "
                                  "scale (a flat map is an unsure model); under each, that image's IoU.",
               "qualitative_binary": "The same maps at the 0.5 threshold: what IoU-lg counts.",
+              **{f"qualitative_{g}": f"Patches B and C and Patches-MIL B, trained on Repaint-P2, on {g} test images "
+                                     "(fixed 0-1 scale, each image's IoU-lg under its map)"
+                 for g in ("repaint-p2", "ldm", "lama", "pluralistic")},
+              "qualitative_failures": "Two failures per setup: each row one of the two test images its model "
+                                      "(Patches A, B, C, Patches-MIL B) scores worst on; look at whether the map "
+                                      "fires elsewhere, stays cold on a small region, or blurs over a larger one.",
               "transfer": "Ours: trained on Repaint-P2, tested on it (own) and on the generators it never saw, "
                           "with their mean: weak Patches-MIL B and Patches B beside full-supervision Patches C "
                           "(hatched); bars: mean over seeds, Student's t interval over seeds, dots: each seed.",
