@@ -63,6 +63,7 @@ from .models import card, methods
 # (``RATIO_ALTERNATIVES``, in their note).
 WEAK_RATIO = 0.75
 RATIO_ALTERNATIVES = (0.6, 0.9)
+NOTE_SEP = " | "           # between a claim's notes in claims.csv (a note may hold "; ")
 # Second-hand context (DeCLIP, Smeu et al., WACV 2025, re-measuring Patch-Forensics on DOLOS)
 DECLIP_PATCHES = {"in_domain": 69.0, "out_of_domain": 20.0}
 
@@ -599,7 +600,7 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
             "parts": " | ".join(parts),
             "values": values, "baselines": _baselines(ev, c.test_sets),
             "seeds": "-".join(str(s) for s in (seeds[0], seeds[-1])) if seeds[0] != seeds[-1] else str(seeds[0]),
-            "note": "; ".join(notes),
+            "note": NOTE_SEP.join(notes),
             "undertrained": " ".join(sorted(({e for e, _ in c.shown} | set(c.models)) & set(undertrained)))}
 
 
@@ -660,8 +661,8 @@ def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
             for r in RATIO_ALTERNATIVES:
                 q = _interval(ev, lambda m, r=r: m(b, TEST) - r * m(c, TEST), "iou")
                 alt.append(f"at {r:g} x C: {_fmt(q)} at 0.5 ({sign_verdict(*q[1:])})")
-            row["note"] = "; ".join(x for x in (row["note"], f"with another ratio than {WEAK_RATIO:g}, "
-                                                 + ", ".join(alt)) if x)
+            row["note"] = NOTE_SEP.join(x for x in (row["note"], f"with another ratio than {WEAK_RATIO:g}, "
+                                                    + ", ".join(alt)) if x)
     ind = _interval(ev, _mean_of([_diag(g) for g in FIG6_GENERATORS]), "iou")
     outd = _interval(ev, _mean_of(_off()), "iou")
     rows.append({"id": "context-DeCLIP", "source": "context", "verdict": "context",
@@ -744,7 +745,7 @@ def claims_markdown(df: pd.DataFrame, width: int = 120) -> str:
             out.append("Parts:")
             for p in parts:
                 out += wrap(f"- {p}", "")
-        notes = [n for n in str(r.get("note") or "").split("; ") if n and n != "nan"]
+        notes = [n for n in str(r.get("note") or "").split(NOTE_SEP) if n and n != "nan"]
         for extra in ("undertrained", "geometry"):
             if isinstance(r.get(extra), str) and r[extra]:
                 notes.append(f"{extra}: {r[extra]}")

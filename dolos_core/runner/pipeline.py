@@ -523,7 +523,7 @@ def _headline(paths) -> list[str]:
         cells = []
         for s in "ABC":
             v = df["iou"].get(f"{m}-{s}", float("nan"))
-            cells.append(f"{s} {v:5.1f}" if v == v else f"{s} missing")
+            cells.append(f"{s} {v:5.1f}" if v == v else f"{s} missing" if f"{m}-{s}" in df.index else f"{s}   n/a")
         out.append(f"  {m:<9} " + "  ".join(cells))
     return out
 
