@@ -788,6 +788,8 @@ def transfer_figure(df: pd.DataFrame):
     ax.set_xticks(range(len(sets)))
     ax.set_xticklabels([s.split("/")[-1] + ("\n(own)" if k == 0 else "") for k, s in enumerate(sets)], fontsize=8)
     ax.axvline(len(sets) - 1.5, color="grey", ls=":", lw=1)
+    top = np.nanmax(np.r_[df["iou_t_high"].to_numpy(dtype=float), df["iou"].to_numpy(dtype=float), 0.0])
+    ax.set_ylim(0, max(10.0, 1.15 * top))
     ax.set_ylabel("IoU-lg at 0.5 (%)")
     ax.set_title("Trained on Repaint-P2: own generator, held-out generators and their mean", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
