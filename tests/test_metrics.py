@@ -215,7 +215,8 @@ def test_constant_maps_stay_constant_and_score_as_pillow(h, H):
 
 
 def test_saved_tables_keep_thresholds_and_budgets_exact(tmp_path):
-    """IoU at one decimal, a threshold of 0.45 and a budget of 0.25 as they are, NaN as "missing"."""
+    """IoU at one decimal, a threshold of 0.45 and a budget of 0.25 as they are, NaN as "n/a" (a
+    value that does not apply) and as "missing" in the row of a run that should exist and does not."""
     import pandas as pd
 
     from dolos_core.evaluate import save_table
@@ -224,7 +225,10 @@ def test_saved_tables_keep_thresholds_and_budgets_exact(tmp_path):
                        "budget": [0.25, 4.0]})
     save_table(df, tmp_path, "t")
     md = (tmp_path / "t.md").read_text()
-    assert "63.2 " in md and "0.45" in md and "0.25" in md and "missing" in md and "nan" not in md
+    assert "63.2 " in md and "0.45" in md and "0.25" in md and "n/a" in md and "nan" not in md
+    save_table(df.assign(status=["ok", "missing"]), tmp_path, "s")
+    md = (tmp_path / "s.md").read_text()
+    assert "missing" in md.splitlines()[3] and "n/a" not in md
     tex = (tmp_path / "t.tex").read_text()
     assert "0.45" in tex and "0.25" in tex and "--" in tex
 

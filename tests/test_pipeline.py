@@ -1001,11 +1001,13 @@ def test_every_figure_of_the_report_has_a_caption():
 
 
 def test_report_tables_print_empty_cells_as_words():
-    """A float NaN in a table REPORT.md shows reads the word its table gives (tabulate alone prints
-    "nan"): "n/a" for seed_spread's AP in setup C, "missing" by default; numbers keep their format."""
-    from dolos_core.runner.report import EMPTY_MEANS, markdown
+    """A float NaN in a table REPORT.md shows reads a word (tabulate alone prints "nan"): "n/a"
+    (no AP in setup C), "missing" only in the row of a run that should exist and does not;
+    numbers keep their format."""
+    from dolos_core.runner.report import markdown
 
     df = pd.DataFrame({"experiment": ["patches-A", "patches-C"], "ap_mean": [99.61, float("nan")]})
-    text = markdown(df, EMPTY_MEANS["seed_spread"], floatfmt=".1f")
-    assert "99.6" in text and "n/a" in text and "nan" not in text
-    assert "missing" in markdown(df) and "nan" not in markdown(df)
+    text = markdown(df, floatfmt=".1f")
+    assert "99.6" in text and "n/a" in text and "nan" not in text and "missing" not in text
+    gone = markdown(df.assign(status=["ok", "missing"]))
+    assert "missing" in gone and "n/a" not in gone and "nan" not in gone

@@ -103,8 +103,9 @@ def test_predictions_are_written_once_with_their_metadata(smoke):
     assert all(0 <= h["valid_ap"] <= 100 for h in res.history)
     assert [h["step"] for h in res.history] == [2, 4]
     files = predict_experiment(exp, prof, paths, device="cpu", progress=False)
-    # the test sets, then the validation split that calibrates the threshold (ours)
-    assert [f.name for f in files] == [f"{stem_of(k)}.npz" for k in exp.test] + [
+    # the test sets, the other generators' (patches-B is compared across generators), then the
+    # validation splits the thresholds come from (ours: with masks, and the reals' without)
+    assert [f.name for f in files] == [f"{stem_of(k)}.npz" for k in exp.test + exp.transfer_test] + [
         "celebahq_repaint-p2@valid.npz", "celebahq_real@valid.npz"]
     fake = load_predictions(files[0])
     n = prof.build_sizes.test
