@@ -13,13 +13,12 @@ prior for a large fake region; in setup B it is the right one.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 import pandas as pd
 
-from dolos_core.config import get_paths, repo_root
+from _results import results_dir
 from dolos_core.evaluate import seed_t_interval, save_table
 
 BINS = (0.0, 0.05, 0.1, 0.2, 0.35, 1.0)
@@ -44,11 +43,7 @@ def by_area(per_image: pd.DataFrame, test_set: str = "celebahq/repaint-p2") -> p
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="mini")
-    ap.add_argument("--root", default=str(repo_root()))
-    args = ap.parse_args(argv)
-    res = get_paths(args.profile, root=args.root).results
+    res = results_dir(argv, __doc__)
     table = by_area(pd.read_csv(res / "per_image.csv"))
     save_table(table, res, "mil_by_area", missing="n/a")
     wide = table.assign(cell=[f"{r.iou:.1f}" + ("" if np.isnan(r.iou_t_low) else f" [{r.iou_t_low:.1f}, {r.iou_t_high:.1f}]")

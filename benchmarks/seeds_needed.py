@@ -15,14 +15,13 @@ small beside the seed spread.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dolos_core.config import get_paths, repo_root
+from _results import results_dir
 from dolos_core.evaluate import save_table
 
 EFFECTS = (2.0, 5.0, 10.0, 20.0)
@@ -50,11 +49,7 @@ def table(spread: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="mini")
-    ap.add_argument("--root", default=str(repo_root()))
-    args = ap.parse_args(argv)
-    res = get_paths(args.profile, root=args.root).results
+    res = results_dir(argv, __doc__)
     spread = pd.read_csv(res / "seed_spread.csv")
     t = table(spread)
     save_table(t, res, "seeds_needed")

@@ -51,6 +51,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .evaluate import seed_t_interval
 from .experiments import CELEBA_TEST, FIG6_GENERATORS, TRANSFER_TEST
 from .geometry import cell as _gcell
 from .geometry import fmt_cell as gfmt
@@ -175,15 +176,8 @@ def _interval(ev: Evidence, q: Quantity, metric: str) -> tuple[float, float, flo
 
 
 def t_interval(values, level: float = 0.95) -> tuple[float, float]:
-    """Student's t interval of the mean of ``values`` (NaN with fewer than 2)."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return np.nan, np.nan
-    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean() - half), float(v.mean() + half)
+    """Student's t interval of the mean of ``values`` (``evaluate.seed_t_interval``)."""
+    return seed_t_interval(values, level)
 
 
 def sign_verdict(lo: float, hi: float) -> str:
