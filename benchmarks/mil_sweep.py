@@ -12,8 +12,9 @@ variants again under ``--final-seeds`` seeds.
 **The choice reads image labels only** (never a mask, never a test image): on the validation
 split, the highest detection AP of the pooled image score (real vs inpainted validation images;
 mean over seeds); within ``TIE`` points of the best, the most inpainted validation images found at
-the threshold without masks (``evaluate.label_threshold``: their top cell above the 0.99
-quantile of the real validation images' cells); then the simplest variant (fewest terms, the
+a threshold without masks (``evaluate.label_threshold``'s ``real-quantile`` rule, declared first:
+their top cell above the 0.99 quantile of the real validation images' cells); then the simplest
+variant (fewest terms, the
 order of ``VARIANTS``). Weakly supervised localizers tuned on masks measure the masks (Choe et
 al., CVPR 2020).
 
@@ -100,7 +101,7 @@ def _rows(name: str, profile_name: str, seed: int, paths) -> tuple[dict, list[di
     real = load_run(run, CELEBA_TEST[1], prof, "valid")
     if fake is None or real is None:
         raise FileNotFoundError(f"{name} seed {seed}: no validation predictions in {run.predictions_dir}")
-    t = label_threshold(real, prof.label_quantile)
+    t = label_threshold(fake, real, "real-quantile", prof.label_quantile)     # the rule the sweep ran with
     ap, _ = metrics.detection_ap(real.scores, fake.scores, prof.detection_repeats, prof.seed)
     found = 100 * float((fake.maps.reshape(len(fake.maps), -1).max(1) > t).mean())
     # the oracle columns: masks read only from here on

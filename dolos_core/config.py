@@ -67,8 +67,10 @@ class Profile:
     # Evaluation.
     detection_repeats: int = 5
     bootstrap: int = 1000
-    # The threshold chosen without masks (weak setups have none): this quantile of the real
-    # validation images' map cells (evaluate.label_threshold): 1% of real cells above it.
+    # The threshold chosen without masks (weak setups have none; evaluate.label_threshold): "otsu"
+    # (Otsu's threshold of the validation fakes' map cells) or "real-quantile" (label_quantile of
+    # the real validation images' cells).
+    label_rule: str = "otsu"
     label_quantile: float = 0.99
     # Extensions: images per test set for robustness and post-processing sweeps.
     robustness_images: int | None = None
@@ -118,6 +120,8 @@ class Profile:
         if isinstance(self.label_quantile, bool) or not isinstance(self.label_quantile, (int, float)) \
                 or not 0 < self.label_quantile < 1:
             raise ConfigError(f"label_quantile must be a number between 0 and 1, got {self.label_quantile!r}")
+        if self.label_rule not in ("otsu", "real-quantile"):
+            raise ConfigError(f"label_rule must be otsu or real-quantile, got {self.label_rule!r}")
         for name in ("allbut_epoch_factor", "repaint_full_factor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

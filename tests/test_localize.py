@@ -159,10 +159,10 @@ def test_explain_names_the_run_its_files_and_where_it_is(trained, capsys):
 
 
 def test_the_threshold_without_masks_reads_no_mask(trained):
-    """The weak setups' threshold (evaluate.label_threshold: a quantile of the real validation
-    images' map cells) is the same with the validation masks deleted as with them present, and
-    it is the one Table 2's row reports beside 0.5; the mask-calibrated threshold cannot be
-    chosen without them."""
+    """The weak setups' thresholds (evaluate.label_threshold: Otsu's on the validation fakes'
+    cells, or a quantile of the real validation images' cells) are the same with the validation
+    masks deleted as with them present, and Table 2's row reports the profile's beside 0.5; the
+    mask-calibrated threshold cannot be chosen without them."""
     import shutil
 
     from dolos_core import evaluate
@@ -175,19 +175,32 @@ def test_the_threshold_without_masks_reads_no_mask(trained):
     predict_experiment(exp, prof, paths, device="cpu", progress=False)
     run = resolve_run(exp, prof, paths)
     row = evaluate.experiment_row(exp, paths, prof, extras=True)
-    with_masks = evaluate.label_threshold(evaluate.load_run(run, CELEBA_TEST[1], prof, "valid"), prof.label_quantile)
-    assert row["label_threshold"] == with_masks and 0 <= with_masks <= 1
+
+    def thresholds():
+        fake = evaluate.load_run(run, CELEBA_TEST[0], prof, "valid")
+        real = evaluate.load_run(run, CELEBA_TEST[1], prof, "valid")
+        return [evaluate.label_threshold(fake, real, rule, prof.label_quantile) for rule in evaluate.LABEL_RULES]
+    with_masks = thresholds()
+    assert row["label_threshold"] == with_masks[0] and all(0 <= t <= 1 for t in with_masks)
     assert 0 <= row["iou_label_thr_ci_low"] <= row["iou_label_thr"] <= row["iou_label_thr_ci_high"] <= 100
     masks = paths.data_root / "celebahq" / "fake" / "repaint-p2" / "masks" / "valid"
     hidden = masks.with_name("valid-hidden")
     shutil.move(masks, hidden)
     evaluate._MASK_CACHE.clear()
     try:
-        real_valid = evaluate.load_run(run, CELEBA_TEST[1], prof, "valid")
-        assert evaluate.label_threshold(real_valid, prof.label_quantile) == with_masks
+        assert thresholds() == with_masks
         with pytest.raises(Exception):      # the oracle of weak setups needs the masks
             evaluate.calibrated_iou(evaluate.load_run(run, CELEBA_TEST[0], prof, "valid"),
                                     evaluate.load_run(run, CELEBA_TEST[0], prof), prof)
     finally:
         shutil.move(hidden, masks)
         evaluate._MASK_CACHE.clear()
+
+
+def test_otsus_threshold_by_hand():
+    """Otsu's threshold splits a two-mode histogram between its modes."""
+    from dolos_core.evaluate import otsu_threshold
+
+    values = np.r_[np.full(900, 0.1), np.full(100, 0.8)]
+    assert 0.1 < otsu_threshold(values) < 0.8
+    assert otsu_threshold(np.r_[np.full(500, 0.3), np.full(500, 0.4)]) == pytest.approx(0.3, abs=1 / 256 + 1e-9)

@@ -48,9 +48,10 @@ GLOSSARY = [
     ("IoU at valid. threshold", "ours: IoU-lg on the test set at the threshold that maximises it "
      "on the validation split (`val_threshold`), beside the paper's fixed 0.5. It uses validation "
      "masks: an oracle for the weak setups A and B, which have none"),
-    ("IoU at the threshold without masks", "ours: IoU-lg on the test set at the 0.99 quantile "
-     "(`label_quantile`) of the real validation images' map cells (`label_threshold`): chosen from "
-     "image labels only, the operating point a weak setup can honestly pick"),
+    ("IoU at the threshold without masks", "ours: IoU-lg on the test set at `label_threshold`, Otsu's "
+     "threshold of the map cells of the validation images labelled fake (`label_rule`; `real-quantile`: "
+     "the 0.99 quantile of the real validation images' cells): chosen from images and labels only, the "
+     "operating point a weak setup can honestly pick"),
     ("oracle IoU", "ours: IoU at the single threshold that is best on the test set itself (an "
      "optimistic bound, not a result)"),
     ("setups A / B / C", "A: real vs fully generated images, image labels; B: real vs partially "
