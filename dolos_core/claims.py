@@ -76,9 +76,6 @@ NO_COMPARISON, NOT_TESTABLE = "no comparison", "not testable here"
 # for the baselines, which are built from masks; evaluate.supervised_threshold).
 METRICS = ("iou", "iou_sup")
 WHERE = {"iou": "at 0.5", "iou_sup": "at each run's own threshold"}
-# The contrasts a claim can need from the data (``Claim.needs``, ``Part.needs``); a data root
-# declares those it cannot test (DOLOS-mini's build record, ``data.mini.NOT_TESTABLE``).
-CONTRASTS = ("dataset shift", "generator transfer")
 FAKE_ALL, PRIOR = "baseline-everything-fake", "baseline-mask-prior"
 TEST = CELEBA_TEST[0]
 
@@ -170,14 +167,9 @@ def _interval(ev: Evidence, q: Quantity, metric: str) -> tuple[float, float, flo
     lo, hi = np.nanquantile(reps, [0.025, 0.975])
     per_seed = ev.per_seed(q, metric)
     if len(per_seed) > 1:
-        tlo, thi = t_interval(per_seed)
+        tlo, thi = seed_t_interval(per_seed)
         lo, hi = min(lo, tlo), max(hi, thi)
     return float(point), float(lo), float(hi)
-
-
-def t_interval(values, level: float = 0.95) -> tuple[float, float]:
-    """Student's t interval of the mean of ``values`` (``evaluate.seed_t_interval``)."""
-    return seed_t_interval(values, level)
 
 
 def sign_verdict(lo: float, hi: float) -> str:
@@ -304,7 +296,9 @@ class Part:
     label: str
     quantity: Quantity
     refs: tuple[tuple[tuple[str, str], ...], ...] = ()
-    needs: tuple[str, ...] = ()          # the contrasts it tests (CONTRASTS), e.g. "dataset shift"
+    # the contrasts it tests, e.g. "dataset shift"; a data root declares those it cannot test
+    # (DOLOS-mini's build record, ``data.mini.NOT_TESTABLE``)
+    needs: tuple[str, ...] = ()
 
 
 def _weakest(parts) -> Quantity:
@@ -328,6 +322,8 @@ class Claim:
     test_sets: tuple[str, ...] = (TEST,)
     unit: str = "IoU points"
     needs: tuple[str, ...] = ()          # contrasts every part tests (a part may add its own)
+    # (B, C) cells of a claim "B reaches WEAK_RATIO of C": its note says what RATIO_ALTERNATIVES decide
+    ratio_of: tuple[tuple[str, str], tuple[str, str]] | None = None
 
     @property
     def quantity(self) -> Quantity:
@@ -379,7 +375,7 @@ def claim_list() -> list[Claim]:
     out.append(Claim("T2-weak", "paper", f"Weak labels cost Patches little: setup B reaches at least "
                      f"{WEAK_RATIO:g} of setup C's IoU",
                      (Part(f"patches-B - {WEAK_RATIO:g} patches-C", lambda m: m(*b) - WEAK_RATIO * m(*c), _one(c)),),
-                     (b, c), (b[0],), (c[0],)))
+                     (b, c), (b[0],), (c[0],), ratio_of=(b, c)))
     for s in "ABC":
         home, away = _t2("patches", s), (f"patches-{s}-ffhq", TEST)
         out.append(Claim(f"T3-{s}", "paper", f"Localization drops across datasets: Patches trained on FFHQ "
@@ -463,7 +459,8 @@ def claim_list() -> list[Claim]:
                           Part(f"{m}-B - mask prior", lambda f, a=mine: f(*a) - f(PRIOR, TEST), _one((PRIOR, TEST))),
                           Part(f"{m}-B - {WEAK_RATIO:g} {full[0]}", lambda f, a=mine, b=full: f(*a) - WEAK_RATIO * f(*b),
                                _one(full))),
-                         (mine, full, _t2(base, "B"), (FAKE_ALL, TEST), (PRIOR, TEST)), (mine[0],), (full[0],)))
+                         (mine, full, _t2(base, "B"), (FAKE_ALL, TEST), (PRIOR, TEST)), (mine[0],), (full[0],),
+                         ratio_of=(mine, full)))
         # does less supervision generalize better? the weak variant against full supervision on
         # the generators neither trains on (experiments.TRANSFER_TEST), one part per generator
         full = f"{card(m).full_runs_of or base}-C"
@@ -522,20 +519,22 @@ def _decide(ev: Evidence, c: Claim, metric: str) -> tuple[tuple[float, float, fl
     return q, verdict, notes
 
 
-def footing(ev: Evidence, c: Claim, undertrained=frozenset()) -> list[str]:
+def footing(ev: Evidence, c: Claim, undertrained=frozenset()) -> tuple[list[str], list[str]]:
     """What a verdict of ``c`` stands on, the same for every claim, the paper's and ours: every
     model it reads (subjects and references) learned (the learning test) and converged (not
-    flagged undertrained). Returns the reasons it fails, one phrase each (empty: it holds)."""
-    out = []
+    flagged undertrained). Returns the reasons it fails, one phrase each (empty: it holds), and
+    the learning test's notes on the models that did not learn."""
+    reasons, notes = [], []
     for exp in c.models:
         if exp.startswith("baseline-"):
             continue
-        ok, _ = learned(ev, exp)
+        ok, note = learned(ev, exp)
         if ok is False:
-            out.append(f"{exp} did not learn")
+            reasons.append(f"{exp} did not learn")
+            notes.append(note)
         elif exp in undertrained:
-            out.append(f"{exp} undertrained")
-    return out
+            reasons.append(f"{exp} undertrained")
+    return reasons, notes
 
 
 def _part_needs(c: Claim, p: Part) -> set[str]:
@@ -557,7 +556,7 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
     kept = tuple(p for p in c.parts if p not in set_aside) or c.parts
     used = replace(c, parts=kept)
     (q05, v05, n05), (qsup, vsup, nsup) = (_decide(ev, used, m) for m in METRICS)
-    reasons = footing(ev, c, undertrained)
+    reasons, learning = footing(ev, c, undertrained)
     notes = []
     if set_aside:
         why = sorted({untestable[n] for p in set_aside for n in _part_needs(c, p) if n in untestable})
@@ -565,16 +564,20 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
         if len(set_aside) == len(c.parts):
             reasons = [sorted(n for p in c.parts for n in _part_needs(c, p) if n in untestable)[0]
                        + " not in this data"] + reasons
-    for exp in c.models:
-        ok, note = learned(ev, exp)
-        if ok is False:
-            notes.append(note)
+    notes += learning
+    if c.ratio_of is not None:               # what another reading of "close to C" would decide
+        (b, bt), (full, ft) = c.ratio_of
+        alt = []
+        for r in RATIO_ALTERNATIVES:
+            q = _interval(ev, lambda m, r=r: m(b, bt) - r * m(full, ft), "iou")
+            alt.append(f"at {r:g} x C: {_fmt(q)} at 0.5 ({sign_verdict(*q[1:])})")
+        ratio_note = f"with another ratio than {WEAK_RATIO:g}, " + ", ".join(alt)
     edge = sorted(f"{e} ({max(ev.thresholds[e]):g})" for e in c.models
                   if any(at_grid_edge(t) for t in ev.thresholds.get(e, ())))
     if edge:
         notes.append("validation-chosen threshold at the search grid's edge, its calibrated IoU a lower bound: "
                      + ", ".join(edge))
-    notes = n05 + nsup + notes
+    notes = n05 + nsup + notes + ([ratio_note] if c.ratio_of is not None else [])
     verdict = NOT_TESTABLE if reasons else final_verdict(v05, vsup, [])
     parts = []
     for p in c.parts:
@@ -635,10 +638,6 @@ def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
             "headline": f"{ratio}, a weak drop of 1 - B/C; {weigh}"}
 
 
-# The claims of the form "B reaches WEAK_RATIO of C": id -> (B, C).
-RATIO_CLAIMS = {"T2-weak": ("patches-B", "patches-C"), "T2-patches-mil-B": ("patches-mil-B", "patches-C")}
-
-
 def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
            training: pd.DataFrame | None = None, untestable: dict[str, str] | None = None) -> pd.DataFrame:
     """Every claim of ``claim_list`` assessed on one run's per-image table, plus the DeCLIP
@@ -648,15 +647,6 @@ def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
     ev = Evidence(per_image, n_boot, seed)
     under = set(training.loc[training["undertrained"].astype(bool), "experiment"]) if training is not None else set()
     rows = [assess(ev, c, under, untestable) for c in claim_list()]
-    for row in rows:              # what another reading of "close to C" would decide
-        if row["id"] in RATIO_CLAIMS:
-            b, c = RATIO_CLAIMS[row["id"]]
-            alt = []
-            for r in RATIO_ALTERNATIVES:
-                q = _interval(ev, lambda m, r=r: m(b, TEST) - r * m(c, TEST), "iou")
-                alt.append(f"at {r:g} x C: {_fmt(q)} at 0.5 ({sign_verdict(*q[1:])})")
-            row["note"] = NOTE_SEP.join(x for x in (row["note"], f"with another ratio than {WEAK_RATIO:g}, "
-                                                    + ", ".join(alt)) if x)
     ind = _interval(ev, _mean_of([_diag(g) for g in FIG6_GENERATORS]), "iou")
     outd = _interval(ev, _mean_of(_off()), "iou")
     rows.append({"id": "context-DeCLIP", "source": "context", "verdict": "context",
@@ -777,6 +767,6 @@ def verdict_counts(df: pd.DataFrame) -> str:
 
 
 __all__ = ["claims", "claims_markdown", "save_claims", "claims_table", "claim_list", "data_declares", "footing",
-           "t_interval", "NOT_TESTABLE", "geometry_column", "Evidence", "Claim", "Part", "assess", "learned", "at_floor",
+           "NOT_TESTABLE", "geometry_column", "Evidence", "Claim", "Part", "assess", "learned", "at_floor",
            "sign_verdict", "final_verdict", "verdict_counts", "HOLDS", "FAILS", "OPEN", "MISSING", "UNINFORMATIVE",
            "THRESHOLD", "NO_COMPARISON", "WEAK_RATIO"]

@@ -163,11 +163,19 @@ def label_threshold(fake_valid: Predictions | None, real_valid: Predictions | No
     return float(np.quantile(np.asarray(real_valid.maps, dtype=np.float64), quantile)) if real_valid is not None else None
 
 
-def label_iou(fake_valid: Predictions | None, real_valid: Predictions | None, fake: Predictions,
-              profile: Profile) -> dict:
-    """The test IoU-lg at ``label_threshold`` (``iou_label_thr``, with its 95% interval over test
-    images) and the threshold (``label_threshold``); empty without the split the rule reads."""
-    t = label_threshold(fake_valid, real_valid, profile.label_rule, profile.label_quantile)
+def run_label_threshold(run, profile: Profile, fake_valid: Predictions | None = None) -> float | None:
+    """``run``'s threshold without masks under the profile's rule, reading only the validation
+    split that rule needs (``fake_valid``: the fakes' predictions when already loaded)."""
+    if profile.label_rule == "otsu":
+        fake_valid = fake_valid if fake_valid is not None else load_run(run, CELEBA_TEST[0], profile, "valid")
+        return label_threshold(fake_valid, None, "otsu")
+    return label_threshold(None, load_run(run, CELEBA_TEST[1], profile, "valid"), profile.label_rule,
+                           profile.label_quantile)
+
+
+def label_iou(t: float | None, fake: Predictions, profile: Profile) -> dict:
+    """The test IoU-lg at the threshold without masks ``t`` (``iou_label_thr``, with its 95%
+    interval over test images) and the threshold (``label_threshold``); empty without one."""
     if t is None:
         return {}
     ious = metrics.localization(fake.maps, masks_for(fake), threshold=t).iou
@@ -192,9 +200,8 @@ def experiment_row(exp: Experiment, paths: Paths, profile: Profile, extras: bool
     valid = load_run(run, fake_key, profile, "valid") if extras else None
     if valid is not None:
         row.update(calibrated_iou(valid, fake, profile))
-    real_valid = load_run(run, real_key, profile, "valid") if extras else None
     if extras:
-        row.update(label_iou(valid, real_valid, fake, profile))
+        row.update(label_iou(run_label_threshold(run, profile, valid), fake, profile))
     row["status"] = "ok"
     return row
 
@@ -383,16 +390,12 @@ PER_IMAGE_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
 PER_IMAGE_BASELINES = ("everything-fake", "mask-prior")
 
 
-def supervised_threshold(run, exp: Experiment, profile: Profile) -> float | None:
+def supervised_threshold(run, exp: Experiment, profile: Profile, mask_threshold: float | None) -> float | None:
     """The second threshold a run may honestly choose, from what its supervision gives it: a
-    weak run (setups A, B: image labels only) the threshold without masks (``label_threshold``
-    on its validation images); a full run the validation-mask one (``run_threshold``). None
-    without the validation split it needs."""
-    if exp.supervision == "weak":
-        return label_threshold(load_run(run, CELEBA_TEST[0], profile, "valid"),
-                               load_run(run, CELEBA_TEST[1], profile, "valid"),
-                               profile.label_rule, profile.label_quantile)
-    return run_threshold(run, exp, profile)
+    weak run (setups A, B: image labels only) the threshold without masks
+    (``run_label_threshold``); a full run ``mask_threshold``, its validation-mask one
+    (``run_threshold``). None without the validation split it needs."""
+    return run_label_threshold(run, profile) if exp.supervision == "weak" else mask_threshold
 
 
 def _image_rows(name: str, seed: int | None, key: str, maps: np.ndarray, names, masks: np.ndarray,
@@ -431,7 +434,7 @@ def per_image_table(paths: Paths, profile: Profile, seeds: int = 1) -> pd.DataFr
                     continue
                 if threshold is None:
                     threshold = run_threshold(run, e, prof)
-                    sup = threshold if e.supervision == "full" else supervised_threshold(run, e, prof)
+                    sup = supervised_threshold(run, e, prof, threshold)
                 frames.append(_image_rows(e.name, prof.seed, key, pred.maps, pred.names, masks_for(pred), threshold,
                                           sup))
     fake_sets = [k for k in dict.fromkeys((CELEBA_TEST[0], *FIG6_TEST))

@@ -153,7 +153,8 @@ def test_a_contrast_the_data_cannot_test_is_not_testable_here_part_by_part():
 def test_a_three_seed_interval_covers_the_t_interval_of_the_seed_values():
     """Seed-level inference: with 3 seeds the claim's interval is at least Student's t interval
     of the quantity computed seed by seed (a bootstrap over seeds cannot leave their range)."""
-    from dolos_core.claims import Evidence, _interval, t_interval
+    from dolos_core.claims import Evidence, _interval
+    from dolos_core.evaluate import seed_t_interval as t_interval
 
     shifts = [-8.0, 0.0, 8.0]
     table = _table({("patches-C", T): (52, 52), ("patches-C-ffhq", T): (50, 50)},
