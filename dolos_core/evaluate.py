@@ -700,6 +700,14 @@ def markdown(df: pd.DataFrame, empty: str = NOT_APPLICABLE, **kw) -> str:
     return shown.to_markdown(index=False, missingval=empty, **kw)
 
 
+def table_markdown(df: pd.DataFrame, floatfmt: str = ".1f", missing: str = NOT_APPLICABLE) -> str:
+    """A saved table's Markdown (``save_table``'s ``.md``): ``floatfmt`` for every float column
+    but thresholds, budgets and weights, which keep their digits (0.45 is not "0.5", a 0.25
+    budget not "0.2"); empty cells as ``markdown`` says."""
+    fmts = [".3g" if c in EXACT_COLUMNS else floatfmt for c in df.columns]
+    return markdown(df, missing, floatfmt=fmts) + "\n"
+
+
 def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = ".1f",
                missing: str = NOT_APPLICABLE) -> list[Path]:
     """Write ``stem``.csv, .md and .tex atomically; empty values stay empty in the CSV and read
@@ -713,10 +721,8 @@ def save_table(df: pd.DataFrame, results_dir: Path, stem: str, floatfmt: str = "
         df.to_csv(tmp, index=False, float_format="%.4f")
     out.append(csv)
     md = results_dir / f"{stem}.md"
-    # thresholds, budgets and weights keep their digits (0.45 is not "0.5", a 0.25 budget not "0.2")
-    fmts = [".3g" if c in EXACT_COLUMNS else floatfmt for c in df.columns]
     with atomic_path(md) as tmp:
-        tmp.write_text(markdown(df, missing, floatfmt=fmts) + "\n")
+        tmp.write_text(table_markdown(df, floatfmt, missing))
     out.append(md)
     tex = results_dir / f"{stem}.tex"
     with atomic_path(tex) as tmp:
