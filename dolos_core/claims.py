@@ -695,10 +695,12 @@ def _q(r, k: str) -> str:
     return f"{v:.1f} [{r[f'quantity_{k}_low']:.1f}, {r[f'quantity_{k}_high']:.1f}]"
 
 
-def claims_markdown(df: pd.DataFrame, width: int = 120) -> str:
+def claims_markdown(df: pd.DataFrame, width: int = 120, second: str | None = None) -> str:
     """``claims.md``: one block per claim, lines a person reads (at most ``width`` characters):
     the claim, its verdict and footing, the quantity at both thresholds with its interval, each
-    part's verdict, and numbered notes. Every number is in ``claims.csv``."""
+    part's verdict, and numbered notes. Every number is in ``claims.csv``. ``second``: what the
+    second threshold was (default: each run's own)."""
+    second = second or "each run's own threshold"
     import textwrap
 
     def wrap(text: str, indent: str = "") -> list[str]:
@@ -720,8 +722,8 @@ def claims_markdown(df: pd.DataFrame, width: int = 120) -> str:
             continue
         footing = r.get("footing")
         out += wrap(f"Verdict: **{r['verdict']}**" + (f" ({footing})" if isinstance(footing, str) and footing else ""))
-        out += wrap(f"Quantity ({r['unit']}): {_q(r, '05')} at 0.5 ({r['verdict_05']}); {_q(r, 'own')} at each "
-                    f"run's own threshold ({r['verdict_own']})")
+        out += wrap(f"Quantity ({r['unit']}): {_q(r, '05')} at 0.5 ({r['verdict_05']}); {_q(r, 'own')} at "
+                    f"{second} ({r['verdict_own']})")
         if isinstance(r.get("seeds"), str) and r["seeds"]:
             out += wrap(f"Seeds per run: {r['seeds']}")
         parts = [p for p in str(r.get("parts") or "").split(" | ") if p]

@@ -1,7 +1,7 @@
 """Render a profile's committed tables again from their CSVs, numbers unchanged: every table
 ``save_table`` wrote (a ``.csv`` with its ``.md`` and ``.tex``) gets its Markdown from
 ``evaluate.table_markdown`` ("n/a" where a value does not apply, "missing" only in the rows of runs
-that should exist and do not), and ``claims.md`` one block per claim from ``claims.csv``
+that should exist and do not; only the tables that print "missing" at all), and ``claims.md`` one block per claim from ``claims.csv``
 (``claims.claims_markdown``). Nothing is recomputed: a claims table decided under earlier rules
 says so at its top.
 
@@ -32,7 +32,11 @@ def render(res: Path) -> list[Path]:
     done = []
     for csv in sorted(res.glob("*.csv")):
         md, tex = csv.with_suffix(".md"), csv.with_suffix(".tex")
-        if csv.stem == "claims" or not (md.exists() and tex.exists()):
+        # only save_table's tables (a .md that is one table, with a .tex) that print a word for an
+        # empty cell: the others are already right, and a CSV keeps 4 decimals (a table of
+        # 3-significant-digit thresholds would lose some)
+        if csv.stem == "claims" or not (md.exists() and tex.exists()) or not md.read_text().startswith("|") \
+                or "missing" not in md.read_text():
             continue
         with atomic_path(md) as tmp:
             tmp.write_text(table_markdown(pd.read_csv(csv), FLOATFMT.get(csv.stem, ".1f")))
@@ -42,7 +46,7 @@ def render(res: Path) -> list[Path]:
         df = pd.read_csv(claims)
         earlier = "verdict_val" in df.columns
         df = df.rename(columns=EARLIER).reindex(columns=COLUMNS)
-        text = claims_markdown(df)
+        text = claims_markdown(df, second="the validation-chosen thresholds" if earlier else None)
         if earlier:
             text = text.replace("\n\n", "\n\n> These claims were decided under the earlier rules (verdicts at 0.5 and "
                                 "at the validation-chosen,\n> mask-calibrated thresholds; no footing check): "
