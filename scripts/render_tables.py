@@ -1,7 +1,7 @@
 """Render a profile's committed tables again from their CSVs, numbers unchanged: every table
-``save_table`` wrote (a ``.csv`` with its ``.md`` and ``.tex``) gets its Markdown from
-``evaluate.table_markdown`` ("n/a" where a value does not apply, "missing" only in the rows of runs
-that should exist and do not; only the tables that print "missing" at all), and ``claims.md`` one block per claim from ``claims.csv``
+``save_table`` wrote (a ``.csv`` with its ``.md`` and ``.tex``) that prints "missing" gets its
+Markdown from ``evaluate.table_markdown`` ("n/a" where a value does not apply, "missing" only in
+the rows of runs that should exist and do not), and ``claims.md`` one block per claim from ``claims.csv``
 (``claims.claims_markdown``). Nothing is recomputed: a claims table decided under earlier rules
 says so at its top.
 
@@ -11,6 +11,7 @@ says so at its top.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -21,8 +22,11 @@ from dolos_core.config import get_paths, repo_root
 from dolos_core.evaluate import table_markdown
 from dolos_core.io import atomic_path
 
-# The tables saved with another float format than save_table's default (their writers say so).
-FLOATFMT = {"geometry": ".3g", "label_rules": ".3g"}
+# The tables saved with 3 significant digits (their writers say so): the CSV's 4 decimals cannot
+# render them again, so their empty cells are renamed in place (none has a status column: every
+# empty cell is one that does not apply).
+THREE_DIGITS = ("geometry", "label_rules")
+EMPTY_CELL = re.compile(r"(?<=\|)( *)missing( *)(?=\|)")
 # claims.csv columns of the rules before the footing and the run's own threshold (issue 46)
 EARLIER = {"verdict_val": "verdict_own", "quantity_val": "quantity_own", "quantity_val_low": "quantity_own_low",
            "quantity_val_high": "quantity_own_high"}
@@ -38,8 +42,12 @@ def render(res: Path) -> list[Path]:
         if csv.stem == "claims" or not (md.exists() and tex.exists()) or not md.read_text().startswith("|") \
                 or "missing" not in md.read_text():
             continue
+        if csv.stem in THREE_DIGITS:
+            text = EMPTY_CELL.sub(lambda m: f"{m.group(1)}  n/a{m.group(2)}", md.read_text())
+        else:
+            text = table_markdown(pd.read_csv(csv))
         with atomic_path(md) as tmp:
-            tmp.write_text(table_markdown(pd.read_csv(csv), FLOATFMT.get(csv.stem, ".1f")))
+            tmp.write_text(text)
         done.append(md)
     claims = res / "claims.csv"
     if claims.exists():
