@@ -85,6 +85,10 @@ class Profile:
     # Cap on every training's epochs x iterations (None = the schedule as it is). For dry runs:
     # a capped run also validates on at most as many images as it trains on.
     max_iters: int | None = None
+    # Stop a training once its validation loss has not improved for this many epochs (the
+    # checkpoint kept is still the best one; None = run the schedule's epochs). The paper's
+    # footing on a GPU uses it (the opt-in ``footing`` stage, dolos_core/footing.py).
+    patience: int | None = None
     # Each method's own options (its card's ``options``), by method: e.g. the random init of weak
     # Patches, {"patches": {"weak_init": "pytorch"}}: "authors" (Patch-Forensics' Xavier gain
     # 0.02, as the paper, the card's default) or "pytorch" (PyTorch's default, as the authors'
@@ -193,8 +197,9 @@ def check_method_options(method_options: Mapping[str, Mapping[str, Any]]) -> Non
 # Integer fields and their least value (those in _OPTIONAL may also be None).
 _COUNTS = {"image_size": 8, "input_size": 8, "max_valid_images": 1, "max_test_images": 1, "num_workers": 0,
            "predict_batch_size": 1, "detection_repeats": 1, "bootstrap": 1, "robustness_images": 1,
-           "postprocess_images": 1, "seed": 0, "max_iters": 0}
-_OPTIONAL = {"max_valid_images", "max_test_images", "robustness_images", "postprocess_images", "max_iters"}
+           "postprocess_images": 1, "seed": 0, "max_iters": 0, "patience": 1}
+_OPTIONAL = {"max_valid_images", "max_test_images", "robustness_images", "postprocess_images", "max_iters",
+             "patience"}
 
 _BUILTIN: dict[str, Profile] = {
     "smoke": Profile(

@@ -296,7 +296,8 @@ def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
             b, c = means[label, metric], means["C", metric]
             rows.append({**base, "row": f"{label}/C", "metric": metric, "seeds": n_seeds,
                          **_summary(reps[label, metric] / reps["C", metric], float(b.mean() / c.mean()), b / c)})
-    iou = dilated_mask_iou(_test_masks(pts[0]), rf.side // 2)
+    # half a field, in the masks' pixels (the image side; the field is measured at the input side)
+    iou = dilated_mask_iou(_test_masks(pts[0]), round(rf.side / 2 * pts[0].profile.image_size / size))
     rows.append({**base, "row": DILATED, "metric": "iou", "seeds": 0,
                  **_summary(100 * metrics.bootstrap_means(iou, profile.bootstrap, profile.seed),
                             100 * float(iou.mean()), [100 * float(iou.mean())])})

@@ -194,6 +194,8 @@ def training_config(exp: Experiment, profile: Profile, paths: Paths) -> dict:
     options = options_of(exp, profile)
     if options:
         cfg["options"] = options
+    if profile.patience is not None:          # only when set: the ids of runs without it stay
+        cfg["patience"] = profile.patience
     return cfg
 
 

@@ -378,6 +378,8 @@ def train_run(exp: Experiment, profile: Profile, paths: Paths, run, device: str 
                                     tensorboard_dir=paths.runs / "tensorboard" / name)
     try:
         for epoch in range(state.start, stop):
+            if _patience_spent(state, profile):
+                break
             t0 = time.time()
             train_loss = _train_epoch(setup, train_data, profile, epoch, dev, rank, world, bar, progress)
             valid_batches = (DecodedSplit.on_device(valid_data.batch(c), dev) for c in valid_chunks)
@@ -392,11 +394,20 @@ def train_run(exp: Experiment, profile: Profile, paths: Paths, run, device: str 
             if progress is not None:
                 progress.epoch(row, setup.opt.param_groups[0]["lr"])
     finally:
+        early = _patience_spent(state, profile)
         if progress is not None:
-            progress.close("done" if len(state.history) >= setup.epochs else "stopped")
+            progress.close("done" if len(state.history) >= setup.epochs or early else "stopped")
     if bar is not None:
         bar.close()
-    return _finish(exp, setup, state, out_dir, stop == setup.epochs, main, resumed_from)
+    return _finish(exp, setup, state, out_dir, stop == setup.epochs or early, main, resumed_from)
+
+
+def _patience_spent(state: _State, profile: Profile) -> bool:
+    """Whether the validation loss has not improved for ``profile.patience`` epochs (early
+    stopping; never without a patience). Read from the curve, so a resumed run stops where an
+    uninterrupted one would."""
+    return (profile.patience is not None and state.best_epoch >= 0
+            and len(state.history) - 1 - state.best_epoch >= profile.patience)
 
 
 def _finish(exp: Experiment, setup: _Setup, state: _State, out_dir: Path, done: bool, main: bool,

@@ -10,7 +10,9 @@ function here has the same shape, ``(profile, paths, seeds, **options) -> list[T
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .config import Paths, Profile
 from .experiments import EXPERIMENTS, PAPER_GROUPS, SCALING_RUNS, Experiment
@@ -59,3 +61,22 @@ def loss_variants(profile: Profile, paths: Paths, seeds: int = 1) -> list[Traini
 def scaling(profile: Profile, paths: Paths, seeds: int = 1) -> list[Training]:
     """The budget-scaling runs (one seed)."""
     return seeded([EXPERIMENTS[n] for n in SCALING_RUNS], profile, paths)
+
+
+# --- what a GPU was measured to do (benchmarks/gpu_check.py) ---------------------------------
+
+def gpu_check_record(root: Path) -> dict | None:
+    """``results/paper/gpu_check.json`` (written by ``benchmarks/gpu_check.py``), or None when no
+    check has been run there."""
+    f = root / "results" / "paper" / "gpu_check.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def gpu_throughput(root: Path, precision: str = "fp32", key: str = "img_s") -> dict | None:
+    """Measured steady training images per second per ``method-supervision`` on a GPU at
+    ``precision`` (``key="once_s"``: the seconds a training pays once), from the GPU check's
+    record (``gpu_check_record``), or None when there is none."""
+    data = gpu_check_record(root) or {}
+    out = {m: float(v[f"{precision}_{key}"]) for m, v in data.get("train", {}).items()
+           if f"{precision}_{key}" in v}
+    return out or None

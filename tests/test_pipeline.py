@@ -442,6 +442,29 @@ def test_geometry_stage_is_opt_in_and_tables_every_side(smoke_study):
     assert "patches-B" in set(training["experiment"]) and not training["experiment"].str.contains("64 px").any()
 
 
+@pytest.mark.xdist_group("smoke-study")
+def test_footing_stage_trains_at_the_paper_footing_and_prints_b_over_c(smoke_study):
+    """``--only footing`` at smoke size (72 px input from the study's 64 px images): Patches B, C
+    and Patches-MIL B train once each with a patience, their B/C is printed and tabled, and the
+    stage is opt-in (the default run did not train it)."""
+    root, out, _ = smoke_study
+    assert "stage footing" not in out
+    r = run("--profile", "smoke", "--only", "footing", "--repo", str(root), "--jobs", "1")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    for k, name in enumerate(("patches-B", "patches-C", "patches-mil-B"), 1):
+        assert f"[footing, 72 px from 64 px #{k} of 3] {name}: training" in r.stdout, r.stdout[-2000:]
+    assert "footing (72 px input, 64 px images" in r.stdout
+    assert re.search(r"B/C at the validation-chosen threshold \(uses masks\): (\d\.\d\d \[|n/a)", r.stdout)
+    t = pd.read_csv(root / "results" / "smoke" / "footing.csv")
+    assert {"B", "C", "B/C", "patches-mil-B", "patches-mil-B/C", "dilated mask"} <= set(t["row"])
+    assert (t["size"] == 72).all() and (t["image_size"] == 64).all()
+    runs = sorted((root / "runs" / "smoke" / "checkpoints" / "patches-C").glob("*/train.json"))
+    cfgs = [json.loads(f.read_text()) for f in runs]
+    footing = [c for c in cfgs if c.get("input_size") == 72]
+    assert len(footing) == 1 and footing[0]["run_config"]["patience"] == 1 and footing[0]["done"]
+    assert all("patience" not in c["run_config"] for c in cfgs if c.get("input_size") != 72)   # Table 2's ids unchanged
+
+
 def test_killed_run_resumes_to_the_same_predictions(tmp_path):
     """Kill a smoke run with two trainings at a time (``--jobs 2``) during training (SIGKILL
     to the whole process group: pipeline, workers, kernels; no clean-up), start it again:

@@ -288,3 +288,17 @@ def test_cpu_threads_do_not_change_weights(smoke, tmp_path, monkeypatch):
         torch.testing.assert_close(one[k], two[k], rtol=0, atol=0)
     free = _weights_under_threads(exp, prof, paths, tmp_path / "free", 2, fixed=False, monkeypatch=monkeypatch)
     assert any(not torch.equal(one[k], free[k]) for k in one if one[k].is_floating_point())
+
+
+def test_patience_stops_a_training_where_its_validation_loss_stopped_improving():
+    """Early stopping (``Profile.patience``) read from the curve: best at epoch 1 of 4 epochs
+    run is 2 epochs without improvement, so a patience of 2 stops and one of 3 does not; no
+    patience never stops; a run that has not validated yet never stops."""
+    from dolos_core.config import get_profile
+    from dolos_core.train import _patience_spent, _State
+
+    state = _State(history=[{}] * 4, best_epoch=1)
+    assert _patience_spent(state, get_profile("smoke", patience=2))
+    assert not _patience_spent(state, get_profile("smoke", patience=3))
+    assert not _patience_spent(state, get_profile("smoke"))
+    assert not _patience_spent(_State(history=[]), get_profile("smoke", patience=1))

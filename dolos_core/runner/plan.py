@@ -11,7 +11,6 @@ GPU); ``--list`` prints the plan (``list_plan``). The scheduler that runs it is
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import shutil
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..data.layout import DatasetKey, all_keys, list_images, split_exists
 from ..experiments import EXPERIMENTS, plan_for
 from ..locks import code_root
 from ..runs import experiment_init
+from ..trainings import gpu_check_record, gpu_throughput
 from ..weights import INIT_POLICIES, WeightsMissing
 from . import stages as stage_table
 from .jobs import SlurmOptions
@@ -207,23 +207,6 @@ def preflight_root(paths, exps) -> None:
             raise UserError(f"data root {root} has {len(problems)} problem(s):\n  " + "\n  ".join(problems[:10]) + more)
 
 
-def gpu_check_record(root: Path) -> dict | None:
-    """``results/paper/gpu_check.json`` (written by ``benchmarks/gpu_check.py``), or None when no
-    check has been run there."""
-    f = root / "results" / "paper" / "gpu_check.json"
-    return json.loads(f.read_text()) if f.exists() else None
-
-
-def gpu_throughput(root: Path, precision: str = "fp32", key: str = "img_s") -> dict | None:
-    """Measured steady training images per second per ``method-supervision`` on a GPU at
-    ``precision`` (``key="once_s"``: the seconds a training pays once), from the GPU check's
-    record (``gpu_check_record``), or None when there is none."""
-    data = gpu_check_record(root) or {}
-    out = {m: float(v[f"{precision}_{key}"]) for m, v in data.get("train", {}).items()
-           if f"{precision}_{key}" in v}
-    return out or None
-
-
 # The share of a GPU's memory that concurrent trainings may fill by their measured peaks (the
 # rest: the CUDA context of each process, the allocator's fragmentation).
 GPU_MEMORY_SHARE = 0.8
@@ -320,10 +303,11 @@ def list_plan(args) -> int:
         raise UserError(f"data root {args.data_root} does not exist (--data-root)")
     paths = _user_errors(get_paths, args.profile, args.data_root, root=args.repo or repo_root(), tag=args.tag)
     rates = cpu_rates(code_root()) if profile.build_sizes is not None else {}    # the code's committed benchmark
-    gpu = profile.build_sizes is None          # the paper profile: GPU hours from the GPU check, when run
+    table = stage_table.by_name()
+    # the paper profile and the stages sized for a GPU: GPU hours from the GPU check, when run
+    gpu = profile.build_sizes is None or any(table[s].gpu for s in stage_table.names())
     thr = gpu_throughput(repo_root(), profile.precision) if gpu else None
     once = gpu_throughput(repo_root(), profile.precision, "once_s") if gpu else None
-    table = stage_table.by_name()
     log(f"# profile {profile.name}: every training of every stage (opt-in stages run only when named in "
         "--only); images = epochs x iterations x batch" + ("; minutes = those images at the one-thread "
                                                            "pinned CPU rate of results/mini/cpu_numerics.csv, "
@@ -344,6 +328,7 @@ def list_plan(args) -> int:
             continue
         mark = f" (opt-in: --only {s})" if st.opt_in else ""
         total_img = total_min = 0.0
+        total_h = 0.0 if gpu and (profile.build_sizes is None or st.gpu) else None
         for t in trains:
             e = t.experiment
             img = training_images([e], t.profile)[e.name]
@@ -355,12 +340,16 @@ def list_plan(args) -> int:
             total_img += img
             total_min += minutes or 0.0
             cells = f"\t{minutes:.1f}" if rates else ""
-            if gpu:
+            if gpu and (profile.build_sizes is None or st.gpu):
                 h = estimate_hours([e], t.profile, thr, once)
                 cells += f"\t{h[e.name]:.2f}" if h else "\tnot measured"
+                total_h = total_h + h[e.name] if h and total_h is not None else None
+            elif gpu:
+                cells += "\t-"
             log(f"{s}{mark}\t{label}\t{e.description}\t{img:,}{cells}")
         log(f"# {s}{mark}: {len(trains)} trainings, {total_img:,.0f} images"
-            + (f", {total_min:.1f} CPU minutes of training steps" if rates else ""))
+            + (f", {total_min:.1f} CPU minutes of training steps" if rates else "")
+            + (f", {60 * total_h:.1f} GPU minutes by the GPU check" if total_h else ""))
     if profile.name == "paper":
         paper = profile
         images = training_images(EXPERIMENTS.values(), paper)

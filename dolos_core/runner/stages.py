@@ -51,6 +51,7 @@ class Stage:
     products: tuple[str, ...] = ()      # file names in results/<profile>/ besides its tables' CSVs
     paragraph: str | None = None        # "module:function", (results: Path) -> list[str]
     run: str | None = None              # "module:function", (study) -> None, after its notebooks
+    gpu: bool = False                   # its trainings are sized for a GPU: --list gives their GPU hours
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -152,7 +153,14 @@ STAGE_TABLE = [
                              "cell, the 0.5 threshold (solid), the measured mean of real-only cells of fake "
                              "images with its interval (dotted, shaded) and the share of such cells labelled "
                              "fake in training (dashed); per-kind means and intervals under each panel."}),
-    Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry"),
+    Stage("footing", "the paper's footing on a GPU: Patches B, C and Patches-MIL B at 299 px from 256 px images, "
+                     "the paper's schedules stopped by validation loss or an image budget, one seed; prints "
+                     "their B/C (opt-in: only when named)",
+          trains="dolos_core.footing:trainings", prepare="dolos_core.footing:build_data", opt_in=True,
+          after=("data",), options=("minutes", "max_images"), gpu=True, run="dolos_core.footing:run_stage",
+          paragraph="dolos_core.footing:report_paragraph",
+          tables=(("footing", "Paper footing · Patches B, C and Patches-MIL B at 299 px, one seed (opt-in stage)"),)),
+    Stage("report", "REPORT.md from the tables", after=("evaluate", "extensions", "scaling", "geometry", "footing"),
           products=("REPORT.md", "timings.csv", "training_runs.csv"), run="dolos_core.runner.report:run_stage"),
     Stage("publish", "the executed notebooks and their HTML, for readers "
                      "(results/<profile>/notebooks/, results/<profile>/html/index.html)",

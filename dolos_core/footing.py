@@ -1,0 +1,200 @@
+"""The paper's footing on a GPU (ours; the opt-in ``footing`` stage): Patches B, Patches C and
+Patches-MIL B (every weak method built on Patches) at the paper's input side, 299 px from
+256 px images, with the paper's schedules (learning rate, batch, 500 iterations per epoch), one
+seed, stopped by validation loss or by a budget of training images, whichever comes first; then
+their B/C, printed and tabled (``footing.csv``).
+
+    ./run_all.sh --only footing --device cuda                # DOLOS-mini built at 256 px
+    ./run_all.sh --only footing --data-root /data/dolos      # a real-layout root, as it is
+    ./run_all.sh --only footing --list                       # its images, and GPU hours if measured
+
+Why: the mini study trains at 96 px for a few hundred steps, where Patches' 43 px receptive
+field is 45% of the image side (14% at 299 px) and weak Patches has not converged
+(docs/STUDY.md, "Where the mini study stands"); this stage is the smallest run that puts B/C on
+the paper's footing, sized for a few minutes of one GPU.
+
+The budget: ``minutes`` (stage option, default 8) of one GPU for the three trainings together,
+turned into training images per training from the rates ``benchmarks/gpu_check.py`` measured
+(``results/paper/gpu_check.json``); where no GPU check has been run, ``FALLBACK_IMAGES`` per
+training (``--set footing.max_images=N`` sets it outright). A training stops early once its
+validation loss has not improved for ``PATIENCE`` epochs (``Profile.patience``); the checkpoint
+kept is the best by validation loss, as everywhere in the study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from .config import ConfigError, Paths, Profile
+from .data.mini import build_mini
+from .experiments import get_experiment
+from .geometry import BUILD_ONLY, PAPER_INPUT, Point, _side_rows, experiments
+from .models import card
+from .models.card import Schedule
+from .trainings import Training, gpu_throughput
+
+# Image side of the data it builds (DOLOS's PNGs are 256 px) and the input side, per profile;
+# the smoke profile's are small (seconds, for the tests).
+IMAGE_SIDE = {"smoke": 64, "mini": 256, "paper": 256}
+INPUT_SIDE = {"smoke": 72, "mini": PAPER_INPUT, "paper": PAPER_INPUT}
+PATIENCE = {"smoke": 1, "mini": 3, "paper": 3}
+MINUTES = 8.0
+# Training images per training when no GPU check says what ``minutes`` buys (an unmeasured
+# default, not an estimate: --list says "not measured" beside it).
+FALLBACK_IMAGES = 200_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The stage under one profile: its data root, sides, each experiment's schedule, and where
+    the image budget came from."""
+
+    paths: Paths
+    image_size: int
+    input_size: int
+    schedules: dict[str, Schedule]
+    budget: str
+
+
+def _sides(profile: Profile) -> tuple[int, int]:
+    if profile.name not in INPUT_SIDE:
+        raise ConfigError(f"profile {profile.name!r}: the footing stage knows smoke, mini and paper")
+    return IMAGE_SIDE[profile.name], INPUT_SIDE[profile.name]
+
+
+def data_paths(profile: Profile, paths: Paths) -> Paths:
+    """Where it trains: the data root given (a real-layout root, or the paper profile's) as it
+    is; the profile's own DOLOS-mini (not given) rebuilt at the footing's image side, in
+    ``data/dolos-mini-<profile>-<side>px`` (the study's own root when the sides agree)."""
+    image, _ = _sides(profile)
+    default = Paths(root=paths.root, profile=paths.profile).data_root
+    if profile.build_sizes is None or paths.data_root != default or image == profile.image_size:
+        return paths
+    return dataclasses.replace(paths, data_root=paths.root / "data" / f"dolos-mini-{profile.name}-{image}px")
+
+
+def images_per_training(profile: Profile, root: Path, minutes: float | None = None,
+                        max_images: int | None = None) -> tuple[dict[str, int], str]:
+    """Training images each experiment may use, and where the number came from: ``max_images``
+    when given; else ``minutes`` of one GPU shared by the trainings at the rates the GPU check
+    measured at this precision (less what each pays once); else ``FALLBACK_IMAGES``."""
+    names = experiments()
+    cases = {n: get_experiment(n).case for n in names}
+    if max_images is not None:
+        if int(max_images) < 1:
+            raise ConfigError(f"footing max_images must be >= 1, got {max_images}")
+        return {n: int(max_images) for n in names}, f"{int(max_images):,} images per training (--set)"
+    minutes = float(MINUTES if minutes is None else minutes)
+    if not minutes > 0:
+        raise ConfigError(f"footing minutes must be > 0, got {minutes}")
+    rate = gpu_throughput(root, profile.precision) or {}
+    once = gpu_throughput(root, profile.precision, "once_s") or {}
+    if all(c in rate for c in cases.values()):
+        share = 60 * minutes / len(names)
+        return ({n: max(1, int(rate[c] * max(0.0, share - once.get(c, 0.0)))) for n, c in cases.items()},
+                f"{minutes:g} GPU minutes at the rates of results/paper/gpu_check.json ({profile.precision})")
+    return ({n: FALLBACK_IMAGES for n in names},
+            f"{FALLBACK_IMAGES:,} images per training (no GPU check: minutes not measured)")
+
+
+def plan(profile: Profile, paths: Paths, minutes: float | None = None, max_images: int | None = None) -> Plan:
+    """Each experiment's schedule: the paper's (its card's ``paper`` schedule; the smoke
+    profile's own for the tests), its epochs cut to the image budget (at least one)."""
+    image, inp = _sides(profile)
+    budget, why = images_per_training(profile, paths.root, minutes, max_images)
+    out = {}
+    for name in experiments():
+        e = get_experiment(name)
+        base = (profile.schedule(e.method, e.supervision) if profile.name == "smoke"
+                else card(e.method).schedule("paper", e.supervision))
+        per_epoch = base.batch_size * base.iters_per_epoch
+        out[e.case] = dataclasses.replace(base, epochs=max(1, min(base.epochs, budget[name] // per_epoch)))
+    return Plan(data_paths(profile, paths), image, inp, out, why)
+
+
+def overrides(p: Plan, profile: Profile) -> dict:
+    """The profile fields a footing training changes (notebook 02's ``overrides``)."""
+    return {"image_size": p.image_size, "input_size": p.input_size, "patience": PATIENCE[profile.name],
+            "schedules": {k: dataclasses.asdict(s) for k, s in p.schedules.items()}}
+
+
+def build_data(profile: Profile, paths: Paths, minutes=None, max_images=None, progress: bool = True) -> dict:
+    """The stage's ``prepare``: DOLOS-mini at the footing's image side (only the sets its
+    trainings read), unless it trains on a given root or the study's own."""
+    p = plan(profile, paths, minutes, max_images)
+    if p.paths.data_root == paths.data_root:
+        return {}
+    return build_mini(p.paths.data_root, profile.replace(image_size=p.image_size), seed=0, progress=progress,
+                      only=BUILD_ONLY)
+
+
+def trainings(profile: Profile, paths: Paths, seeds: int = 1, minutes=None, max_images=None) -> list[Training]:
+    """Patches B, Patches C and Patches-MIL B at the footing (one seed; ``seeds`` unused)."""
+    p = plan(profile, paths, minutes, max_images)
+    ov = overrides(p, profile)
+    prof = profile.replace(**ov)
+    return [Training(get_experiment(n), prof, p.paths, ov, f"{p.input_size} px from {p.image_size} px",
+                     f"-footing{p.input_size}px")
+            for n in experiments()]
+
+
+def footing_table(profile: Profile, paths: Paths, minutes=None, max_images=None) -> pd.DataFrame:
+    """The geometry stage's rows (``geometry._side_rows``: B, C, each weak method built on
+    Patches, B/C at 0.5 and at the validation-chosen threshold, pixel AUC, the dilated mask) for
+    the footing's one seed, with the schedule each run used and the budget's source."""
+    p = plan(profile, paths, minutes, max_images)
+    ov = overrides(p, profile)
+    prof = profile.replace(**ov)
+    rows = _side_rows(p.input_size, [Point(p.input_size, profile.seed, prof, p.paths)], prof)
+    t = pd.DataFrame(rows)
+    t.insert(1, "image_size", p.image_size)
+    t["budget"] = p.budget
+    t["schedules"] = "; ".join(f"{k} {s.epochs}x{s.iters_per_epoch}x{s.batch_size}" for k, s in p.schedules.items())
+    return t
+
+
+def summary_lines(t: pd.DataFrame) -> list[str]:
+    """B/C (and each weak method's /C) at 0.5 and at the validation-chosen threshold, one line each."""
+    out = []
+    for row in [r for r in t["row"].dropna().unique() if str(r).endswith("/C")]:
+        for metric, what in (("iou", "at 0.5"), ("iou_val", "at the validation-chosen threshold (uses masks)")):
+            r = t[(t.row == row) & (t.metric == metric)]
+            if not len(r):
+                continue
+            x = r.iloc[0]
+            out.append(f"{row} {what}: {x['value']:.2f} [{x['ci_low']:.2f}, {x['ci_high']:.2f}] (one seed; interval "
+                       "over test images)" if pd.notna(x["value"]) else f"{row} {what}: n/a (C's IoU is 0)")
+    return out
+
+
+def stage_values(study) -> dict:
+    """The stage's options of a run (``--set footing.NAME=VALUE``)."""
+    return {k.partition(".")[2]: v for k, v in getattr(study, "stage_sets", {}).items()
+            if k.startswith("footing.")}
+
+
+def run_stage(study) -> None:
+    """The stage's function after its trainings: ``footing.csv`` and its Markdown in the
+    results, B/C printed."""
+    from .evaluate import save_table
+
+    t = footing_table(study.profile, study.paths, **stage_values(study))
+    study.paths.results.mkdir(parents=True, exist_ok=True)
+    save_table(t, study.paths.results, "footing", floatfmt=".3g")
+    print(f"footing ({t['size'].iloc[0]} px input, {t['image_size'].iloc[0]} px images; {t['budget'].iloc[0]}):")
+    for line in summary_lines(t) or ["no B/C: a run is missing"]:
+        print(f"  {line}", flush=True)
+
+
+def report_paragraph(res: Path) -> list[str]:
+    """The footing stage's paragraph of REPORT.md (empty when it has not run)."""
+    f = res / "footing.csv"
+    if not f.exists():
+        return []
+    t = pd.read_csv(f)
+    return [f"Paper footing (opt-in stage `footing`, one seed, {t['size'].iloc[0]} px input from "
+            f"{t['image_size'].iloc[0]} px images, {t['budget'].iloc[0]}; schedules {t['schedules'].iloc[0]}): "
+            + "; ".join(summary_lines(t)) + "."]
