@@ -44,20 +44,17 @@ The rules are tested on hand-built per-image tables (``tests/test_claims.py``).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Mapping, Union
 
 import numpy as np
 import pandas as pd
 
 from .evaluate import seed_t_interval
-from .experiments import CELEBA_TEST, FIG6_GENERATORS, TRANSFER_TEST
-from .geometry import cell as _gcell
-from .geometry import fmt_cell as gfmt
-from .geometry import trend
+from .experiments import CELEBA_TEST, FIG6_GENERATORS
 from .metrics import at_grid_edge
-from .models import card, methods
 
 # "B close to C": at least this share of C's IoU. Our reading of the paper's "weak labels cost
 # little" (it gives no number); the claims that use it say what 0.6 and 0.9 would decide
@@ -65,8 +62,6 @@ from .models import card, methods
 WEAK_RATIO = 0.75
 RATIO_ALTERNATIVES = (0.6, 0.9)
 NOTE_SEP = " | "           # between a claim's notes in claims.csv (a note may hold "; ")
-# Second-hand context (DeCLIP, Smeu et al., WACV 2025, re-measuring Patch-Forensics on DOLOS)
-DECLIP_PATCHES = {"in_domain": 69.0, "out_of_domain": 20.0}
 
 HOLDS, FAILS, OPEN, MISSING = "holds", "does not hold", "inconclusive", "cannot be checked"
 UNINFORMATIVE, THRESHOLD = "uninformative", "threshold-dependent"
@@ -287,18 +282,60 @@ def _paired(ev: Evidence, cells, base_cells, metric: str, bmetric: str):
     return out
 
 
+Cell = tuple[str, str]          # (experiment, test set): one model's mean on one test set
+
+
+def _group_mean(m, cells: tuple[Cell, ...]):
+    return sum(m(*c) for c in cells) / len(cells)
+
+
 @dataclass(frozen=True)
 class Part:
-    """One cell-level comparison of a claim: ``quantity`` (positive when it holds) and ``refs``,
-    groups of cells it compares with (each group's mean): if one is at its trivial baselines
-    while this part is the claim's weakest, the claim is uninformative at that threshold."""
+    """One comparison of a claim, as data: the mean of the ``plus`` cells minus ``factor`` times
+    the mean of the ``minus`` cells (IoU points; positive when the part holds). ``refs``: groups
+    of cells it compares with (each group's mean): if one is at its trivial baselines while this
+    part is the claim's weakest, the claim is uninformative at that threshold. ``needs``: the
+    contrasts it tests (e.g. "dataset shift"); a data root declares those it cannot test
+    (DOLOS-mini's build record, ``data.mini.NOT_TESTABLE``)."""
 
     label: str
-    quantity: Quantity
-    refs: tuple[tuple[tuple[str, str], ...], ...] = ()
-    # the contrasts it tests, e.g. "dataset shift"; a data root declares those it cannot test
-    # (DOLOS-mini's build record, ``data.mini.NOT_TESTABLE``)
+    plus: tuple[Cell, ...]
+    minus: tuple[Cell, ...] = ()
+    factor: float = 1.0
+    refs: tuple[tuple[Cell, ...], ...] = ()
     needs: tuple[str, ...] = ()
+
+    def quantity(self, m):
+        """The part's value, ``m(experiment, test set)`` giving each cell's mean (a number, or
+        bootstrap replicates as an array)."""
+        out = _group_mean(m, self.plus)
+        return out - self.factor * _group_mean(m, self.minus) if self.minus else out
+
+
+def _drop(m, hi: tuple[Cell, ...], lo: tuple[Cell, ...]):
+    """(mean(hi) - mean(lo)) / mean(hi), NaN where mean(hi) is 0 (nothing to lose)."""
+    top, low = (np.asarray(_group_mean(m, g), dtype=float) for g in (hi, lo))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(top > 0, (top - low) / np.where(top > 0, top, 1), np.nan)
+
+
+@dataclass(frozen=True)
+class DropGap:
+    """A part comparing two relative drops: 100 x (the drop ``larger`` - the drop ``smaller``),
+    each a pair (high cells, low cells) whose drop is (mean(high) - mean(low)) / mean(high);
+    positive when ``larger``'s drop is the larger. ``refs``, ``needs``: as :class:`Part`'s."""
+
+    label: str
+    larger: tuple[tuple[Cell, ...], tuple[Cell, ...]]
+    smaller: tuple[tuple[Cell, ...], tuple[Cell, ...]]
+    refs: tuple[tuple[Cell, ...], ...] = ()
+    needs: tuple[str, ...] = ()
+
+    def quantity(self, m):
+        return 100 * (_drop(m, *self.larger) - _drop(m, *self.smaller))
+
+
+AnyPart = Union[Part, DropGap]
 
 
 def _weakest(parts) -> Quantity:
@@ -307,23 +344,24 @@ def _weakest(parts) -> Quantity:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: its ``parts`` (the quantity is the weakest), the cells it shows, its
-    ``subjects`` (models whose own quality it is about) and ``references`` (models it compares
-    them with: one that did not learn makes it uninformative), the test sets whose baselines
-    it shows."""
+    """One claim, declared: its ``id``, ``source`` ("paper" or "ours"), its wording, its
+    ``parts`` (the quantity is the weakest), the cells it ``shown``s, its ``subjects`` (models
+    whose own quality it is about) and ``references`` (models it compares them with), the test
+    sets whose baselines it shows, and the footing it needs beyond its models having learned and
+    converged: the contrasts every part tests (``needs``; a part may add its own)."""
 
     id: str
-    source: str            # "paper" or "ours"
+    source: str
     claim: str
-    parts: tuple[Part, ...]
-    shown: tuple[tuple[str, str], ...]
+    parts: tuple[AnyPart, ...]
+    shown: tuple[Cell, ...]
     subjects: tuple[str, ...]
     references: tuple[str, ...] = ()
     test_sets: tuple[str, ...] = (TEST,)
     unit: str = "IoU points"
-    needs: tuple[str, ...] = ()          # contrasts every part tests (a part may add its own)
+    needs: tuple[str, ...] = ()
     # (B, C) cells of a claim "B reaches WEAK_RATIO of C": its note says what RATIO_ALTERNATIVES decide
-    ratio_of: tuple[tuple[str, str], tuple[str, str]] | None = None
+    ratio_of: tuple[Cell, Cell] | None = None
 
     @property
     def quantity(self) -> Quantity:
@@ -334,151 +372,74 @@ class Claim:
         return tuple(dict.fromkeys(self.subjects + self.references))
 
 
-def _one(*cells) -> tuple[tuple[tuple[str, str], ...], ...]:
-    """``Part.refs`` of single cells."""
-    return tuple((c,) for c in cells)
+@dataclass(frozen=True)
+class Context:
+    """A row of context, not a claim: a statement from elsewhere and this run's values beside it
+    (each a label and the cells whose mean it is)."""
+
+    id: str
+    claim: str
+    values: tuple[tuple[str, tuple[Cell, ...]], ...]
 
 
-def _t2(m: str, s: str) -> tuple[str, str]:
-    return (f"{m}-{s}", TEST)
+# --- the registry: who declares claims --------------------------------------------------------
+
+# The modules that declare the study's own claims (imported when the claims are first listed);
+# any other module adds its own by decorating a function with ``register_claims``.
+CLAIM_MODULES = ("dolos_core.paper_claims", "dolos_core.geometry")
+_SOURCES: dict[str, Callable[[], Iterable[Claim | Context]]] = {}
+# A column some stage adds to the claims table: name -> (the product it reads, function from
+# that table to {claim id: text}); e.g. the geometry stage's second value of B/C.
+_COLUMNS: dict[str, tuple[str, Callable[[pd.DataFrame], dict[str, str]]]] = {}
+# What the claims read, by product name (each declared by the stage that writes it).
+READS = ("per_image.csv", "training.csv")
 
 
-def _diag(g: str) -> tuple[str, str]:
-    return (f"patches-full-{g}", f"celebahq/{g}")
+def register_claims(fn: Callable[[], Iterable[Claim | Context]]):
+    """Decorator: ``fn()`` returns claims (and context rows) to check, listed when the claims
+    are (so they follow the methods registered by then)."""
+    _SOURCES[f"{fn.__module__}:{fn.__qualname__}"] = fn
+    return fn
 
 
-def _held(g: str) -> tuple[str, str]:
-    return (f"patches-full-allbut-{g}", f"celebahq/{g}")
+def register_column(name: str, reads: str):
+    """Decorator: a column ``name`` of the claims table, filled from the product ``reads`` (a
+    file some stage declares) by the decorated function, table -> {claim id: text}."""
+    def wrap(fn):
+        _COLUMNS[name] = (reads, fn)
+        return fn
+    return wrap
 
 
-def _off() -> list[tuple[str, str]]:
-    return [(f"patches-full-{g}", f"celebahq/{h}") for g in FIG6_GENERATORS for h in FIG6_GENERATORS if g != h]
+def _load() -> None:
+    for module in CLAIM_MODULES:
+        importlib.import_module(module)
 
 
-def _mean_of(cells):
-    return lambda m: sum(m(*c) for c in cells) / len(cells)
+def declared() -> list[Claim | Context]:
+    """Every registered claim and context row (ids unique): the study's own modules'
+    (``CLAIM_MODULES``, in that order), then the others', each in registration order."""
+    _load()
+    def rank(key: str) -> int:
+        module = key.partition(":")[0]
+        return CLAIM_MODULES.index(module) if module in CLAIM_MODULES else len(CLAIM_MODULES)
+    out = [c for key in sorted(_SOURCES, key=rank) for c in _SOURCES[key]()]
+    ids = [c.id for c in out]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"claims declared twice: {', '.join(dup)}")
+    return out
 
 
 def claim_list() -> list[Claim]:
     """The claims checked, the paper's first (docs/STUDY.md, "Findings")."""
-    out = []
-    # the paper's rivals (Grad-CAM, Attention, and any other method not marked as ours)
-    rivals = [m for m in methods() if m != "patches" and not card(m).beyond_paper]
-    count = {2: "two", 3: "three", 4: "four"}.get(len(rivals) + 1, str(len(rivals) + 1))
-    for s in "ABC":
-        p, others = _t2("patches", s), tuple(_t2(r, s) for r in rivals if _has_setup(r, s))
-        out.append(Claim(f"T2-best-{s}", "paper", f"Patches localizes best of the {count} methods (setup {s})",
-                         tuple(Part(f"patches-{s} - {o[0]}", lambda m, p=p, o=o: m(*p) - m(*o), _one(o))
-                               for o in others),
-                         (p, *others), (p[0],), tuple(o[0] for o in others)))
-    b, c = _t2("patches", "B"), _t2("patches", "C")
-    out.append(Claim("T2-weak", "paper", f"Weak labels cost Patches little: setup B reaches at least "
-                     f"{WEAK_RATIO:g} of setup C's IoU",
-                     (Part(f"patches-B - {WEAK_RATIO:g} patches-C", lambda m: m(*b) - WEAK_RATIO * m(*c), _one(c)),),
-                     (b, c), (b[0],), (c[0],), ratio_of=(b, c)))
-    for s in "ABC":
-        home, away = _t2("patches", s), (f"patches-{s}-ffhq", TEST)
-        out.append(Claim(f"T3-{s}", "paper", f"Localization drops across datasets: Patches trained on FFHQ "
-                         f"is below Patches trained on CelebA-HQ, on CelebA-HQ (setup {s})",
-                         (Part(f"patches-{s} - patches-{s}-ffhq", lambda m, h=home, w=away: m(*h) - m(*w),
-                               _one(home)),),
-                         (home, away), (away[0],), (home[0],), needs=("dataset shift",)))
-    diag, off = [_diag(g) for g in FIG6_GENERATORS], _off()
-    singles = tuple(f"patches-full-{g}" for g in FIG6_GENERATORS)
-    fig6_sets = tuple(f"celebahq/{g}" for g in FIG6_GENERATORS)
-    out.append(Claim("F6-generators", "paper", "Localization drops across generators: trained on one generator, "
-                     "IoU on each of the other three is below IoU on its own",
-                     tuple(Part(f"{g} on {g} - {g} on {h}",
-                                lambda m, g=g, h=h: m(*_diag(g)) - m(f"patches-full-{g}", f"celebahq/{h}"),
-                                _one(_diag(g)))
-                           for g in FIG6_GENERATORS for h in FIG6_GENERATORS if g != h),
-                     tuple(diag), singles, singles, fig6_sets, needs=("generator transfer",)))
-
-    def frac_drop(hi, lo):
-        def drop(m):            # a drop as a fraction of ``hi``; NaN where ``hi`` is 0 (nothing to lose)
-            top = np.asarray(hi(m), dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(top > 0, (top - np.asarray(lo(m), dtype=float)) / np.where(top > 0, top, 1), np.nan)
-        return drop
-
-    weak = frac_drop(lambda m: m(*c), lambda m: m(*b))
-    data = frac_drop(lambda m: m(*c), lambda m: m("patches-C-ffhq", TEST))
-    gen = frac_drop(_mean_of(diag), _mean_of(off))
-    out.append(Claim("headline", "paper", "Patches is less sensitive to weak supervision than to a change of "
-                     "dataset or of generator: its relative drop from C to B is below both the dataset drop "
-                     "(C to FFHQ-trained C) and the generator drop (Figure 6, in to out of domain)",
-                     (Part("dataset drop - weak drop", lambda m: 100 * (data(m) - weak(m)), _one(c),
-                           needs=("dataset shift",)),
-                      Part("generator drop - weak drop", lambda m: 100 * (gen(m) - weak(m)), (*_one(c), tuple(diag)),
-                           needs=("generator transfer",))),
-                     (b, c, ("patches-C-ffhq", TEST)), (b[0], "patches-C-ffhq"), (c[0], *singles),
-                     (TEST, *fig6_sets), unit="points of C's IoU (%)"))
-    ldm = "ldm"
-    others = [g for g in FIG6_GENERATORS if g != ldm]
-    out.append(Claim("F6-LDM-hardest", "paper", "LDM is the hardest generator in domain: trained and tested on "
-                     "LDM, Patches scores below each other generator's in-domain cell",
-                     tuple(Part(f"{g} - {ldm} in domain", lambda m, g=g: m(*_diag(g)) - m(*_diag(ldm)), _one(_diag(g)))
-                           for g in others),
-                     tuple(diag), (f"patches-full-{ldm}",), tuple(f"patches-full-{g}" for g in others), fig6_sets,
-                     needs=("generator transfer",)))
-    out.append(Claim("F6-LDM-hardest-held-out", "paper", "LDM is the hardest held-out generator: trained on the "
-                     "other three, Patches scores lower on LDM than on any other held-out generator",
-                     tuple(Part(f"{g} - {ldm} held out", lambda m, g=g: m(*_held(g)) - m(*_held(ldm)), _one(_held(g)))
-                           for g in others),
-                     tuple(_held(g) for g in FIG6_GENERATORS), (f"patches-full-allbut-{ldm}",),
-                     tuple(f"patches-full-allbut-{g}" for g in others), fig6_sets, needs=("generator transfer",)))
-    out.append(Claim("T2-weak-above-baseline", "ours", "Weakly supervised Patches (B) localizes above marking "
-                     "everything fake", (Part("patches-B - everything fake", lambda m: m(*b) - m(FAKE_ALL, TEST),
-                                              _one((FAKE_ALL, TEST))),),
-                     (b, (FAKE_ALL, TEST)), (b[0],)))
-    out.append(Claim("T2-weak-above-prior", "ours", "Weakly supervised Patches (B) localizes above where fakes "
-                     "usually are (the mask prior)", (Part("patches-B - mask prior", lambda m: m(*b) - m(PRIOR, TEST),
-                                                           _one((PRIOR, TEST))),),
-                     (b, (PRIOR, TEST)), (b[0],)))
-    held = [_held(g) for g in FIG6_GENERATORS]
-
-    def into(g):        # the single-generator models trained on another generator, tested on g
-        return [(f"patches-full-{h}", f"celebahq/{g}") for h in FIG6_GENERATORS if h != g]
-    out.append(Claim("F6-more-generators", "ours", "Training on three generators helps every held-out one: on each "
-                     "generator, the model trained on the other three scores above the mean of the single-generator "
-                     "models trained on another generator (the smallest of the four gains)",
-                     tuple(Part(f"gain on {g}", lambda m, g=g: m(*_held(g)) - _mean_of(into(g))(m), (tuple(into(g)),))
-                           for g in FIG6_GENERATORS),
-                     tuple(held), tuple(e for e, _ in held), singles, fig6_sets, needs=("generator transfer",)))
-    for m in methods():           # ours: a method that changes only the weak loss of another
-        base = card(m).weak_variant_of
-        if base is None:
-            continue
-        mine, full = _t2(m, "B"), _t2(card(m).full_runs_of or base, "C")
-        # the same rules as every claim: it must clear both trivial baselines and reach the
-        # share of full supervision the paper's T2-weak asks of weak Patches
-        out.append(Claim(f"T2-{m}-B", "ours", f"{card(m).label}'s weak loss localizes: its setup B clears both "
-                         f"trivial baselines and reaches at least {WEAK_RATIO:g} of {full[0]}'s IoU",
-                         (Part(f"{m}-B - everything fake", lambda f, a=mine: f(*a) - f(FAKE_ALL, TEST),
-                               _one((FAKE_ALL, TEST))),
-                          Part(f"{m}-B - mask prior", lambda f, a=mine: f(*a) - f(PRIOR, TEST), _one((PRIOR, TEST))),
-                          Part(f"{m}-B - {WEAK_RATIO:g} {full[0]}", lambda f, a=mine, b=full: f(*a) - WEAK_RATIO * f(*b),
-                               _one(full))),
-                         (mine, full, _t2(base, "B"), (FAKE_ALL, TEST), (PRIOR, TEST)), (mine[0],), (full[0],),
-                         ratio_of=(mine, full)))
-        # does less supervision generalize better? the weak variant against full supervision on
-        # the generators neither trains on (experiments.TRANSFER_TEST), one part per generator
-        full = f"{card(m).full_runs_of or base}-C"
-        cells = [((f"{m}-B", g), (full, g)) for g in TRANSFER_TEST]
-        out.append(Claim(f"X-{m}-B-other-generators", "ours", f"Weak {card(m).label} localizes other generators at "
-                         f"least as well as full supervision: trained on Repaint-P2 both, {m}-B's IoU is not below "
-                         f"{full}'s on any of {', '.join(g.split('/')[-1] for g in TRANSFER_TEST)}",
-                         tuple(Part(f"{m}-B - {full} on {a[1].split('/')[-1]}", lambda f, a=a, b=b: f(*a) - f(*b),
-                                    _one(b)) for a, b in cells),
-                         tuple(c for pair in cells for c in pair), (f"{m}-B",), (full,), TRANSFER_TEST,
-                         needs=("generator transfer",)))
-    return out
+    return [c for c in declared() if isinstance(c, Claim)]
 
 
-def _has_setup(method: str, setup: str) -> bool:
-    """Whether ``method`` trains its own setup (a method whose full supervision is another's has
-    no setup C of its own)."""
-    return not (setup == "C" and card(method).full_runs_of)
+def reads() -> tuple[str, ...]:
+    """The products the claims table reads: its own inputs and the registered columns'."""
+    _load()
+    return READS + tuple(dict.fromkeys(r for r, _ in _COLUMNS.values()))
 
 
 def _baselines(ev: Evidence, test_sets) -> str:
@@ -606,54 +567,23 @@ COLUMNS = ["id", "source", "claim", "verdict", "footing", "verdict_05", "verdict
            "quantity_own_high", "unit", "parts", "values", "baselines", "seeds", "note", "undertrained",
            "geometry"]
 
-# The claims about weak supervision, which the geometry stage measures again at larger inputs.
-GEOMETRY_CLAIMS = ("T2-weak", "headline")
-
-
-def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
-    """The second value the geometry stage gives the weak-supervision claims: Patches' B/C at
-    the largest input side (at 0.5 and at the validation-chosen threshold, with its seed-and-
-    image interval), and which side a reader should weigh: the largest when B/C rises with the
-    side (its receptive field covers a share of the image closer to the paper's), else the
-    study's own."""
-
-    sizes = sorted(geo["size"].unique())
-    if len(sizes) < 2:
-        return {}
-    lo, hi = sizes[0], sizes[-1]
-    share = 100 * float(geo[geo["size"] == hi]["rf_share"].iloc[0])
-    ratio = (f"at {hi} px (receptive field {share:.0f}% of the side) Patches B/C is "
-             f"{gfmt(_gcell(geo, hi, 'B/C', 'iou'), True)} at 0.5 and "
-             f"{gfmt(_gcell(geo, hi, 'B/C', 'iou_val'), True)} at the validation-chosen threshold "
-             f"(at {lo} px: {gfmt(_gcell(geo, lo, 'B/C', 'iou'), True)} and "
-             f"{gfmt(_gcell(geo, lo, 'B/C', 'iou_val'), True)})")
-    t05, tval = trend(geo, "iou"), trend(geo, "iou_val")
-    if "rises" in (t05, tval):
-        weigh = (f"B/C rises with the side ({t05} at 0.5, {tval} calibrated): weigh the {hi} px value, "
-                 f"the geometry nearer the paper's")
-    else:
-        weigh = (f"B/C does not rise with the side ({t05} at 0.5, {tval} calibrated): the geometry is "
-                 f"not what sets it; weigh this study's value")
-    return {"T2-weak": f"{ratio}; the claim asks for B/C at least {WEAK_RATIO:g}; {weigh}",
-            "headline": f"{ratio}, a weak drop of 1 - B/C; {weigh}"}
-
-
 def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
            training: pd.DataFrame | None = None, untestable: dict[str, str] | None = None) -> pd.DataFrame:
-    """Every claim of ``claim_list`` assessed on one run's per-image table, plus the DeCLIP
-    context row (not a claim of the paper). ``training``: ``evaluate.convergence_table``; the
-    ``undertrained`` column names the compared runs still improving when they stopped;
-    ``untestable``: the contrasts the data declares it cannot test (``data_declares``)."""
+    """Every declared claim (``declared``) assessed on one run's per-image table, and the
+    context rows beside them. ``training``: ``evaluate.convergence_table``; the ``undertrained``
+    column names the compared runs still improving when they stopped; ``untestable``: the
+    contrasts the data declares it cannot test (``data_declares``)."""
     ev = Evidence(per_image, n_boot, seed)
     under = set(training.loc[training["undertrained"].astype(bool), "experiment"]) if training is not None else set()
-    rows = [assess(ev, c, under, untestable) for c in claim_list()]
-    ind = _interval(ev, _mean_of([_diag(g) for g in FIG6_GENERATORS]), "iou")
-    outd = _interval(ev, _mean_of(_off()), "iou")
-    rows.append({"id": "context-DeCLIP", "source": "context", "verdict": "context",
-                 "claim": "Context, not a claim of the paper: Patch-Forensics re-measured on DOLOS (DeCLIP, "
-                          f"WACV 2025) averages ~{DECLIP_PATCHES['in_domain']:.0f} IoU in-domain and "
-                          f"~{DECLIP_PATCHES['out_of_domain']:.0f} out-of-domain",
-                 "values": f"this run: in-domain {_fmt(ind)}, out-of-domain {_fmt(outd)}"})
+    rows = []
+    for c in declared():
+        if isinstance(c, Claim):
+            rows.append(assess(ev, c, under, untestable))
+            continue
+        values = ", ".join(f"{label} {_fmt(_interval(ev, lambda m, g=cells: _group_mean(m, g), 'iou'))}"
+                           for label, cells in c.values)
+        rows.append({"id": c.id, "source": "context", "verdict": "context", "claim": c.claim,
+                     "values": f"this run: {values}"})
     return pd.DataFrame(rows).reindex(columns=COLUMNS)
 
 
@@ -671,20 +601,27 @@ def data_declares(data_root: str | Path | None) -> dict[str, str]:
         return {}
 
 
-def claims_table(results_dir: str | Path, n_boot: int = 1000, seed: int = 0,
+def claims_table(products: Mapping[str, str | Path], n_boot: int = 1000, seed: int = 0,
                  data_root: str | Path | None = None) -> pd.DataFrame:
-    """The claims of the run whose ``per_image.csv`` is in ``results_dir`` (empty without it),
-    on the data at ``data_root`` (what it declares it cannot test, ``data_declares``)."""
-    f = Path(results_dir) / "per_image.csv"
-    if not f.exists():
+    """The claims of one run, from the products they read (``reads()``: name -> path, as the
+    stages that write them declare; ``runner.stages.product``), empty without ``per_image.csv``;
+    on the data at ``data_root`` (what it declares it cannot test, ``data_declares``). A
+    registered column (``register_column``) is filled where its product exists."""
+    def table(name: str) -> pd.DataFrame | None:
+        f = products.get(name)
+        return pd.read_csv(f) if f is not None and Path(f).exists() else None
+
+    per_image = table("per_image.csv")
+    if per_image is None:
         return pd.DataFrame(columns=COLUMNS)
-    t = Path(results_dir) / "training.csv"
-    out = claims(pd.read_csv(f), n_boot, seed, pd.read_csv(t) if t.exists() else None, data_declares(data_root))
-    g = Path(results_dir) / "geometry.csv"
-    if g.exists():
-        out["geometry"] = out["geometry"].astype(object)
-        for cid, text in geometry_column(pd.read_csv(g)).items():
-            out.loc[out["id"] == cid, "geometry"] = text
+    out = claims(per_image, n_boot, seed, table("training.csv"), data_declares(data_root))
+    for name, (source, fn) in _COLUMNS.items():
+        t = table(source)
+        if t is None:
+            continue
+        out[name] = out[name].astype(object) if name in out else None
+        for cid, text in fn(t).items():
+            out.loc[out["id"] == cid, name] = text
     return out
 
 
@@ -769,6 +706,7 @@ def verdict_counts(df: pd.DataFrame) -> str:
 
 
 __all__ = ["claims", "claims_markdown", "save_claims", "claims_table", "claim_list", "data_declares", "footing",
-           "NOT_TESTABLE", "geometry_column", "Evidence", "Claim", "Part", "assess", "learned", "at_floor",
+           "NOT_TESTABLE", "Evidence", "Claim", "Part", "DropGap", "Context", "Cell", "register_claims",
+           "register_column", "reads", "declared", "assess", "learned", "at_floor",
            "sign_verdict", "final_verdict", "verdict_counts", "HOLDS", "FAILS", "OPEN", "MISSING", "UNINFORMATIVE",
            "THRESHOLD", "NO_COMPARISON", "WEAK_RATIO"]

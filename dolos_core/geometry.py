@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from . import metrics
+from .claims import WEAK_RATIO, register_column
 from .config import ConfigError, Paths, Profile
 from .data.datasets import read_mask
 from .data.layout import DatasetKey
@@ -603,3 +604,37 @@ def report_paragraph(res: Path) -> list[str]:
     body = summary_lines(pd.read_csv(f), pd.read_csv(cal) if cal.exists() else None)
     return ["Receptive-field geometry (opt-in stage `--only geometry`, [geometry.csv](geometry.csv), "
             "IoU-lg in %, 95% intervals over seeds and test images):", ""] + [f"- {x}" for x in body]
+
+
+# The claims about weak supervision, which the geometry stage measures again at larger inputs:
+# its column of the claims table (``claims.register_column``), read from the stage's own table.
+GEOMETRY_CLAIMS = ("T2-weak", "headline")
+
+
+@register_column("geometry", reads="geometry.csv")
+def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
+    """The second value the geometry stage gives the weak-supervision claims: Patches' B/C at
+    the largest input side (at 0.5 and at the validation-chosen threshold, with its seed-and-
+    image interval), and which side a reader should weigh: the largest when B/C rises with the
+    side (its receptive field covers a share of the image closer to the paper's), else the
+    study's own."""
+
+    sizes = sorted(geo["size"].unique())
+    if len(sizes) < 2:
+        return {}
+    lo, hi = sizes[0], sizes[-1]
+    share = 100 * float(geo[geo["size"] == hi]["rf_share"].iloc[0])
+    ratio = (f"at {hi} px (receptive field {share:.0f}% of the side) Patches B/C is "
+             f"{fmt_cell(cell(geo, hi, 'B/C', 'iou'), True)} at 0.5 and "
+             f"{fmt_cell(cell(geo, hi, 'B/C', 'iou_val'), True)} at the validation-chosen threshold "
+             f"(at {lo} px: {fmt_cell(cell(geo, lo, 'B/C', 'iou'), True)} and "
+             f"{fmt_cell(cell(geo, lo, 'B/C', 'iou_val'), True)})")
+    t05, tval = trend(geo, "iou"), trend(geo, "iou_val")
+    if "rises" in (t05, tval):
+        weigh = (f"B/C rises with the side ({t05} at 0.5, {tval} calibrated): weigh the {hi} px value, "
+                 f"the geometry nearer the paper's")
+    else:
+        weigh = (f"B/C does not rise with the side ({t05} at 0.5, {tval} calibrated): the geometry is "
+                 f"not what sets it; weigh this study's value")
+    return {"T2-weak": f"{ratio}; the claim asks for B/C at least {WEAK_RATIO:g}; {weigh}",
+            "headline": f"{ratio}, a weak drop of 1 - B/C; {weigh}"}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dolos_core.claims import claims_table
+from dolos_core.claims import claims_table, reads
+from dolos_core.runner.stages import product
 from dolos_core.geometry import short_lines
 from dolos_core.runner.report import summary_lines
 
@@ -30,7 +31,8 @@ def geometry(res: Path) -> list[str]:
 
 def main() -> None:
     res = ROOT / "results" / "mini"
-    claims = pd.read_csv(res / "claims.csv") if (res / "claims.csv").exists() else claims_table(res)
+    claims = (pd.read_csv(product(res, "claims.csv")) if product(res, "claims.csv").exists()
+              else claims_table({n: product(res, n) for n in reads()}))
     spread = res / "seed_spread.csv"
     seeds = int(pd.read_csv(spread)["seeds"].max()) if spread.exists() else 1
     how = ("one seed" if seeds == 1 else

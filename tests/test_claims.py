@@ -123,7 +123,7 @@ def test_the_same_evidence_gives_the_same_verdict_to_the_papers_claim_and_ours()
         ev = Evidence(_table({("patches-B", T): (50, 50, b_auc), ("patches-C", T): (60, 60)}), 100)
         def make(source):
             return Claim("x", source, "B reaches 0.75 of C",
-                         (Part("B - 0.75 C", lambda m: m("patches-B", T) - 0.75 * m("patches-C", T)),),
+                         (Part("B - 0.75 C", plus=(("patches-B", T),), minus=(("patches-C", T),), factor=0.75),),
                          (("patches-B", T), ("patches-C", T)), ("patches-B",), ("patches-C",))
         paper, ours = assess(ev, make("paper")), assess(ev, make("ours"))
         for k in ("verdict", "footing", "verdict_05", "verdict_own", "quantity_05", "quantity_05_low"):
@@ -281,7 +281,7 @@ def test_missing_runs_and_counts():
 
 
 def test_claims_table_without_per_image_is_empty(tmp_path):
-    df = claims_table(tmp_path)
+    df = claims_table({"per_image.csv": tmp_path / "per_image.csv"})
     assert len(df) == 0 and list(df.columns) == COLUMNS
 
 
@@ -314,7 +314,7 @@ def _geometry(bc_small: tuple, bc_large: tuple) -> pd.DataFrame:
 
 
 def test_weak_supervision_claims_carry_the_largest_geometry_and_which_to_weigh():
-    from dolos_core.claims import geometry_column
+    from dolos_core.geometry import geometry_column
 
     rising = geometry_column(_geometry((0.30, 0.27, 0.33), (0.60, 0.55, 0.65)))
     assert set(rising) == {"T2-weak", "headline"}
@@ -354,3 +354,46 @@ def test_the_ratio_claims_say_what_another_ratio_would_decide():
     r = _rows(_table({("patches-B", T): (40, 40), ("patches-C", T): (60, 60)}))["T2-weak"]
     assert "at 0.6 x C: 4.0 [" in r["note"] and "(holds)" in r["note"]
     assert "at 0.9 x C: -14.0 [" in r["note"] and "(does not hold)" in r["note"]
+
+
+def test_a_module_registers_its_own_claim_and_column_as_records(tmp_path):
+    """Claims are records in a registry: a claim declared elsewhere (here, by this test, as a
+    method's or a stage's file would) is listed after the study's own, decided by the same
+    rules (Attention B 50 against 0.75 x Patches C 50: 12.5 points, holds), a duplicate id is
+    refused, and a registered column is filled from its product where the product exists."""
+    from dolos_core import claims as cl
+
+    @cl.register_claims
+    def extra():
+        c = ("patches-C", T)
+        return [cl.Claim("X-test", "ours", "Attention B reaches 0.75 of Patches C",
+                         (cl.Part("attention-B - 0.75 patches-C", plus=(("attention-B", T),), minus=(c,),
+                                  factor=0.75, refs=((c,),)),),
+                         (("attention-B", T), c), ("attention-B",), ("patches-C",))]
+
+    @cl.register_column("test_col", reads="seeds.csv")
+    def col(t):
+        return {"X-test": f"{len(t)} rows"}
+
+    try:
+        assert cl.claim_list()[-1].id == "X-test" and "seeds.csv" in cl.reads()
+        per_image = tmp_path / "per_image.csv"
+        _table().to_csv(per_image, index=False)
+        pd.DataFrame({"a": [1, 2]}).to_csv(tmp_path / "seeds.csv", index=False)
+        df = cl.claims_table({"per_image.csv": per_image, "seeds.csv": tmp_path / "seeds.csv"}, n_boot=100)
+        r = df.set_index("id").loc["X-test"]
+        assert r["verdict"] == HOLDS and r["quantity_05"] == pytest.approx(12.5, abs=1e-6)
+        assert r["test_col"] == "2 rows" and df.set_index("id").loc["T2-weak", "test_col"] is None
+        cl.register_claims(extra)        # the same function again: one registration, not two
+        assert [c.id for c in cl.claim_list()].count("X-test") == 1
+
+        @cl.register_claims
+        def twice():
+            return extra()
+        with pytest.raises(ValueError, match="declared twice: X-test"):
+            cl.claim_list()
+        del cl._SOURCES[f"{twice.__module__}:{twice.__qualname__}"]
+    finally:
+        cl._SOURCES.pop(f"{extra.__module__}:{extra.__qualname__}", None)
+        cl._COLUMNS.pop("test_col", None)
+    assert "X-test" not in [c.id for c in cl.claim_list()]

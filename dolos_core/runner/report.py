@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..claims import claims_markdown, claims_table, save_claims, verdict_counts
+from ..claims import claims_markdown, claims_table, reads, save_claims, verdict_counts
 from ..config import Paths, Profile, get_profile, resolve_device
 from ..evaluate import EXACT_COLUMNS, markdown, training_runs
 from ..experiments import experiments_in, get_experiment, plan_for
@@ -395,7 +395,8 @@ def write_report(paths: Paths, profile: Profile, timings: dict, skipped: dict | 
                   "comparable with the paper's numbers, and agreement with the paper here is not "
                   "evidence about DOLOS.", ""]
     evaluated = stage_table.product(res, "per_image.csv").exists()
-    claims = claims_table(res, profile.bootstrap, profile.seed, paths.data_root) if evaluated else None
+    claims = (claims_table({n: stage_table.product(res, n) for n in reads()}, profile.bootstrap, profile.seed,
+                           paths.data_root) if evaluated else None)
     if claims is not None and len(claims):   # written again: the report also knows the geometry stage
 
         save_claims(claims, res)
