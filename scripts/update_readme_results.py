@@ -1,10 +1,12 @@
-"""Copy the mini profile's regenerated results into README.md between the ``mini-results``
-markers: the summary sentences that REPORT.md shows (both built from
+"""Copy the mini profile's regenerated results into README.md: each ``<!-- gen:NAME -->...<!--
+/gen -->`` span from its file (``SPANS``: the study's wall clock from ``bench_study.py``'s
+tables), and between the ``mini-results`` markers the summary sentences that REPORT.md shows (both built from
 ``results/mini/*.csv`` by ``dolos_core.runner.report`` and ``dolos_core.claims``), the geometry stage's
 answer, and links to the claims, Table 2 and the report. So the README says
 exactly what ``./run_all.sh`` produced. A maintainer's tool: run it after a mini study, then
 commit."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,27 @@ from dolos_core.runner.report import summary_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- mini-results:start -->", "<!-- mini-results:end -->"
+
+
+def _study_minutes(label: str):
+    def read(res: Path) -> str:
+        t = pd.read_csv(res / f"study_time-{label}.csv")
+        return f"{float(t.loc[t['stage'].str.startswith('total'), 'seconds'].iloc[0]) / 60:.1f}"
+    return read
+
+
+# Generated spans of the README outside the results block: name -> (results folder -> text)
+SPANS = {"study-time-one-seed": _study_minutes("one-seed"), "study-time-three-seeds": _study_minutes("three-seeds")}
+
+
+def fill_spans(text: str, res: Path) -> str:
+    """Every ``<!-- gen:NAME -->old<!-- /gen -->`` of ``text`` with ``SPANS[NAME](res)`` in place of
+    ``old``; an unknown name is an error."""
+    def one(m: re.Match) -> str:
+        if m.group(1) not in SPANS:
+            raise KeyError(f"README span gen:{m.group(1)}: no generator in SPANS")
+        return f"<!-- gen:{m.group(1)} -->{SPANS[m.group(1)](res)}<!-- /gen -->"
+    return re.sub(r"<!-- gen:([\w-]+) -->(.*?)<!-- /gen -->", one, text)
 
 
 def geometry(res: Path) -> list[str]:
@@ -52,7 +75,7 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     a, b = text.index(START), text.index(END) + len(END)
-    readme.write_text(text[:a] + "\n".join(lines) + text[b:])
+    readme.write_text(fill_spans(text[:a] + "\n".join(lines) + text[b:], res))
 
 
 if __name__ == "__main__":
