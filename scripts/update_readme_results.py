@@ -14,6 +14,7 @@ import pandas as pd
 from dolos_core.claims import claims_table, reads
 from dolos_core.runner.stages import product
 from dolos_core.geometry import short_lines
+from dolos_core.geometry import summary_lines as summary_lines_geo
 from dolos_core.runner.report import summary_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +28,18 @@ def _study_minutes(label: str):
     return read
 
 
-# Generated spans of the README outside the results block: name -> (results folder -> text)
-SPANS = {"study-time-one-seed": _study_minutes("one-seed"), "study-time-three-seeds": _study_minutes("three-seeds")}
+def _geometry_summary(res: Path) -> str:
+    f, c = res / "geometry.csv", res / "calibration.csv"
+    if not f.exists():
+        return "\n(the geometry stage has not run: `./run_all.sh --only geometry`)\n"
+    lines = summary_lines_geo(pd.read_csv(f), pd.read_csv(c) if c.exists() else None)
+    return "\n" + "\n".join(f"- {x}" for x in lines) + "\n"
+
+
+# Generated spans of the README and docs/*.md outside the results block: name -> (results folder -> text)
+SPANS = {"study-time-one-seed": _study_minutes("one-seed"), "study-time-three-seeds": _study_minutes("three-seeds"),
+         "geometry-summary": _geometry_summary}
+DOCS = ("README.md", "docs/mini.md", "docs/STUDY.md", "docs/extensions.md", "docs/running.md")
 
 
 def fill_spans(text: str, res: Path) -> str:
@@ -38,7 +49,7 @@ def fill_spans(text: str, res: Path) -> str:
         if m.group(1) not in SPANS:
             raise KeyError(f"README span gen:{m.group(1)}: no generator in SPANS")
         return f"<!-- gen:{m.group(1)} -->{SPANS[m.group(1)](res)}<!-- /gen -->"
-    return re.sub(r"<!-- gen:([\w-]+) -->(.*?)<!-- /gen -->", one, text)
+    return re.sub(r"<!-- gen:([\w-]+) -->(.*?)<!-- /gen -->", one, text, flags=re.S)
 
 
 def geometry(res: Path) -> list[str]:
@@ -75,7 +86,10 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     a, b = text.index(START), text.index(END) + len(END)
-    readme.write_text(fill_spans(text[:a] + "\n".join(lines) + text[b:], res))
+    readme.write_text(text[:a] + "\n".join(lines) + text[b:])
+    for doc in DOCS:
+        f = ROOT / doc
+        f.write_text(fill_spans(f.read_text(), res))
 
 
 if __name__ == "__main__":
