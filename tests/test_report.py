@@ -68,3 +68,31 @@ def test_the_papers_numbers_come_from_a_users_file_else_not_available(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="bad.csv: not a CSV with columns experiment and iou"):
         paper_numbers(str(tmp_path / "bad.csv"))
+
+
+def test_the_summary_leads_with_the_seed_mean_and_its_seed_interval(tmp_path):
+    """With 3 seeds the summary gives each trained row's mean over seeds with Student's t interval
+    over them (patches-C 60.4 [46.5, 74.4], though seed 0's run alone reads 62.7 [60.6, 64.8]),
+    picks the best by that mean, and labels what it reads from the first seed only; with one
+    seed, the run's own value and its interval over images."""
+    import pandas as pd
+
+    from dolos_core.runner.report import summary_lines
+
+    rows = [dict(experiment="patches-C", iou=62.7, iou_ci_low=60.6, iou_ci_high=64.8, seeds=3, iou_seeds=60.4,
+                 iou_seeds_t_low=46.5, iou_seeds_t_high=74.4, pixel_auc_img=99.2, ap_mean=float("nan")),
+            dict(experiment="attention-C", iou=63.0, iou_ci_low=61.0, iou_ci_high=65.0, seeds=3, iou_seeds=50.0,
+                 iou_seeds_t_low=40.0, iou_seeds_t_high=60.0, ap_mean=float("nan")),
+            dict(experiment="patches-B", iou=18.0, iou_ci_low=16.3, iou_ci_high=19.7, seeds=3, iou_seeds=17.1,
+                 iou_seeds_t_low=13.1, iou_seeds_t_high=21.1, pixel_auc_img=91.6, ap_mean=90.0, ap_ci_low=88.0,
+                 ap_ci_high=92.0),
+            dict(experiment="baseline-everything-fake", iou=11.2, iou_ci_low=9.7, iou_ci_high=12.9)]
+    pd.DataFrame(rows).to_csv(tmp_path / "table2.csv", index=False)
+    text = summary_lines(tmp_path, None)[0]
+    assert "mean of 3 seeds, Student's t interval over the seeds" in text
+    assert "setup C: patches-C 60.4 [46.5, 74.4]" in text and "62.7" not in text
+    assert "reaches 17.1 [13.1, 21.1] against 60.4 [46.5, 74.4]" in text
+    assert "pixel AUC per image (the first seed's run) is 91.6" in text
+    pd.DataFrame(rows).assign(seeds=1).to_csv(tmp_path / "table2.csv", index=False)
+    text = summary_lines(tmp_path, None)[0]
+    assert "one seed, 95% interval over test images" in text and "setup C: attention-C 63.0 [61.0, 65.0]" in text

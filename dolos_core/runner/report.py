@@ -233,9 +233,26 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
         return ["No Table 2 yet: run the train and evaluate stages."]
     t2 = pd.read_csv(f).set_index("experiment")
     out = []
+    n_seeds = int(pd.to_numeric(t2.get("seeds", pd.Series(dtype=float)), errors="coerce").max() or 1) \
+        if "seeds" in t2 else 1
 
     def val(name, col="iou", ci="iou"):
         return _ci(t2.loc[name], col, ci) if name in t2.index else "missing"
+
+    def iou(name):
+        """A trained row's IoU at 0.5 as the mean over its seeds with Student's t interval over
+        them (several seeds), else its one run's with the interval over images; baselines have
+        no seed."""
+        if name not in t2.index:
+            return "missing"
+        r = t2.loc[name]
+        if n_seeds > 1 and pd.notna(r.get("iou_seeds")) and pd.notna(r.get("iou_seeds_t_low")):
+            return f"{r['iou_seeds']:.1f} [{r['iou_seeds_t_low']:.1f}, {r['iou_seeds_t_high']:.1f}]"
+        return val(name)
+
+    def score(name):
+        r = t2.loc[name]
+        return r.get("iou_seeds") if n_seeds > 1 and pd.notna(r.get("iou_seeds")) else r.get("iou")
 
     floor = max([t2.loc[n].get(c, float("nan")) for n, c in (("baseline-everything-fake", "iou"),
                                                                ("baseline-mask-prior", "iou_val_thr"))
@@ -243,14 +260,17 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
     best = []
     for s in "ABC":
         names = [f"{m}-{s}" for m in methods() if f"{m}-{s}" in t2.index]
-        d = t2.loc[names, "iou"].dropna() if names else pd.Series(dtype=float)
+        d = pd.Series({n: score(n) for n in names}, dtype=float).dropna()
         if len(d):
             top = d.idxmax()
-            low = t2.loc[top].get("iou_ci_low", float("nan"))
+            r = t2.loc[top]
+            low = r.get("iou_seeds_t_low") if n_seeds > 1 and pd.notna(r.get("iou_seeds_t_low")) else r.get("iou_ci_low")
             flag = " - not above the trivial baselines" if pd.notna(floor) and pd.notna(low) and low <= floor else ""
-            best.append(f"setup {s}: {top} {val(top)}{flag}")
+            best.append(f"setup {s}: {top} {iou(top)}{flag}")
+    how = (f"mean of {n_seeds} seeds, Student's t interval over the seeds" if n_seeds > 1
+           else "one seed, 95% interval over test images")
     if best:
-        out.append("Highest IoU-lg at 0.5 per setup (Table 2, %, 95% interval; the highest is not good "
+        out.append(f"Highest IoU-lg at 0.5 per setup (Table 2, %, {how}; the highest is not good "
                    "unless it clears the baselines below): " + "; ".join(best) + ".")
     if "baseline-everything-fake" in t2.index:
         prior = ""
@@ -259,18 +279,19 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
             if not pd.isna(t2.loc["baseline-mask-prior"].get("iou_val_thr", float("nan"))):
                 prior += (f", {val('baseline-mask-prior', 'iou_val_thr', 'iou_val_thr')} at its "
                           "validation-chosen threshold")
-        out.append(f"Marking every pixel fake scores {val('baseline-everything-fake')}{prior}: a "
-                   "localizer means something only above these.")
+        out.append(f"Marking every pixel fake scores {val('baseline-everything-fake')}{prior} (no seed: "
+                   "intervals over test images): a localizer means something only above these.")
+    first = " (the first seed's run)" if n_seeds > 1 else ""
     if "patches-B" in t2.index and "patches-C" in t2.index:
-        out.append(f"Patches with image labels only (setup B) reaches {val('patches-B')} against "
-                   f"{val('patches-C')} with masks (C); its pixel AUC per image is "
+        out.append(f"Patches with image labels only (setup B) reaches {iou('patches-B')} against "
+                   f"{iou('patches-C')} with masks (C); its pixel AUC per image{first} is "
                    f"{t2.loc['patches-B'].get('pixel_auc_img', float('nan')):.1f} against "
                    f"{t2.loc['patches-C'].get('pixel_auc_img', float('nan')):.1f}.")
     weak = [n for n in t2.index if n.endswith(("-A", "-B")) and not pd.isna(t2.loc[n, "ap_mean"])]
     if weak:
         lo = min(weak, key=lambda n: t2.loc[n, "ap_mean"])
         hi = max(weak, key=lambda n: t2.loc[n, "ap_mean"])
-        out.append(f"Detection AP of the weak models ranges from {lo} {val(lo, 'ap_mean', 'ap')} to "
+        out.append(f"Detection AP of the weak models{first} ranges from {lo} {val(lo, 'ap_mean', 'ap')} to "
                    f"{hi} {val(hi, 'ap_mean', 'ap')} (chance 50).")
     if claims is not None and len(claims):
         out.append(f"Claims checked below ({verdict_counts(claims)}).")
