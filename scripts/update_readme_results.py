@@ -13,7 +13,7 @@ import pandas as pd
 
 from dolos_core.claims import claims_table, reads
 from dolos_core.runner.stages import product
-from dolos_core.geometry import short_lines
+from dolos_core.geometry import cell, fmt_cell, trend
 from dolos_core.geometry import summary_lines as summary_lines_geo
 from dolos_core.runner.report import summary_lines
 
@@ -53,13 +53,21 @@ def fill_spans(text: str, res: Path) -> str:
 
 
 def geometry(res: Path) -> list[str]:
-    """The geometry stage's answer for Patches B/C (its first short line); the other weak runs,
-    the confounds and the calibration are in docs/mini.md and REPORT.md."""
+    """The geometry stage's answer for Patches B/C, smallest and largest side (every side, the
+    other weak runs, the confounds and the calibration are in docs/mini.md and REPORT.md)."""
     f = res / "geometry.csv"
     if not f.exists():
         return []
-    return ["Receptive-field geometry ([`geometry.csv`](results/mini/geometry.csv), intervals over seeds "
-            "and images): " + short_lines(pd.read_csv(f))[0] + " Patches-MIL B, confounds, calibration: "
+    geo = pd.read_csv(f)
+    sizes = sorted(geo["size"].unique())
+    lo, hi = sizes[0], sizes[-1]
+
+    def ends(metric: str) -> str:
+        return (f"{fmt_cell(cell(geo, lo, 'B/C', metric), True)} -> {fmt_cell(cell(geo, hi, 'B/C', metric), True)} "
+                f"({trend(geo, metric)})")
+    return [f"Receptive-field geometry ([`geometry.csv`](results/mini/geometry.csv), opt-in stage, intervals over "
+            f"seeds and images): Patches B/C from {lo} to {hi} px input at 0.5 {ends('iou')}, at the "
+            f"validation-chosen threshold {ends('iou_val')}; every side, Patches-MIL B and the calibration: "
             "[docs/mini.md](docs/mini.md).", ""]
 
 
