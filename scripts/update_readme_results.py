@@ -36,9 +36,21 @@ def _geometry_summary(res: Path) -> str:
     return "\n" + "\n".join(f"- {x}" for x in lines) + "\n"
 
 
+def _seeds_needed(res: Path) -> str:
+    f = res / "seeds_needed.csv"
+    if not f.exists():
+        return "(not measured: benchmarks/seeds_needed.py)"
+    t = pd.read_csv(f).set_index("seed spread")
+    med, worst = t.loc["median cell"], t.loc["noisiest cell"]
+    return (f"a cell of the median seed spread ({med['s (IoU points)']:.1f} IoU points between seeds) needs "
+            f"{med['effect 10']} seeds for a 10-point effect, {med['effect 5']} for a 5-point one and "
+            f"{med['effect 2']} for a 2-point one; the noisiest cells ({worst['s (IoU points)']:.1f} points) need "
+            f"{worst['effect 10']} seeds for 10 points")
+
+
 # Generated spans of the README and docs/*.md outside the results block: name -> (results folder -> text)
 SPANS = {"study-time-one-seed": _study_minutes("one-seed"), "study-time-three-seeds": _study_minutes("three-seeds"),
-         "geometry-summary": _geometry_summary}
+         "geometry-summary": _geometry_summary, "seeds-needed": _seeds_needed}
 DOCS = ("README.md", "docs/mini.md", "docs/STUDY.md", "docs/extensions.md", "docs/running.md")
 
 
