@@ -84,3 +84,30 @@ def test_the_mil_sweep_chooses_with_image_labels_only():
     assert sweep.choose(means)[0] == "topk-5%"
     means["oracle_iou_05"] = means["oracle_iou_05"][::-1].values   # the masks say otherwise: no change
     assert sweep.choose(means)[0] == "topk-5%"
+
+
+def test_mil_goal_is_decided_on_the_seed_means_by_hand():
+    """Patches-MIL B at 45, 48, 51 over 3 seeds (mean 48, Student's t interval 48 +- 4.303 x 3 /
+    sqrt(3) = [40.5, 55.5]) against Patches C at 50, 55, 60 (mean 55): B/C = 48 / 55 = 0.873, short
+    of 0.9; the higher baseline is the mask prior's 23.8 at its threshold, and B's interval is
+    above it."""
+    import importlib
+
+    import pandas as pd
+    import pytest
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        mil_goal = importlib.import_module("mil_goal")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    df = pd.DataFrame({"mil_B_iou_05": [45.0, 48.0, 51.0], "patches_C_iou_05": [50.0, 55.0, 60.0],
+                       "mil_B_iou_label_thr": [44.0, 44.0, 44.0], "everything_fake_iou_05": [11.2] * 3,
+                       "prior_iou_val_thr": [23.8] * 3})
+    g = mil_goal.goal(df)
+    assert g["ratio_of_means"] == pytest.approx(48 / 55) and not g["ratio_goal_met"]
+    assert (g["mil_B_t_low"], g["mil_B_t_high"]) == pytest.approx((48 - 7.4527, 48 + 7.4527), abs=1e-3)
+    assert g["floor"] == pytest.approx(23.8) and g["above_baselines"]
+    assert g["ratio_label_thr"] == pytest.approx(44 / 55)
+    df["everything_fake_iou_05"] = 41.0          # a baseline above B's lower bound
+    assert not mil_goal.goal(df)["above_baselines"]

@@ -92,6 +92,11 @@ BENCHMARK_CAPTIONS = {
     "study_time-": "A benchmark's figure, not a stage's (`benchmarks/bench_study.py`, run on demand): the "
                    "wall clock of each stage of `./run_all.sh` from a fresh clone, against its goal; the "
                    "numbers, the command and the commit are in [{stem}.md]({stem}.md).",
+    "mil_by_area": "A benchmark's figure, not a stage's (`benchmarks/mil_by_area.py`, from the study's "
+                   "per_image.csv): IoU-lg at 0.5 by mask area on the Repaint-P2 test images, mean over seeds "
+                   "with Student's t band; look at Patches-MIL A (dashed) falling as the mask grows while "
+                   "Patches A rises, and at where Patches-MIL B stays under Patches C. Numbers: "
+                   "[{stem}.md]({stem}.md).",
 }
 
 
