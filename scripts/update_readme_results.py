@@ -48,9 +48,36 @@ def _seeds_needed(res: Path) -> str:
             f"{worst['effect 10']} seeds for 10 points")
 
 
+def _mil_goal(res: Path) -> str:
+    f = res / "mil_goal_summary.csv"
+    if not f.exists():
+        return "\n(not measured under this code yet: `benchmarks/mil_goal.py` after a 3-seed study)\n"
+    g = pd.read_csv(f).iloc[0]
+    return (f"\nover {int(g['seeds'])} seeds Patches-MIL B reads {g['mil_B_mean']:.1f} [{g['mil_B_t_low']:.1f}, "
+            f"{g['mil_B_t_high']:.1f}] (Student's t over seeds) against Patches C's {g['patches_C_mean']:.1f}: B/C "
+            f"{g['ratio_of_means']:.2f} at 0.5, the goal {'met' if g['ratio_goal_met'] else 'not met'} (at its "
+            f"threshold without masks {g['ratio_label_thr']:.2f}); B's interval is "
+            f"{'above' if g['above_baselines'] else 'not above'} the higher trivial baseline "
+            f"({g['floor']:.1f}). Where it misses: by mask area below, by generator in the transfer table.\n")
+
+
+def _mil_by_area(res: Path) -> str:
+    f = res / "mil_by_area.csv"
+    if not f.exists():
+        return "(not measured: `benchmarks/mil_by_area.py`)"
+    t = pd.read_csv(f)
+
+    def ends(exp: str) -> str:
+        g = t[t.experiment == exp]
+        return f"{exp} {g['iou'].iloc[0]:.1f} -> {g['iou'].iloc[-1]:.1f}" if len(g) else f"{exp} missing"
+    return "; ".join(ends(e) for e in ("patches-mil-A", "patches-A", "patches-mil-B", "patches-C",
+                                       "baseline-everything-fake"))
+
+
 # Generated spans of the README and docs/*.md outside the results block: name -> (results folder -> text)
 SPANS = {"study-time-one-seed": _study_minutes("one-seed"), "study-time-three-seeds": _study_minutes("three-seeds"),
-         "geometry-summary": _geometry_summary, "seeds-needed": _seeds_needed}
+         "geometry-summary": _geometry_summary, "seeds-needed": _seeds_needed,
+         "mil-goal": _mil_goal, "mil-by-area": _mil_by_area}
 DOCS = ("README.md", "docs/mini.md", "docs/STUDY.md", "docs/extensions.md", "docs/running.md")
 
 
