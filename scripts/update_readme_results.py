@@ -21,26 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- mini-results:start -->", "<!-- mini-results:end -->"
 
 
-def _study_minutes(label: str):
-    def read(res: Path) -> str:
-        t = pd.read_csv(res / f"study_time-{label}.csv")
-        return f"{float(t.loc[t['stage'].str.startswith('total'), 'seconds'].iloc[0]) / 60:.1f}"
-    return read
+def _study_minutes(t: pd.DataFrame, res: Path) -> str:
+    return f"{float(t.loc[t['stage'].str.startswith('total'), 'seconds'].iloc[0]) / 60:.1f}"
 
 
-def _geometry_summary(res: Path) -> str:
-    f, c = res / "geometry.csv", res / "calibration.csv"
-    if not f.exists():
-        return "\n(the geometry stage has not run: `./run_all.sh --only geometry`)\n"
-    lines = summary_lines_geo(pd.read_csv(f), pd.read_csv(c) if c.exists() else None)
+def _geometry_summary(geo: pd.DataFrame, res: Path) -> str:
+    c = res / "calibration.csv"
+    lines = summary_lines_geo(geo, pd.read_csv(c) if c.exists() else None)
     return "\n" + "\n".join(f"- {x}" for x in lines) + "\n"
 
 
-def _seeds_needed(res: Path) -> str:
-    f = res / "seeds_needed.csv"
-    if not f.exists():
-        return "(not measured: benchmarks/seeds_needed.py)"
-    t = pd.read_csv(f).set_index("seed spread")
+def _seeds_needed(t: pd.DataFrame, res: Path) -> str:
+    t = t.set_index("seed spread")
     med, worst = t.loc["median cell"], t.loc["noisiest cell"]
     return (f"a cell of the median seed spread ({med['s (IoU points)']:.1f} IoU points between seeds) needs "
             f"{med['effect 10']} seeds for a 10-point effect, {med['effect 5']} for a 5-point one and "
@@ -48,11 +40,8 @@ def _seeds_needed(res: Path) -> str:
             f"{worst['effect 10']} seeds for 10 points")
 
 
-def _mil_goal(res: Path) -> str:
-    f = res / "mil_goal_summary.csv"
-    if not f.exists():
-        return "\n(not measured under this code yet: `benchmarks/mil_goal.py` after a 3-seed study)\n"
-    g = pd.read_csv(f).iloc[0]
+def _mil_goal(t: pd.DataFrame, res: Path) -> str:
+    g = t.iloc[0]
     return (f"\nover {int(g['seeds'])} seeds Patches-MIL B reads {g['mil_B_mean']:.1f} [{g['mil_B_t_low']:.1f}, "
             f"{g['mil_B_t_high']:.1f}] (Student's t over seeds) against Patches C's {g['patches_C_mean']:.1f}: B/C "
             f"{g['ratio_of_means']:.2f} at 0.5, the goal {'met' if g['ratio_goal_met'] else 'not met'} (at its "
@@ -61,12 +50,7 @@ def _mil_goal(res: Path) -> str:
             f"({g['floor']:.1f}). Where it misses: by mask area below, by generator in the transfer table.\n")
 
 
-def _mil_by_area(res: Path) -> str:
-    f = res / "mil_by_area.csv"
-    if not f.exists():
-        return "(not measured: `benchmarks/mil_by_area.py`)"
-    t = pd.read_csv(f)
-
+def _mil_by_area(t: pd.DataFrame, res: Path) -> str:
     def ends(exp: str) -> str:
         g = t[t.experiment == exp]
         return f"{exp} {g['iou'].iloc[0]:.1f} -> {g['iou'].iloc[-1]:.1f}" if len(g) else f"{exp} missing"
@@ -74,20 +58,34 @@ def _mil_by_area(res: Path) -> str:
                                        "baseline-everything-fake"))
 
 
-# Generated spans of the README and docs/*.md outside the results block: name -> (results folder -> text)
-SPANS = {"study-time-one-seed": _study_minutes("one-seed"), "study-time-three-seeds": _study_minutes("three-seeds"),
-         "geometry-summary": _geometry_summary, "seeds-needed": _seeds_needed,
-         "mil-goal": _mil_goal, "mil-by-area": _mil_by_area}
+# Generated spans of the README and docs/*.md outside the results block: name -> (the results
+# file it reads, what to write without it, (table, results folder) -> text)
+SPANS = {
+    "study-time-one-seed": ("study_time-one-seed.csv", "not measured", _study_minutes),
+    "study-time-three-seeds": ("study_time-three-seeds.csv", "not measured", _study_minutes),
+    "geometry-summary": ("geometry.csv", "\n(the geometry stage has not run: `./run_all.sh --only geometry`)\n",
+                         _geometry_summary),
+    "seeds-needed": ("seeds_needed.csv", "(not measured: benchmarks/seeds_needed.py)", _seeds_needed),
+    "mil-goal": ("mil_goal_summary.csv", "\n(not measured under this code yet: `benchmarks/mil_goal.py` after a "
+                 "3-seed study)\n", _mil_goal),
+    "mil-by-area": ("mil_by_area.csv", "(not measured: `benchmarks/mil_by_area.py`)", _mil_by_area),
+}
 DOCS = ("README.md", "docs/mini.md", "docs/STUDY.md", "docs/extensions.md", "docs/running.md")
+
+
+def span_text(name: str, res: Path) -> str:
+    """The text of the generated span ``name`` from ``res`` (its fallback without its file)."""
+    if name not in SPANS:
+        raise KeyError(f"README span gen:{name}: no generator in SPANS")
+    file, fallback, fn = SPANS[name]
+    return fn(pd.read_csv(res / file), res) if (res / file).exists() else fallback
 
 
 def fill_spans(text: str, res: Path) -> str:
     """Every ``<!-- gen:NAME -->old<!-- /gen -->`` of ``text`` with ``SPANS[NAME](res)`` in place of
     ``old``; an unknown name is an error."""
     def one(m: re.Match) -> str:
-        if m.group(1) not in SPANS:
-            raise KeyError(f"README span gen:{m.group(1)}: no generator in SPANS")
-        return f"<!-- gen:{m.group(1)} -->{SPANS[m.group(1)](res)}<!-- /gen -->"
+        return f"<!-- gen:{m.group(1)} -->{span_text(m.group(1), res)}<!-- /gen -->"
     return re.sub(r"<!-- gen:([\w-]+) -->(.*?)<!-- /gen -->", one, text, flags=re.S)
 
 
