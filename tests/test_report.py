@@ -96,3 +96,31 @@ def test_the_summary_leads_with_the_seed_mean_and_its_seed_interval(tmp_path):
     pd.DataFrame(rows).assign(seeds=1).to_csv(tmp_path / "table2.csv", index=False)
     text = summary_lines(tmp_path, None)[0]
     assert "one seed, 95% interval over test images" in text and "setup C: attention-C 63.0 [61.0, 65.0]" in text
+
+
+def test_the_docs_generated_spans_are_filled_from_the_results(tmp_path):
+    """``scripts/update_readme_results.py`` fills each ``<!-- gen:NAME -->`` span from its results
+    file (the study's wall clock: 2,151.4 s = 35.9 minutes), writes the stated fallback without
+    it, and refuses a span it has no generator for."""
+    import importlib
+    import sys
+
+    import pandas as pd
+    import pytest
+
+    from .conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        upd = importlib.import_module("update_readme_results")
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    text = "took <!-- gen:study-time-one-seed -->old<!-- /gen --> minutes; <!-- gen:seeds-needed -->x<!-- /gen -->"
+    pd.DataFrame({"stage": ["data", "total (wall clock)"], "seconds": [63.2, 2151.4]}).to_csv(
+        tmp_path / "study_time-one-seed.csv", index=False)
+    out = upd.fill_spans(text, tmp_path)
+    assert "took <!-- gen:study-time-one-seed -->35.9<!-- /gen --> minutes" in out
+    assert "<!-- gen:seeds-needed -->(not measured: benchmarks/seeds_needed.py)<!-- /gen -->" in out
+    assert upd.fill_spans(out, tmp_path) == out                 # filling again changes nothing
+    with pytest.raises(KeyError, match="gen:nope"):
+        upd.fill_spans("<!-- gen:nope -->1<!-- /gen -->", tmp_path)
