@@ -1,43 +1,51 @@
-"""The paper's claims (and a few of ours) against this run's evidence, decided on a bootstrap of
-the difference each claim asserts.
+"""The rules every claim is decided by, the paper's and ours alike, and the records claims are
+declared as (the study's own are in ``paper_claims.py``; docs/development.md, "Add a claim").
 
-Inputs: ``per_image.csv`` (``evaluate.per_image_table``): per fake test image and run, IoU-lg at
-0.5 (``iou``) and at the run's validation-chosen threshold (``iou_val``), for every experiment
-of Table 2, Table 3 and Figure 6 and every seed trained, and for the baselines everything-fake
-and mask-prior on every fake test set; ``training.csv`` (``evaluate.convergence_table``), to
-name the compared runs whose validation loss was still falling when they stopped
-(``undertrained``: their numbers may move with a longer schedule).
+Inputs, the products of the stages that write them (``reads()``): ``per_image.csv``
+(``evaluate.per_image_table``): per fake test image and run, IoU-lg at 0.5 (``iou``), at the
+run's own threshold (``iou_sup``: without masks for weak runs, ``evaluate.supervised_threshold``)
+and at its validation-mask threshold (``iou_val``), and the per-image pixel AUC (``auc``), for
+every experiment of Table 2, Table 3 and Figure 6 and every seed trained, and for the baselines
+everything-fake and mask-prior on every fake test set; ``training.csv``
+(``evaluate.convergence_table``), which names the runs whose validation loss was still falling
+when they stopped; and the products of the columns a stage registers (``register_column``).
 
-Each claim is a quantity that is positive when the claim holds (e.g. Patches B minus 0.75 x
-Patches C), made of one or more *parts*, one per cell its wording speaks of ("below its own on
-the other three": one part per pair); the claim's quantity is the weakest part (their minimum),
-never a mean that one good cell could carry. It is computed from per-cell means (a cell: one
-experiment on one test set) and bootstrapped: test images are resampled once per test set and
-shared by every cell on that set (so comparisons on the same images are paired), and each
-experiment's seeds are resampled as well when it has several. A claim names its *subjects* (the
-models whose own quality it is about) apart from its *references* (models it compares them with
-or measures them against). Verdicts:
+A claim is a record (:class:`Claim`): its *parts*, each a quantity of cell means (a cell: one
+experiment on one test set) that is positive when the part holds (e.g. Patches B minus 0.75 x
+Patches C); the claim's quantity is the weakest part (their minimum), never a mean that one
+good cell could carry. It names its *subjects* (the models whose own quality it is about) and
+its *references* (models it compares them with), and the contrasts it *needs* in the data.
 
-- ``holds`` / ``does not hold``: the 95% interval of the quantity lies above / below 0. A
-  subject that did not learn does not change this: its failure is the answer (the note says so,
-  and "undertrained" when its validation loss was still falling);
+**Footing first** (:func:`footing`): the verdict is ``not testable here``, with the reason in one
+phrase, when a model it reads (subject or reference) did not learn (the learning test below) or
+was undertrained (its validation loss still falling when it stopped), or when every part needs a
+contrast the data declares it cannot test (``data_declares``; a part that needs one is set
+aside and the others decide). Only then is the quantity decided, at the paper's 0.5 and at each
+run's own threshold, on a bootstrap: test images resampled once per test set and shared by every
+cell on that set (comparisons on the same images are paired), seeds resampled where a run has
+several, the interval widened to Student's t interval of the quantity computed seed by seed.
+Verdicts at each threshold (``verdict_05``, ``verdict_own``):
+
+- ``holds`` / ``does not hold``: the 95% interval of the quantity lies above / below 0;
 - ``inconclusive``: it straddles 0;
-- ``uninformative``: a reference did not learn (the learning test below), or the weakest part
-  compares with a cell at or below its trivial baselines (IoU not above both marking everything
-  fake and the mask prior at the prior's validation-chosen threshold, as paired intervals); the
-  note names the cell and gives the verdict without that part;
+- ``uninformative``: the weakest part compares with a cell at or below its trivial baselines at
+  that threshold (IoU not above both marking everything fake and the mask prior, as paired
+  intervals, a baseline whose map is empty there left out); the note gives the verdict without
+  that part;
 - ``no comparison``: every part compares with a baseline whose map is empty at that threshold
   (the mask prior at 0.5 marks nothing); that threshold's verdict is set aside and the other
   decides;
-- ``threshold-dependent``: the verdict at the paper's 0.5 (``verdict_05``) and the one at the
-  validation-chosen thresholds (``verdict_val``) disagree; both are shown;
 - ``cannot be checked``: a cell the claim needs is missing.
 
+The row's ``verdict``: the footing's ``not testable here``, else the two thresholds' verdict when
+they agree, ``threshold-dependent`` when they do not.
+
 The learning test (one, threshold-free, the same for every claim): a model learned when its
-per-image pixel AUC on its own test sets (mean over fake images: how well its map ranks the
-fake pixels of an image above the real ones, whatever threshold) is above the mask prior's and
-above 0.5, as paired 95% intervals. A run whose validation-chosen threshold sits at the search
-grid's edge (``metrics.at_grid_edge``) is named in the note: its calibrated IoU is a lower bound.
+per-image pixel AUC on its own test sets (the test sets of the generators it trains on, else its
+first; mean over fake images: how well its map ranks the fake pixels of an image above the real
+ones, whatever threshold) is above the mask prior's and above 0.5, as paired 95% intervals. A run
+whose validation-chosen threshold sits at the search grid's edge (``metrics.at_grid_edge``) is
+named in the note: its calibrated IoU is a lower bound.
 
 The rules are tested on hand-built per-image tables (``tests/test_claims.py``).
 """
@@ -53,7 +61,8 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import seed_t_interval
-from .experiments import CELEBA_TEST, FIG6_GENERATORS
+from .data.layout import DatasetKey
+from .experiments import CELEBA_TEST, get_experiment
 from .metrics import at_grid_edge
 
 # "B close to C": at least this share of C's IoU. Our reading of the paper's "weak labels cost
@@ -195,14 +204,15 @@ def _fmt(v: tuple[float, float, float]) -> str:
 
 
 def _own_cells(exp: str) -> list[str]:
-    """The test sets on which a model's own learning is judged: its training generator(s)'
-    test sets for Figure 6, CelebA-HQ Repaint-P2 otherwise."""
-    if exp.startswith("patches-full-allbut-"):
-        held = exp.removeprefix("patches-full-allbut-")
-        return [f"celebahq/{g}" for g in FIG6_GENERATORS if g != held]
-    if exp.startswith("patches-full-"):
-        return [f"celebahq/{exp.removeprefix('patches-full-')}"]
-    return [TEST]
+    """The test sets on which a model's own learning is judged: those of the generators it trains
+    on (Figure 6's models), else its first test set (Table 2's: CelebA-HQ Repaint-P2)."""
+    try:
+        e = get_experiment(exp)
+    except (KeyError, ValueError):
+        return [TEST]
+    trained = {t.key for t in e.train}
+    masked = [k for k in e.test if DatasetKey.parse(k).kind == "partial"]     # fake test sets with masks
+    return [k for k in masked if k in trained] or masked[:1]
 
 
 def learned(ev: Evidence, exp: str) -> tuple[bool | None, str]:
@@ -564,8 +574,14 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
 
 COLUMNS = ["id", "source", "claim", "verdict", "footing", "verdict_05", "verdict_own", "quantity_05",
            "quantity_05_low", "quantity_05_high", "quantity_own", "quantity_own_low",
-           "quantity_own_high", "unit", "parts", "values", "baselines", "seeds", "note", "undertrained",
-           "geometry"]
+           "quantity_own_high", "unit", "parts", "values", "baselines", "seeds", "note", "undertrained"]
+
+
+def columns() -> list[str]:
+    """The claims table's columns: ``COLUMNS`` and the registered ones (``register_column``)."""
+    _load()
+    return COLUMNS + [c for c in _COLUMNS if c not in COLUMNS]
+
 
 def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
            training: pd.DataFrame | None = None, untestable: dict[str, str] | None = None) -> pd.DataFrame:
@@ -584,7 +600,7 @@ def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
                            for label, cells in c.values)
         rows.append({"id": c.id, "source": "context", "verdict": "context", "claim": c.claim,
                      "values": f"this run: {values}"})
-    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+    return pd.DataFrame(rows).reindex(columns=columns())
 
 
 def data_declares(data_root: str | Path | None) -> dict[str, str]:
@@ -613,7 +629,7 @@ def claims_table(products: Mapping[str, str | Path], n_boot: int = 1000, seed: i
 
     per_image = table("per_image.csv")
     if per_image is None:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=columns())
     out = claims(per_image, n_boot, seed, table("training.csv"), data_declares(data_root))
     for name, (source, fn) in _COLUMNS.items():
         t = table(source)
@@ -669,7 +685,7 @@ def claims_markdown(df: pd.DataFrame, width: int = 120, second: str | None = Non
             for p in parts:
                 out += wrap(f"- {p}", "")
         notes = [n for n in str(r.get("note") or "").split(NOTE_SEP) if n and n != "nan"]
-        for extra in ("undertrained", "geometry"):
+        for extra in ("undertrained", *_COLUMNS):
             if isinstance(r.get(extra), str) and r[extra]:
                 notes.append(f"{extra}: {r[extra]}")
         if notes:

@@ -40,7 +40,8 @@ from .config import ConfigError, Paths, Profile
 from .data.datasets import read_mask
 from .data.layout import DatasetKey
 from .data.mini import build_mini
-from .evaluate import CONVERGENCE_COLUMNS, convergence_row, load_run, masks_for, merge_convergence
+from .evaluate import (CONVERGENCE_COLUMNS, convergence_row, load_run, masks_for, merge_convergence, seed_t_interval,
+                       supervised_threshold)
 from .experiments import CELEBA_TEST, get_experiment
 from .models import build_model, card, methods
 from .runs import resolve_run
@@ -51,6 +52,12 @@ EXPERIMENTS = ("patches-B", "patches-C")
 BUILD_ONLY = ("real", "repaint-p2")
 PAPER_INPUT = 299
 DILATED = "dilated mask"          # the oracle reference row of geometry_table
+# The IoU of each run: at the paper's 0.5, at its own threshold (weak B: without masks; C: its
+# validation-mask one) and at its validation-mask threshold (for weak B an oracle: it reads masks
+# its supervision does not have).
+METRICS = ("iou", "iou_own", "iou_val")
+WHERE = {"iou": "at 0.5", "iou_own": "at its own threshold (B: without masks)",
+         "iou_val": "at the validation-mask threshold (an oracle for B)"}
 CELL_KINDS = ("real image", "fake image, sees only real pixels", "fake image, sees some fake pixels",
               "fake image, centre on the fake region")
 
@@ -241,10 +248,15 @@ def _run_values(point: Point, exp_name: str) -> dict | None:
         return None
     masks = masks_for(fake)
     t, _ = metrics.oracle_threshold_iou(valid.maps, masks_for(valid))
+    # the run's own threshold: without masks for weak B (evaluate.supervised_threshold), the
+    # validation-mask one for C; NaN IoU when the validation split it needs is missing
+    own = supervised_threshold(run, get_experiment(exp_name), point.profile, t)
     pos, neg = metrics.pixel_histograms(fake.maps, masks)
     return {"iou": metrics.localization(fake.maps, masks).iou,
+            "iou_own": (metrics.localization(fake.maps, masks, threshold=own).iou if own is not None
+                        else np.full(len(fake.names), np.nan)),
             "iou_val": metrics.localization(fake.maps, masks, threshold=t).iou,
-            "threshold": t, "pos": pos, "neg": neg, "run": run.run_id, "names": fake.names}
+            "threshold": t, "own_threshold": own, "pos": pos, "neg": neg, "run": run.run_id, "names": fake.names}
 
 
 def dilated_mask_iou(masks: np.ndarray, radius: int) -> np.ndarray:
@@ -259,7 +271,14 @@ def dilated_mask_iou(masks: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _summary(reps: np.ndarray, value: float, per_seed: list[float]) -> dict:
+    """Value, 95% interval (the seed-and-image bootstrap, widened to Student's t interval of the
+    seed values where there are several: a bootstrap over 3 seeds cannot leave their range), the
+    seeds' range and values."""
     lo, hi = (np.nanquantile(reps, [0.025, 0.975]) if np.isfinite(reps).any() else (np.nan, np.nan))
+    if len(per_seed) > 1:
+        tlo, thi = seed_t_interval(per_seed)
+        if np.isfinite(tlo):
+            lo, hi = min(lo, tlo), max(hi, thi)
     return {"value": value, "ci_low": float(lo), "ci_high": float(hi),
             "seed_min": float(np.min(per_seed)), "seed_max": float(np.max(per_seed)),
             "seed_values": ",".join(f"{float(v):.4g}" for v in per_seed)}
@@ -281,11 +300,12 @@ def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
     for e, label in labels.items():
         vs = vals[e][:n_seeds]
         common = {**base, "row": label, "seeds": n_seeds, "runs": " ".join(v["run"] for v in vs)}
-        for metric in ("iou", "iou_val"):
+        for metric in METRICS:
             m = np.stack([v[metric] for v in vs])
             reps[label, metric], means[label, metric] = _boot_means(m, draws), m.mean(1)
+            key = "own_threshold" if metric == "iou_own" else "threshold"
             rows.append({**common, "metric": metric,
-                         "thresholds": " ".join(f"{v['threshold']:.2f}" for v in vs),
+                         "thresholds": " ".join("n/a" if v[key] is None else f"{v[key]:.2f}" for v in vs),
                          **_summary(100 * reps[label, metric], 100 * float(m.mean()), 100 * m.mean(1))})
         pos, neg = np.stack([v["pos"] for v in vs]), np.stack([v["neg"] for v in vs])
         per_seed = [100 * metrics.histogram_auc(p.sum(0), q.sum(0)) for p, q in zip(pos, neg)]
@@ -293,7 +313,7 @@ def _side_rows(size: int, pts: list[Point], profile: Profile) -> list[dict]:
                      **_summary(100 * _boot_auc(pos, neg, draws),
                                 100 * metrics.histogram_auc(pos.sum((0, 1)), neg.sum((0, 1))), per_seed)})
     for label in [lab for lab in labels.values() if lab != "C"]:
-        for metric in ("iou", "iou_val"):
+        for metric in METRICS:
             b, c = means[label, metric], means["C", metric]
             rows.append({**base, "row": f"{label}/C", "metric": metric, "seeds": n_seeds,
                          **_summary(reps[label, metric] / reps["C", metric], float(b.mean() / c.mean()), b / c)})
@@ -317,7 +337,9 @@ def _test_masks(point: Point, key: str = CELEBA_TEST[0]) -> np.ndarray:
 def geometry_table(profile: Profile, paths: Paths, progress: bool = True, sides=None,
                    n_seeds: int | None = None) -> pd.DataFrame:
     """One row per (side, row, metric): rows ``B``, ``C``, ``B/C`` and ``dilated mask``; metrics
-    ``iou`` (at 0.5), ``iou_val`` (at each run's validation-chosen threshold), ``pixel_auc``;
+    ``iou`` (at 0.5), ``iou_own`` (at each run's own threshold: weak B's without masks, C's
+    validation-mask one), ``iou_val`` (at each run's validation-mask threshold, an oracle for
+    weak B), ``pixel_auc``;
     values in % (B/C as a ratio) with 95% intervals resampling seeds and images (B and C on the
     same draws), the range over seeds and each seed's value (``seed_values``), the seeds found
     and the receptive field's share of the image side; the weak methods built on Patches
@@ -493,9 +515,14 @@ def _other_weak_line(geo: pd.DataFrame, size: int, row: str) -> str:
     def at(r: str, metric: str) -> str:
         return fmt_cell(cell(geo, size, r, metric), r.endswith("/C"))
 
-    return (f"{size} px, {row}: IoU at 0.5 {at(row, 'iou')}, {row}/C {at(f'{row}/C', 'iou')}; at the "
-            f"validation-chosen threshold {at(row, 'iou_val')}, {row}/C {at(f'{row}/C', 'iou_val')}; "
-            f"pixel AUC {at(row, 'pixel_auc')}")
+    return (f"{size} px, {row}: " + "; ".join(f"IoU {WHERE[m]} {at(row, m)}, {row}/C {at(f'{row}/C', m)}"
+                                             for m in METRICS) + f"; pixel AUC {at(row, 'pixel_auc')}")
+
+
+def trend_line(geo: pd.DataFrame, row: str) -> str:
+    """How ``row`` (a B/C) moves with the input side at each threshold, the oracle one labelled."""
+    return (f"{row} {WHERE['iou']} {_moves(trend(geo, 'iou', row))} with the input side; "
+            + "; ".join(f"{WHERE[m]} it {_moves(trend(geo, m, row))}" for m in METRICS[1:]) + ".")
 
 
 def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]:
@@ -506,20 +533,18 @@ def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[st
         share = geo[geo["size"] == size]["rf_share"].iloc[0]
         seeds = cell(geo, size, "B", "iou")
         n = int(seeds["seeds"]) if seeds is not None else 0
-        out.append(f"{size} px (field {100 * share:.0f}% of the side, {n} seed(s)): "
-                   f"IoU at 0.5 B {fmt_cell(cell(geo, size, 'B', 'iou'))}, C {fmt_cell(cell(geo, size, 'C', 'iou'))}, "
-                   f"B/C {fmt_cell(cell(geo, size, 'B/C', 'iou'), True)}; at the validation-chosen threshold "
-                   f"B {fmt_cell(cell(geo, size, 'B', 'iou_val'))}, C {fmt_cell(cell(geo, size, 'C', 'iou_val'))}, "
-                   f"B/C {fmt_cell(cell(geo, size, 'B/C', 'iou_val'), True)}; pixel AUC B "
+        out.append(f"{size} px (field {100 * share:.0f}% of the side, {n} seed(s); intervals over seeds and "
+                   "images, at least Student's t over the seeds): "
+                   + "; ".join(f"IoU {WHERE[m]} B {fmt_cell(cell(geo, size, 'B', m))}, C "
+                               f"{fmt_cell(cell(geo, size, 'C', m))}, B/C {fmt_cell(cell(geo, size, 'B/C', m), True)}"
+                               for m in METRICS) + "; pixel AUC B "
                    f"{fmt_cell(cell(geo, size, 'B', 'pixel_auc'))}, C {fmt_cell(cell(geo, size, 'C', 'pixel_auc'))}; "
                    f"dilated mask (reference) {fmt_cell(cell(geo, size, DILATED, 'iou'))}, B at 0.5 "
                    f"{_vs(cell(geo, size, 'B', 'iou'), cell(geo, size, DILATED, 'iou'))} it")
-    out.append(f"B/C at 0.5 {_moves(trend(geo, 'iou'))} with the input side; at the validation-chosen "
-               f"threshold it {_moves(trend(geo, 'iou_val'))}.")
+    out.append(trend_line(geo, "B/C"))
     for row in other_weak_rows(geo):
         out += [_other_weak_line(geo, size, row) for size in sorted(geo["size"].unique())]
-        out.append(f"{row}/C at 0.5 {_moves(trend(geo, 'iou', f'{row}/C'))} with the input side; at the "
-                   f"validation-chosen threshold it {_moves(trend(geo, 'iou_val', f'{row}/C'))}.")
+        out.append(trend_line(geo, f"{row}/C"))
     out.append(confound_line(geo))
     if cal is not None and len(cal):
         for size, g in cal.groupby("size"):
@@ -537,42 +562,6 @@ def summary_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[st
                        f"{100 * ro['train_real_only_share']:.0f}% of a fake image's cells see only real "
                        f"pixels; if the label were all such a cell learned it would settle at {ro['settle']:.2f}, "
                        f"and it measures {ro['mean_prob']:.2f}.")
-    return out
-
-
-def short_lines(geo: pd.DataFrame, cal: pd.DataFrame | None = None) -> list[str]:
-    """The geometry stage's answer in a few sentences (for the README): Patches' B/C per input
-    side at 0.5 and at the validation-chosen threshold, B's pixel AUC, B against the dilated-mask
-    reference, the confounds, and the calibration measured (with intervals) and its false
-    positives outside the region."""
-    sizes = sorted(geo["size"].unique())
-
-    def series(row: str, metric: str, ratio: bool = False) -> str:
-        return " -> ".join(fmt_cell(cell(geo, s, row, metric), ratio) for s in sizes)
-
-    shares = ", ".join(f"{s} px ({100 * geo[geo['size'] == s]['rf_share'].iloc[0]:.0f}%)" for s in sizes)
-    out = [f"Patches B/C over input sides {shares} of receptive-field share: at 0.5 "
-           f"{series('B/C', 'iou', True)} ({trend(geo, 'iou')}); at the validation-chosen threshold "
-           f"{series('B/C', 'iou_val', True)} ({trend(geo, 'iou_val')}); B's pixel AUC "
-           f"{series('B', 'pixel_auc')}; B at 0.5 against the dilated mask (an oracle reference, not a bound): "
-           + ", ".join(f"{fmt_cell(cell(geo, s, 'B', 'iou'))} vs {fmt_cell(cell(geo, s, DILATED, 'iou'))} "
-                       f"({_vs(cell(geo, s, 'B', 'iou'), cell(geo, s, DILATED, 'iou'))})" for s in sizes) + ".",
-           *(f"{row}/C over the same sides: at 0.5 {series(f'{row}/C', 'iou', True)} "
-             f"({trend(geo, 'iou', f'{row}/C')}); at the validation-chosen threshold "
-             f"{series(f'{row}/C', 'iou_val', True)} ({trend(geo, 'iou_val', f'{row}/C')})."
-             for row in other_weak_rows(geo)),
-           confound_line(geo)]
-    if cal is not None and len(cal):
-        k = {size: g.set_index("kind") for size, g in cal.groupby("size")}
-        ro = ", ".join(_cal_cell(k[s], CELL_KINDS[1]) for s in sorted(k))
-        real = ", ".join(_cal_cell(k[s], CELL_KINDS[0]) for s in sorted(k))
-        fake = ", ".join(_cal_cell(k[s], CELL_KINDS[3]) for s in sorted(k))
-        out.append(f"B's cells of fake images that see only real pixels average {ro} (per side); cells of "
-                   f"real images {real}; cells centred on the fake region {fake}.")
-        if all("fp_outside_real_only_share" in k[s] for s in k):
-            fp = ", ".join(f"{100 * k[s].loc[CELL_KINDS[1], 'fp_outside_real_only_share']:.0f}%" for s in sorted(k))
-            out.append(f"Of B's cells above 0.5 outside the fake region, those that see only real pixels are "
-                       f"{fp} (per side): the rest touch the region.")
     return out
 
 
@@ -614,10 +603,11 @@ GEOMETRY_CLAIMS = ("T2-weak", "headline")
 @register_column("geometry", reads="geometry.csv")
 def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
     """The second value the geometry stage gives the weak-supervision claims: Patches' B/C at
-    the largest input side (at 0.5 and at the validation-chosen threshold, with its seed-and-
-    image interval), and which side a reader should weigh: the largest when B/C rises with the
-    side (its receptive field covers a share of the image closer to the paper's), else the
-    study's own."""
+    the largest input side at 0.5 and at each run's own threshold (B's without masks), with
+    their intervals, and which side a reader should weigh: the largest when B/C rises with the
+    side at either of those (its receptive field covers a share of the image closer to the
+    paper's), else the study's own. The validation-mask threshold, an oracle for weak B, decides
+    nothing here."""
 
     sizes = sorted(geo["size"].unique())
     if len(sizes) < 2:
@@ -626,15 +616,15 @@ def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
     share = 100 * float(geo[geo["size"] == hi]["rf_share"].iloc[0])
     ratio = (f"at {hi} px (receptive field {share:.0f}% of the side) Patches B/C is "
              f"{fmt_cell(cell(geo, hi, 'B/C', 'iou'), True)} at 0.5 and "
-             f"{fmt_cell(cell(geo, hi, 'B/C', 'iou_val'), True)} at the validation-chosen threshold "
+             f"{fmt_cell(cell(geo, hi, 'B/C', 'iou_own'), True)} at each run's own threshold (B's without masks) "
              f"(at {lo} px: {fmt_cell(cell(geo, lo, 'B/C', 'iou'), True)} and "
-             f"{fmt_cell(cell(geo, lo, 'B/C', 'iou_val'), True)})")
-    t05, tval = trend(geo, "iou"), trend(geo, "iou_val")
-    if "rises" in (t05, tval):
-        weigh = (f"B/C rises with the side ({t05} at 0.5, {tval} calibrated): weigh the {hi} px value, "
+             f"{fmt_cell(cell(geo, lo, 'B/C', 'iou_own'), True)})")
+    t05, town = trend(geo, "iou"), trend(geo, "iou_own")
+    if "rises" in (t05, town):
+        weigh = (f"B/C rises with the side ({t05} at 0.5, {town} at its own threshold): weigh the {hi} px value, "
                  f"the geometry nearer the paper's")
     else:
-        weigh = (f"B/C does not rise with the side ({t05} at 0.5, {tval} calibrated): the geometry is "
-                 f"not what sets it; weigh this study's value")
+        weigh = (f"B/C does not rise with the side ({t05} at 0.5, {town} at its own threshold): the geometry "
+                 f"is not what sets it; weigh this study's value")
     return {"T2-weak": f"{ratio}; the claim asks for B/C at least {WEAK_RATIO:g}; {weigh}",
             "headline": f"{ratio}, a weak drop of 1 - B/C; {weigh}"}

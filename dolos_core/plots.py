@@ -648,10 +648,16 @@ def _seed_dot_legend(ax) -> None:
     ax.plot([], [], ls="none", marker=".", ms=4, color="grey", label="each seed (dots right of the mean)")
 
 
+# The thresholds the geometry figure draws: (metric, line style, marker, legend words)
+GEOMETRY_THRESHOLDS = (("iou", "-", "o", "at 0.5"), ("iou_own", "-.", "^", "at own threshold (B: no masks)"),
+                       ("iou_val", ":", "s", "at val.-mask threshold (oracle for B)"))
+
+
 def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_line: float | None = None):
     """Patches B and C against the receptive field's share of the image side
-    (``geometry.geometry_table``): IoU-lg at 0.5 and at the validation-chosen threshold with the
-    dilated-mask reference (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
+    (``geometry.geometry_table``): IoU-lg at 0.5, at each run's own threshold (weak B's without
+    masks) and at the validation-mask threshold (an oracle for weak B), with the dilated-mask
+    reference (an oracle), B/C, and pixel AUC. Error bars: 95% intervals over seeds and test
     images; dots: each seed's own value (``seed_values``). The dotted vertical line marks the
     paper's share (its 299 px input). The stage's other
     weak runs (e.g. Patches-MIL B, rows with their own ``/C`` row) are drawn beside B; ``ratio_line``
@@ -665,7 +671,7 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_li
     colours = {"B": method_colour("patches"), "C": "dimgrey",
                **{r: method_colour(r.rsplit("-", 1)[0]) for r in others}}
     for row in ("B", "C", *others):
-        for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
+        for metric, ls, marker, what in GEOMETRY_THRESHOLDS:
             r = df[(df.row == row) & (df.metric == metric)].dropna(subset=["value"])
             _errorbar_rows(axes[0], r, color=colours[row], ls=ls, marker=marker, label=f"{row} {what}")
         r = df[(df.row == row) & (df.metric == "pixel_auc")].dropna(subset=["value"])
@@ -674,7 +680,7 @@ def geometry_figure(df: pd.DataFrame, paper_share: float | None = None, ratio_li
     _errorbar_rows(axes[0], r, color="black", ls=":", marker="x",
                    label="dilated mask: mask vs mask dilated by half a field (oracle reference)")
     for row, colour in (("B", colours["B"]), *((r, colours[r]) for r in others)):
-        for metric, ls, marker, what in (("iou", "-", "o", "at 0.5"), ("iou_val", "--", "s", "at val. threshold")):
+        for metric, ls, marker, what in GEOMETRY_THRESHOLDS:
             r = df[(df.row == f"{row}/C") & (df.metric == metric)].dropna(subset=["value"])
             _errorbar_rows(axes[1], r, color=colour, ls=ls, marker=marker, label=f"{row} / C, {what}")
     axes[1].axhline(1.0, color="grey", lw=0.8)

@@ -275,14 +275,14 @@ def test_missing_runs_and_counts():
     df = df[df.experiment != "patches-A-ffhq"]
     out = claims(df, n_boot=50)
     assert out.set_index("id").loc["T3-A", "verdict"] == MISSING
-    assert list(out.columns) == COLUMNS
+    assert list(out.columns) == COLUMNS + ["geometry"]       # the geometry stage's registered column
     text = verdict_counts(out)
     assert text.startswith("the paper's 11:") and "ours 5:" in text      # ours: 3 and Patches-MIL's two
 
 
 def test_claims_table_without_per_image_is_empty(tmp_path):
     df = claims_table({"per_image.csv": tmp_path / "per_image.csv"})
-    assert len(df) == 0 and list(df.columns) == COLUMNS
+    assert len(df) == 0 and list(df.columns) == COLUMNS + ["geometry"]
 
 
 def test_footing_table_reads_the_profiles(tmp_path):
@@ -303,13 +303,15 @@ def test_footing_table_reads_the_profiles(tmp_path):
     assert t.loc["attention-C", "paper lr"] == 3e-4 and t.loc["attention-B", "paper lr"] == 1e-4
 
 
-def _geometry(bc_small: tuple, bc_large: tuple) -> pd.DataFrame:
-    """A hand-built geometry.csv: Patches' B/C (value, low, high) at 96 and 224 px."""
+def _geometry(bc_small: tuple, bc_large: tuple, oracle: tuple | None = None) -> pd.DataFrame:
+    """A hand-built geometry.csv: Patches' B/C (value, low, high) at 96 and 224 px, at 0.5 and at
+    the runs' own thresholds; at the validation-mask threshold the same, or ``oracle`` (small, large)."""
     rows = []
-    for size, share, bc in ((96, 0.45, bc_small), (224, 0.19, bc_large)):
-        for metric in ("iou", "iou_val"):
+    for k, (size, share, bc) in enumerate(((96, 0.45, bc_small), (224, 0.19, bc_large))):
+        for metric in ("iou", "iou_own", "iou_val"):
+            v = oracle[k] if oracle and metric == "iou_val" else bc
             rows.append({"size": size, "rf_share": share, "row": "B/C", "metric": metric,
-                         "value": bc[0], "ci_low": bc[1], "ci_high": bc[2]})
+                         "value": v[0], "ci_low": v[1], "ci_high": v[2]})
     return pd.DataFrame(rows)
 
 
@@ -323,6 +325,10 @@ def test_weak_supervision_claims_carry_the_largest_geometry_and_which_to_weigh()
     flat = geometry_column(_geometry((0.30, 0.25, 0.35), (0.32, 0.28, 0.36)))
     assert "does not rise" in flat["headline"] and "weigh this study's value" in flat["headline"]
     assert geometry_column(_geometry((0.3, 0.2, 0.4), (0.3, 0.2, 0.4)).query("size == 96")) == {}
+    # only the validation-mask threshold (an oracle for weak B) rises: it decides nothing
+    oracle = geometry_column(_geometry((0.30, 0.25, 0.35), (0.32, 0.28, 0.36),
+                                       oracle=((0.44, 0.40, 0.49), (0.68, 0.65, 0.70))))
+    assert "does not rise" in oracle["T2-weak"] and "0.68" not in oracle["T2-weak"]
 
 
 def test_a_run_still_training_has_no_convergence_row_until_its_stage_adds_it(tmp_path):
@@ -383,7 +389,7 @@ def test_a_module_registers_its_own_claim_and_column_as_records(tmp_path):
         df = cl.claims_table({"per_image.csv": per_image, "seeds.csv": tmp_path / "seeds.csv"}, n_boot=100)
         r = df.set_index("id").loc["X-test"]
         assert r["verdict"] == HOLDS and r["quantity_05"] == pytest.approx(12.5, abs=1e-6)
-        assert r["test_col"] == "2 rows" and df.set_index("id").loc["T2-weak", "test_col"] is None
+        assert r["test_col"] == "2 rows" and pd.isna(df.set_index("id").loc["T2-weak", "test_col"])
         cl.register_claims(extra)        # the same function again: one registration, not two
         assert [c.id for c in cl.claim_list()].count("X-test") == 1
 

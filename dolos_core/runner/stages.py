@@ -146,9 +146,11 @@ STAGE_TABLE = [
           captions={
               "geometry": "Geometry: Patches B and C (and the weak methods built on Patches, e.g. Patches-MIL B, each "
                           "in its method's colour; C in grey) against the receptive "
-                          "field's share of the image side, at 0.5 and at the validation-chosen threshold, with the "
+                          "field's share of the image side, at 0.5, at each run's own threshold (weak B's chosen "
+                          "without masks) and at the validation-mask threshold (an oracle for weak B), with the "
                           "dilated mask (an oracle reference: the mask against itself dilated by half a field); "
-                          "means over seeds with 95% intervals over seeds and images, each seed's value as a dot.",
+                          "means over seeds with 95% intervals over seeds and images (at least Student's t over "
+                          "the seeds), each seed's value as a dot.",
               "calibration": "Geometry, the calibration half: weak Patches' cell probabilities by kind of "
                              "cell, the 0.5 threshold (solid), the measured mean of real-only cells of fake "
                              "images with its interval (dotted, shaded) and the share of such cells labelled "
