@@ -31,7 +31,7 @@ import pandas as pd
 from .config import ConfigError, Paths, Profile
 from .data.mini import build_mini
 from .experiments import get_experiment
-from .geometry import BUILD_ONLY, PAPER_INPUT, Point, _side_rows, experiments
+from .geometry import BUILD_ONLY, METRICS, PAPER_INPUT, WHERE, Point, _side_rows, experiments
 from .models import card
 from .models.card import Schedule
 from .trainings import Training, gpu_throughput
@@ -76,28 +76,50 @@ def data_paths(profile: Profile, paths: Paths) -> Paths:
     return dataclasses.replace(paths, data_root=paths.root / "data" / f"dolos-mini-{profile.name}-{image}px")
 
 
+def _paper_schedule(profile: Profile, name: str) -> Schedule:
+    """``name``'s paper schedule (its card's; the smoke profile's own, for the tests)."""
+    e = get_experiment(name)
+    return (profile.schedule(e.method, e.supervision) if profile.name == "smoke"
+            else card(e.method).schedule("paper", e.supervision))
+
+
+def _paper_images(profile: Profile, name: str) -> int:
+    s = _paper_schedule(profile, name)
+    return s.batch_size * s.iters_per_epoch * s.epochs
+
+
 def images_per_training(profile: Profile, root: Path, minutes: float | None = None,
                         max_images: int | None = None) -> tuple[dict[str, int], str]:
-    """Training images each experiment may use, and where the number came from: ``max_images``
-    when given; else ``minutes`` of one GPU shared by the trainings at the rates the GPU check
-    measured at this precision (less what each pays once); else ``FALLBACK_IMAGES``."""
+    """Training images each experiment may use, and where the number came from. The budget is
+    shared in proportion to the paper's schedules, so every training gets the same share of its
+    own (weak Patches' 3.2 M images are eight times full Patches' 0.4 M): ``max_images`` in all
+    when given; else ``minutes`` of one GPU at the rates the GPU check measured at this precision
+    (less what each training pays once, ``root``'s ``results/paper/gpu_check.json``); else
+    ``FALLBACK_IMAGES`` in all. Per-epoch validation and the test predictions are not in it."""
     names = experiments()
     cases = {n: get_experiment(n).case for n in names}
+    paper = {n: _paper_images(profile, n) for n in names}
     if max_images is not None:
         if int(max_images) < 1:
             raise ConfigError(f"footing max_images must be >= 1, got {max_images}")
-        return {n: int(max_images) for n in names}, f"{int(max_images):,} images per training (--set)"
-    minutes = float(MINUTES if minutes is None else minutes)
-    if not minutes > 0:
-        raise ConfigError(f"footing minutes must be > 0, got {minutes}")
-    rate = gpu_throughput(root, profile.precision) or {}
-    once = gpu_throughput(root, profile.precision, "once_s") or {}
-    if all(c in rate for c in cases.values()):
-        share = 60 * minutes / len(names)
-        return ({n: max(1, int(rate[c] * max(0.0, share - once.get(c, 0.0)))) for n, c in cases.items()},
-                f"{minutes:g} GPU minutes at the rates of results/paper/gpu_check.json ({profile.precision})")
-    return ({n: FALLBACK_IMAGES for n in names},
-            f"{FALLBACK_IMAGES:,} images per training (no GPU check: minutes not measured)")
+        total, why = int(max_images), f"{int(max_images):,} training images in all (--set)"
+    else:
+        minutes = float(MINUTES if minutes is None else minutes)
+        if not minutes > 0:
+            raise ConfigError(f"footing minutes must be > 0, got {minutes}")
+        rate = gpu_throughput(root, profile.precision) or {}
+        once = gpu_throughput(root, profile.precision, "once_s") or {}
+        if all(c in rate for c in cases.values()):
+            # share f of every paper schedule: sum_n (f x paper_n / rate_n + once_n) = 60 x minutes
+            seconds = 60 * minutes - sum(once.get(c, 0.0) for c in cases.values())
+            f = max(0.0, seconds) / sum(paper[n] / rate[c] for n, c in cases.items())
+            return ({n: max(1, int(f * paper[n])) for n in names},
+                    f"{minutes:g} GPU minutes of training steps at the rates of results/paper/gpu_check.json "
+                    f"({profile.precision}): {100 * min(f, 1):.1f}% of each paper schedule")
+        total, why = FALLBACK_IMAGES * len(names), (f"{FALLBACK_IMAGES * len(names):,} training images in all "
+                                                     "(no GPU check: minutes not measured)")
+    f = total / sum(paper.values())
+    return {n: max(1, int(f * paper[n])) for n in names}, f"{why}: {100 * min(f, 1):.1f}% of each paper schedule"
 
 
 def plan(profile: Profile, paths: Paths, minutes: float | None = None, max_images: int | None = None) -> Plan:
@@ -107,9 +129,7 @@ def plan(profile: Profile, paths: Paths, minutes: float | None = None, max_image
     budget, why = images_per_training(profile, paths.root, minutes, max_images)
     out = {}
     for name in experiments():
-        e = get_experiment(name)
-        base = (profile.schedule(e.method, e.supervision) if profile.name == "smoke"
-                else card(e.method).schedule("paper", e.supervision))
+        e, base = get_experiment(name), _paper_schedule(profile, name)
         per_epoch = base.batch_size * base.iters_per_epoch
         out[e.case] = dataclasses.replace(base, epochs=max(1, min(base.epochs, budget[name] // per_epoch)))
     return Plan(data_paths(profile, paths), image, inp, out, why)
@@ -153,21 +173,47 @@ def footing_table(profile: Profile, paths: Paths, minutes=None, max_images=None)
     t.insert(1, "image_size", p.image_size)
     t["budget"] = p.budget
     t["schedules"] = "; ".join(f"{k} {s.epochs}x{s.iters_per_epoch}x{s.batch_size}" for k, s in p.schedules.items())
+    how = {("B" if n == "patches-B" else "C" if n == "patches-C" else n): how_it_stopped(n, prof, p)
+           for n in experiments()}
+    t["stopped"] = t["row"].map(lambda r: how.get(r, ""))
     return t
 
 
+def how_it_stopped(name: str, prof: Profile, p: Plan) -> str:
+    """How a footing run ended, from its ``train.json``: epochs run of those planned, stopped by
+    the patience or by the budget, and whether its validation loss was still falling
+    (``evaluate.convergence``); "not trained" without it."""
+    import json
+
+    from .evaluate import convergence
+    from .runs import resolve_run
+
+    e = get_experiment(name)
+    f = resolve_run(e, prof, p.paths).checkpoint_dir / "train.json"
+    if not f.exists():
+        return "not trained"
+    meta = json.loads(f.read_text())
+    history, planned = meta.get("history", []), p.schedules[e.case].epochs
+    why = "the patience" if len(history) < planned and meta.get("done") else "the budget"
+    conv = convergence(history, meta.get("best_epoch"))
+    state = f"undertrained: {conv['reason']}" if conv["undertrained"] else "converged"
+    return f"{len(history)} of {planned} epochs, stopped by {why}, {state}"
+
+
 def summary_lines(t: pd.DataFrame) -> list[str]:
-    """B/C (and each weak method's /C) at 0.5 and at the validation-chosen threshold, one line each."""
-    out = []
+    """How each run stopped, then B/C (and each weak method's /C) at 0.5, at each run's own
+    threshold (B's without masks) and at the validation-mask threshold (an oracle for B)."""
+    stopped = t.dropna(subset=["stopped"]).drop_duplicates("row")
+    out = ["; ".join(f"{r['row']}: {r['stopped']}" for _, r in stopped.iterrows() if r["stopped"])]
     for row in [r for r in t["row"].dropna().unique() if str(r).endswith("/C")]:
-        for metric, what in (("iou", "at 0.5"), ("iou_val", "at the validation-chosen threshold (uses masks)")):
+        for metric in METRICS:
             r = t[(t.row == row) & (t.metric == metric)]
             if not len(r):
                 continue
             x = r.iloc[0]
-            out.append(f"{row} {what}: {x['value']:.2f} [{x['ci_low']:.2f}, {x['ci_high']:.2f}] (one seed; interval "
-                       "over test images)" if pd.notna(x["value"]) else f"{row} {what}: n/a (C's IoU is 0)")
-    return out
+            out.append(f"{row} {WHERE[metric]}: {x['value']:.2f} [{x['ci_low']:.2f}, {x['ci_high']:.2f}] (one seed; "
+                       "interval over test images)" if pd.notna(x["value"]) else f"{row} {WHERE[metric]}: n/a")
+    return [x for x in out if x]
 
 
 def stage_values(study) -> dict:

@@ -306,8 +306,8 @@ def list_plan(args) -> int:
     table = stage_table.by_name()
     # the paper profile and the stages sized for a GPU: GPU hours from the GPU check, when run
     gpu = profile.build_sizes is None or any(table[s].gpu for s in stage_table.names())
-    thr = gpu_throughput(repo_root(), profile.precision) if gpu else None
-    once = gpu_throughput(repo_root(), profile.precision, "once_s") if gpu else None
+    thr = gpu_throughput(paths.root, profile.precision) if gpu else None      # the checkout's, as the stages read it
+    once = gpu_throughput(paths.root, profile.precision, "once_s") if gpu else None
     log(f"# profile {profile.name}: every training of every stage (opt-in stages run only when named in "
         "--only); images = epochs x iterations x batch" + ("; minutes = those images at the one-thread "
                                                            "pinned CPU rate of results/mini/cpu_numerics.csv, "
@@ -353,8 +353,8 @@ def list_plan(args) -> int:
     if profile.name == "paper":
         paper = profile
         images = training_images(EXPERIMENTS.values(), paper)
-        hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(repo_root(), paper.precision),
-                               gpu_throughput(repo_root(), paper.precision, "once_s")) or {}
+        hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(paths.root, paper.precision),
+                               gpu_throughput(paths.root, paper.precision, "once_s")) or {}
         if images:
             trains = stage_trainings(list(stage_table.default_stages()), None, paper, paths)
             default = list(dict.fromkeys(t.experiment.name for ts in trains.values() for t in ts))
@@ -370,7 +370,7 @@ def list_plan(args) -> int:
                 line += (f", {sum(dh.values()):.1f} GPU hours; wall-clock: {walls} (the longest training, "
                          f"{max(dh.values()):.1f} h, is the floor"
                          + (" for one GPU each" if k == 1 else ", divided by K under ideal DDP scaling") + ")")
-                record = gpu_check_record(repo_root()) or {}
+                record = gpu_check_record(paths.root) or {}
                 per, speedup, why = auto_trainings_per_gpu(
                     record, {EXPERIMENTS[n].case for n in default},
                     record.get("gpu_total_gb"))
