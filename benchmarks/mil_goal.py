@@ -67,7 +67,10 @@ def seed_rows(profile_name: str, seeds: int, root) -> pd.DataFrame:
 def goal(df: pd.DataFrame) -> dict:
     """The goal on the seed means: B/C at 0.5 = mean(B) / mean(C) over seeds, at least ``GOAL``;
     B's t interval over seeds above everything-fake at 0.5 and above the mask prior at its
-    validation-chosen threshold (its best: at 0.5 its map is empty)."""
+    validation-chosen threshold (its best: at 0.5 its map is empty). The goal the issue set for
+    the method, read as it was set (against the baselines' point values); the claim
+    ``T2-patches-mil-B`` is decided beside it by the rules of every claim (paired intervals,
+    footing first)."""
     b, c = df["mil_B_iou_05"], df["patches_C_iou_05"]
     lo, hi = seed_t_interval(b)
     floor = max(float(df["everything_fake_iou_05"].iloc[0]), float(df["prior_iou_val_thr"].iloc[0]))

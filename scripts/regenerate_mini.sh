@@ -8,7 +8,8 @@
 #    stage, the report and the published notebooks (every notebook executed again at this commit);
 # 2. the benchmarks that read the study's saved predictions (nothing trained): Patches-MIL's goal
 #    seed by seed, IoU by mask area, the seeds a claim of a given size needs;
-# 3. the README's results block and the generated spans of the docs.
+# 3. the report and the publication again (they show the benchmarks' files), then the README's
+#    results block and the generated spans of the docs.
 # It refuses a tree with uncommitted changes (the results name the commit they come from) and
 # leaves the regenerated files for you to read and commit.
 set -euo pipefail
@@ -21,5 +22,6 @@ fi
 .venv/bin/python benchmarks/mil_goal.py --profile mini --seeds 3
 .venv/bin/python benchmarks/mil_by_area.py --profile mini
 .venv/bin/python benchmarks/seeds_needed.py --profile mini
+./run_all.sh --only report,publish --yes        # REPORT.md and the published copies with the benchmarks' files
 .venv/bin/python scripts/update_readme_results.py
 echo "regenerate_mini: done at $(git rev-parse --short HEAD); read git status and the diff, then commit"

@@ -51,11 +51,42 @@ def _mil_goal(t: pd.DataFrame, res: Path) -> str:
 
 
 def _mil_by_area(t: pd.DataFrame, res: Path) -> str:
+    def at(r) -> str:
+        ci = f" [{r['iou_t_low']:.1f}, {r['iou_t_high']:.1f}]" if pd.notna(r["iou_t_low"]) else ""
+        return f"{r['iou']:.1f}{ci} ({int(r['n_images'])} images)"
+
     def ends(exp: str) -> str:
         g = t[t.experiment == exp]
-        return f"{exp} {g['iou'].iloc[0]:.1f} -> {g['iou'].iloc[-1]:.1f}" if len(g) else f"{exp} missing"
+        return f"{exp} {at(g.iloc[0])} -> {at(g.iloc[-1])}" if len(g) else f"{exp} missing"
     return "; ".join(ends(e) for e in ("patches-mil-A", "patches-A", "patches-mil-B", "patches-C",
                                        "baseline-everything-fake"))
+
+
+def _provenance(report: str, res: Path) -> str:
+    """Where the committed results come from, read from REPORT.md's own lines and the training
+    runs it lists: the commit, the command, how many runs under how many training codes."""
+    def line(prefix: str) -> str:
+        return next((x[len(prefix):] for x in report.splitlines() if x.startswith(prefix)), "not recorded")
+    runs = res / "training_runs.csv"
+    codes = ""
+    if runs.exists():
+        t = pd.read_csv(runs)
+        counts = t["code"].value_counts()
+        codes = (f" It reads {len(t)} trained runs, made under {len(counts)} training code(s) "
+                 f"({', '.join(f'{c}: {n}' for c, n in counts.items())}; REPORT.md's training runs name each).")
+    return (f"\nREPORT.md's code line: {line('- code: ')}. Its command: {line('- command: ')}.{codes}\n")
+
+
+def _label_rules(t: pd.DataFrame, res: Path) -> str:
+    def row(variant: str, label: str) -> str:
+        r = t[(t.variant == variant) & (t.seed == t.seed.min())]
+        if not len(r):
+            return f"{label} not measured"
+        r = r.iloc[0]
+        return (f"{label} {r['iou_real-quantile']:.1f} at it against {r['iou_otsu']:.1f} at Otsu's and "
+                f"{r['iou_05']:.1f} at 0.5")
+    paper = row("paper (every cell the image label)", "the paper's weak Patches")
+    return f"{row('topk-5%', 'top-5% MIL scores')}; {paper}"
 
 
 # Generated spans of the README and docs/*.md outside the results block: name -> (the results
@@ -69,6 +100,8 @@ SPANS = {
     "mil-goal": ("mil_goal_summary.csv", "\n(not measured under this code yet: `benchmarks/mil_goal.py` after a "
                  "3-seed study)\n", _mil_goal),
     "mil-by-area": ("mil_by_area.csv", "(not measured: `benchmarks/mil_by_area.py`)", _mil_by_area),
+    "provenance": ("REPORT.md", "\n(no REPORT.md yet)\n", _provenance),
+    "label-rules": ("label_rules.csv", "(not measured: `benchmarks/label_rules.py`)", _label_rules),
 }
 DOCS = ("README.md", "docs/mini.md", "docs/STUDY.md", "docs/extensions.md", "docs/running.md")
 
@@ -78,7 +111,10 @@ def span_text(name: str, res: Path) -> str:
     if name not in SPANS:
         raise KeyError(f"README span gen:{name}: no generator in SPANS")
     file, fallback, fn = SPANS[name]
-    return fn(pd.read_csv(res / file), res) if (res / file).exists() else fallback
+    if not (res / file).exists():
+        return fallback
+    data = (res / file).read_text() if file.endswith(".md") else pd.read_csv(res / file)
+    return fn(data, res)
 
 
 def fill_spans(text: str, res: Path) -> str:
@@ -111,7 +147,7 @@ def geometry(res: Path) -> list[str]:
 def main() -> None:
     res = ROOT / "results" / "mini"
     claims = (pd.read_csv(product(res, "claims.csv")) if product(res, "claims.csv").exists()
-              else claims_table({n: product(res, n) for n in reads()}))
+              else claims_table({n: product(res, n) for n in reads()}, data_root=ROOT / "data" / "dolos-mini-mini"))
     spread = res / "seed_spread.csv"
     seeds = int(pd.read_csv(spread)["seeds"].max()) if spread.exists() else 1
     how = ("one seed" if seeds == 1 else

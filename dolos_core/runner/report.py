@@ -94,8 +94,8 @@ BENCHMARK_CAPTIONS = {
                    "numbers, the command and the commit are in [{stem}.md]({stem}.md).",
     "mil_by_area": "A benchmark's figure, not a stage's (`benchmarks/mil_by_area.py`, from the study's "
                    "per_image.csv): IoU-lg at 0.5 by mask area on the Repaint-P2 test images, mean over seeds "
-                   "with Student's t band; look at Patches-MIL A (dashed) falling as the mask grows while "
-                   "Patches A rises, and at where Patches-MIL B stays under Patches C. Numbers: "
+                   "with Student's t band; look at how Patches-MIL A (dashed) and Patches A move as the mask "
+                   "grows, and at where Patches-MIL B falls short of Patches C. Numbers: "
                    "[{stem}.md]({stem}.md).",
 }
 
@@ -238,8 +238,8 @@ def summary_lines(res: Path, claims: pd.DataFrame | None) -> list[str]:
         return ["No Table 2 yet: run the train and evaluate stages."]
     t2 = pd.read_csv(f).set_index("experiment")
     out = []
-    n_seeds = int(pd.to_numeric(t2.get("seeds", pd.Series(dtype=float)), errors="coerce").max() or 1) \
-        if "seeds" in t2 else 1
+    most = pd.to_numeric(t2["seeds"], errors="coerce").max() if "seeds" in t2 else float("nan")
+    n_seeds = int(most) if pd.notna(most) and most >= 1 else 1
 
     def val(name, col="iou", ci="iou"):
         return _ci(t2.loc[name], col, ci) if name in t2.index else "missing"
