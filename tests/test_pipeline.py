@@ -66,6 +66,11 @@ def test_list_prints_every_training_of_every_stage_after_the_runs_checks(capsys,
     assert int(first[3].replace(",", "")) > 0 and float(first[4]) > 0
     big = next(row for row in rows if row[1] == "patches-C [224 px, seed 0]")
     assert float(big[4]) > 4 * float(first[4])          # minutes scale with the pixels of the input side
+    footing = {row[1]: row for row in rows if row[0] == "footing (opt-in: --only footing)"}
+    assert set(footing) == {"patches-B [299 px from 256 px]", "patches-C [299 px from 256 px]",
+                            "patches-mil-B [299 px from 256 px]"}
+    assert footing["patches-B [299 px from 256 px]"][5] == "not measured"      # GPU hours: no GPU check here
+    assert first[5] == "-"                               # a stage not sized for a GPU has no GPU hours
     from dolos_core.runner.pipeline import main
 
     for bad, said in ((("--set", "max_iters=abc"), "max_iters must be an integer"),
