@@ -13,10 +13,12 @@ field is 45% of the image side (14% at 299 px) and weak Patches has not converge
 (docs/STUDY.md, "Where the mini study stands"); this stage is the smallest run that puts B/C on
 the paper's footing, sized for a few minutes of one GPU.
 
-The budget: ``minutes`` (stage option, default 8) of one GPU for the three trainings together,
-turned into training images per training from the rates ``benchmarks/gpu_check.py`` measured
-(``results/paper/gpu_check.json``); where no GPU check has been run, ``FALLBACK_IMAGES`` per
-training (``--set footing.max_images=N`` sets it outright). A training stops early once its
+The budget: ``minutes`` (stage option, default 8) of one GPU for the three trainings' steps
+together, turned into training images from the rates ``benchmarks/gpu_check.py`` measured
+(``results/paper/gpu_check.json``) and shared in proportion to the paper's schedules, so each
+training gets the same share of its own (``images_per_training``); where no GPU check has been
+run, ``FALLBACK_IMAGES`` per training in all (``--set footing.max_images=N`` sets the total
+outright). Per-epoch validation and the test predictions are not in the budget. A training stops early once its
 validation loss has not improved for ``PATIENCE`` epochs (``Profile.patience``); the checkpoint
 kept is the best by validation loss, as everywhere in the study.
 """
