@@ -182,8 +182,8 @@ def footing_table(profile: Profile, paths: Paths, minutes=None, max_images=None)
 
 
 def how_it_stopped(name: str, prof: Profile, p: Plan) -> str:
-    """How a footing run ended, from its ``train.json``: epochs run of those planned, stopped by
-    the patience or by the budget, and whether its validation loss was still falling
+    """How a footing run ended, from its ``train.json``: epochs run of those planned (the paper's
+    schedule cut to the budget), stopped by the patience or not, and whether its validation loss was still falling
     (``evaluate.convergence``); "not trained" without it."""
     import json
 
@@ -196,10 +196,11 @@ def how_it_stopped(name: str, prof: Profile, p: Plan) -> str:
         return "not trained"
     meta = json.loads(f.read_text())
     history, planned = meta.get("history", []), p.schedules[e.case].epochs
-    why = "the patience" if len(history) < planned and meta.get("done") else "the budget"
+    why = ("stopped by the patience" if len(history) < planned and meta.get("done")
+           else "every planned epoch run" if meta.get("done") else "not finished")
     conv = convergence(history, meta.get("best_epoch"))
     state = f"undertrained: {conv['reason']}" if conv["undertrained"] else "converged"
-    return f"{len(history)} of {planned} epochs, stopped by {why}, {state}"
+    return f"{len(history)} of {planned} epochs, {why}, {state}"
 
 
 def summary_lines(t: pd.DataFrame) -> list[str]:
