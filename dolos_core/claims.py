@@ -537,10 +537,10 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
                        + " not in this data"] + reasons
     notes += learning
     if c.ratio_of is not None:               # what another reading of "close to C" would decide
-        (b, bt), (full, ft) = c.ratio_of
+        b, full = c.ratio_of
         alt = []
         for r in RATIO_ALTERNATIVES:
-            q = _interval(ev, lambda m, r=r: m(b, bt) - r * m(full, ft), "iou")
+            q = _interval(ev, Part("", plus=(b,), minus=(full,), factor=r).quantity, "iou")
             alt.append(f"at {r:g} x C: {_fmt(q)} at 0.5 ({sign_verdict(*q[1:])})")
         ratio_note = f"with another ratio than {WEAK_RATIO:g}, " + ", ".join(alt)
     edge = sorted(f"{e} ({max(ev.thresholds[e]):g})" for e in c.models
@@ -596,7 +596,7 @@ def claims(per_image: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
         if isinstance(c, Claim):
             rows.append(assess(ev, c, under, untestable))
             continue
-        values = ", ".join(f"{label} {_fmt(_interval(ev, lambda m, g=cells: _group_mean(m, g), 'iou'))}"
+        values = ", ".join(f"{label} {_fmt(_interval(ev, Part(label, plus=cells).quantity, 'iou'))}"
                            for label, cells in c.values)
         rows.append({"id": c.id, "source": "context", "verdict": "context", "claim": c.claim,
                      "values": f"this run: {values}"})
@@ -635,7 +635,7 @@ def claims_table(products: Mapping[str, str | Path], n_boot: int = 1000, seed: i
         t = table(source)
         if t is None:
             continue
-        out[name] = out[name].astype(object) if name in out else None
+        out[name] = out[name].astype(object)          # a registered column is one of columns()
         for cid, text in fn(t).items():
             out.loc[out["id"] == cid, name] = text
     return out

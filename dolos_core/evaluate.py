@@ -390,12 +390,14 @@ PER_IMAGE_GROUPS = ("table2", "table3", "fig6-single", "fig6-allbut")
 PER_IMAGE_BASELINES = ("everything-fake", "mask-prior")
 
 
-def supervised_threshold(run, exp: Experiment, profile: Profile, mask_threshold: float | None) -> float | None:
+def supervised_threshold(run, exp: Experiment, profile: Profile, mask_threshold: float | None,
+                         fake_valid: Predictions | None = None) -> float | None:
     """The second threshold a run may honestly choose, from what its supervision gives it: a
     weak run (setups A, B: image labels only) the threshold without masks
-    (``run_label_threshold``); a full run ``mask_threshold``, its validation-mask one
-    (``run_threshold``). None without the validation split it needs."""
-    return run_label_threshold(run, profile) if exp.supervision == "weak" else mask_threshold
+    (``run_label_threshold``; ``fake_valid``: the validation fakes when already loaded); a full
+    run ``mask_threshold``, its validation-mask one (``run_threshold``). None without the
+    validation split it needs."""
+    return run_label_threshold(run, profile, fake_valid) if exp.supervision == "weak" else mask_threshold
 
 
 def _image_rows(name: str, seed: int | None, key: str, maps: np.ndarray, names, masks: np.ndarray,

@@ -153,11 +153,16 @@ def build_data(profile: Profile, paths: Paths, minutes=None, max_images=None, pr
                       only=BUILD_ONLY)
 
 
-def trainings(profile: Profile, paths: Paths, seeds: int = 1, minutes=None, max_images=None) -> list[Training]:
-    """Patches B, Patches C and Patches-MIL B at the footing (one seed; ``seeds`` unused)."""
+def _planned(profile: Profile, paths: Paths, minutes=None, max_images=None) -> tuple[Plan, dict, Profile]:
+    """The plan, the profile fields it changes and the profile its trainings run under."""
     p = plan(profile, paths, minutes, max_images)
     ov = overrides(p, profile)
-    prof = profile.replace(**ov)
+    return p, ov, profile.replace(**ov)
+
+
+def trainings(profile: Profile, paths: Paths, seeds: int = 1, minutes=None, max_images=None) -> list[Training]:
+    """Patches B, Patches C and Patches-MIL B at the footing (one seed; ``seeds`` unused)."""
+    p, ov, prof = _planned(profile, paths, minutes, max_images)
     return [Training(get_experiment(n), prof, p.paths, ov, f"{p.input_size} px from {p.image_size} px",
                      f"-footing{p.input_size}px")
             for n in experiments()]
@@ -167,9 +172,7 @@ def footing_table(profile: Profile, paths: Paths, minutes=None, max_images=None)
     """The geometry stage's rows (``geometry._side_rows``: B, C, each weak method built on
     Patches, B/C at 0.5 and at the validation-chosen threshold, pixel AUC, the dilated mask) for
     the footing's one seed, with the schedule each run used and the budget's source."""
-    p = plan(profile, paths, minutes, max_images)
-    ov = overrides(p, profile)
-    prof = profile.replace(**ov)
+    p, _, prof = _planned(profile, paths, minutes, max_images)
     rows = _side_rows(p.input_size, [Point(p.input_size, profile.seed, prof, p.paths)], prof)
     t = pd.DataFrame(rows)
     t.insert(1, "image_size", p.image_size)
@@ -219,18 +222,12 @@ def summary_lines(t: pd.DataFrame) -> list[str]:
     return [x for x in out if x]
 
 
-def stage_values(study) -> dict:
-    """The stage's options of a run (``--set footing.NAME=VALUE``)."""
-    return {k.partition(".")[2]: v for k, v in getattr(study, "stage_sets", {}).items()
-            if k.startswith("footing.")}
-
-
-def run_stage(study) -> None:
-    """The stage's function after its trainings: ``footing.csv`` and its Markdown in the
-    results, B/C printed."""
+def run_stage(study, minutes=None, max_images=None) -> None:
+    """The stage's function after its trainings (``--set footing.NAME=VALUE`` gives its options):
+    ``footing.csv`` and its Markdown in the results, B/C printed."""
     from .evaluate import save_table
 
-    t = footing_table(study.profile, study.paths, **stage_values(study))
+    t = footing_table(study.profile, study.paths, minutes, max_images)
     study.paths.results.mkdir(parents=True, exist_ok=True)
     save_table(t, study.paths.results, "footing", floatfmt=".3g")
     print(f"footing ({t['size'].iloc[0]} px input, {t['image_size'].iloc[0]} px images; {t['budget'].iloc[0]}):")

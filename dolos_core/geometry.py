@@ -250,7 +250,7 @@ def _run_values(point: Point, exp_name: str) -> dict | None:
     t, _ = metrics.oracle_threshold_iou(valid.maps, masks_for(valid))
     # the run's own threshold: without masks for weak B (evaluate.supervised_threshold), the
     # validation-mask one for C; NaN IoU when the validation split it needs is missing
-    own = supervised_threshold(run, get_experiment(exp_name), point.profile, t)
+    own = supervised_threshold(run, get_experiment(exp_name), point.profile, t, valid)
     pos, neg = metrics.pixel_histograms(fake.maps, masks)
     return {"iou": metrics.localization(fake.maps, masks).iou,
             "iou_own": (metrics.localization(fake.maps, masks, threshold=own).iou if own is not None
@@ -595,11 +595,8 @@ def report_paragraph(res: Path) -> list[str]:
             "IoU-lg in %, 95% intervals over seeds and test images):", ""] + [f"- {x}" for x in body]
 
 
-# The claims about weak supervision, which the geometry stage measures again at larger inputs:
-# its column of the claims table (``claims.register_column``), read from the stage's own table.
-GEOMETRY_CLAIMS = ("T2-weak", "headline")
-
-
+# The claims about weak supervision (T2-weak, headline), which the geometry stage measures again
+# at larger inputs: its column of the claims table (``claims.register_column``), from its own table.
 @register_column("geometry", reads="geometry.csv")
 def geometry_column(geo: pd.DataFrame) -> dict[str, str]:
     """The second value the geometry stage gives the weak-supervision claims: Patches' B/C at

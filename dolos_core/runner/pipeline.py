@@ -445,7 +445,7 @@ class _StudyRun:
             sec = run_notebook(nb, notebook_stem(nb), {**self.common, **extra}, self.paths, stage=stage)
             log(f"  {notebook_stem(nb)} finished in {fmt_seconds(sec)}")
         if st.run:
-            stage_table.function_of(st.run)(self)
+            stage_table.function_of(st.run)(self, **stage_options(st, self.stage_sets))
         self.credit(stage, t0, before)
 
     def all_timings(self) -> dict:

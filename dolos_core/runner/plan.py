@@ -328,7 +328,8 @@ def list_plan(args) -> int:
             continue
         mark = f" (opt-in: --only {s})" if st.opt_in else ""
         total_img = total_min = 0.0
-        total_h = 0.0 if gpu and (profile.build_sizes is None or st.gpu) else None
+        gpu_hours = gpu and (profile.build_sizes is None or st.gpu)     # this stage's rows have GPU hours
+        total_h = 0.0 if gpu_hours else None
         for t in trains:
             e = t.experiment
             img = training_images([e], t.profile)[e.name]
@@ -340,7 +341,7 @@ def list_plan(args) -> int:
             total_img += img
             total_min += minutes or 0.0
             cells = f"\t{minutes:.1f}" if rates else ""
-            if gpu and (profile.build_sizes is None or st.gpu):
+            if gpu_hours:
                 h = estimate_hours([e], t.profile, thr, once)
                 cells += f"\t{h[e.name]:.2f}" if h else "\tnot measured"
                 total_h = total_h + h[e.name] if h and total_h is not None else None
@@ -353,8 +354,7 @@ def list_plan(args) -> int:
     if profile.name == "paper":
         paper = profile
         images = training_images(EXPERIMENTS.values(), paper)
-        hours = estimate_hours(EXPERIMENTS.values(), paper, gpu_throughput(paths.root, paper.precision),
-                               gpu_throughput(paths.root, paper.precision, "once_s")) or {}
+        hours = estimate_hours(EXPERIMENTS.values(), paper, thr, once) or {}
         if images:
             trains = stage_trainings(list(stage_table.default_stages()), None, paper, paths)
             default = list(dict.fromkeys(t.experiment.name for ts in trains.values() for t in ts))

@@ -18,7 +18,8 @@ writes in ``results/<profile>/`` (a table's CSV is a product too): anything outs
 opens them through :func:`product`, never by a name of its own; ``paragraph``: the library
 function that writes the stage's paragraph of REPORT.md from its products,
 ``(results) -> list[str]`` (empty: nothing to say yet); ``run``: a function run after its
-notebooks with the study, ``(study) -> None`` (the report and the publication are stages like any
+notebooks with the study and the stage's own options, ``(study, **options) -> None``
+(the report and the publication are stages like any
 other); ``captions``: figure stem -> what to look at. The published reading order is the
 table's order of notebooks, the training notebook (``02_train``, one executed copy per training) first. Adding a stage:
 docs/development.md, "Add a stage".
@@ -50,7 +51,7 @@ class Stage:
     captions: Mapping[str, str] = field(default_factory=dict)
     products: tuple[str, ...] = ()      # file names in results/<profile>/ besides its tables' CSVs
     paragraph: str | None = None        # "module:function", (results: Path) -> list[str]
-    run: str | None = None              # "module:function", (study) -> None, after its notebooks
+    run: str | None = None              # "module:function", (study, **options) -> None, after its notebooks
     gpu: bool = False                   # its trainings are sized for a GPU: --list gives their GPU hours
 
     @property
