@@ -543,8 +543,8 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
             q = _interval(ev, Part("", plus=(b,), minus=(full,), factor=r).quantity, "iou")
             alt.append(f"at {r:g} x C: {_fmt(q)} at 0.5 ({sign_verdict(*q[1:])})")
         ratio_note = f"with another ratio than {WEAK_RATIO:g}, " + ", ".join(alt)
-    edge = sorted(f"{e} ({max(ev.thresholds[e]):g})" for e in c.models
-                  if any(at_grid_edge(t) for t in ev.thresholds.get(e, ())))
+    edge = sorted(f"{e} ({', '.join(f'{t:g}' for t in sorted(ev.thresholds[e]) if at_grid_edge(t))})"
+                  for e in c.models if any(at_grid_edge(t) for t in ev.thresholds.get(e, ())))
     if edge:
         notes.append("validation-chosen threshold at the search grid's edge, its calibrated IoU a lower bound: "
                      + ", ".join(edge))
@@ -553,9 +553,12 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
     parts = []
     for p in c.parts:
         a, b = (_interval(ev, p.quantity, m) for m in METRICS)
-        aside = " (set aside)" if p in set_aside else ""
-        parts.append(f"{p.label}{aside}: {_fmt(a)} at 0.5 ({sign_verdict(*a[1:])}), {_fmt(b)} at its own "
-                     f"threshold ({sign_verdict(*b[1:])})")
+        if p in set_aside:                   # the data cannot test it: its numbers, no verdict
+            parts.append(f"{p.label} (set aside): {_fmt(a)} at 0.5, {_fmt(b)} at its own threshold")
+            continue
+        words = [NO_COMPARISON if any(_empty(ev, cell, m) for r in p.refs for cell in r) else sign_verdict(*q[1:])
+                 for m, q in zip(METRICS, (a, b))]
+        parts.append(f"{p.label}: {_fmt(a)} at 0.5 ({words[0]}), {_fmt(b)} at its own threshold ({words[1]})")
     values = "; ".join(f"{e} on {t.split('/')[1]}: {_fmt(_interval(ev, lambda m, e=e, t=t: m(e, t), 'iou'))} "
                        f"at 0.5, {_fmt(_interval(ev, lambda m, e=e, t=t: m(e, t), 'iou_sup'))} at its own"
                        for e, t in c.shown)
@@ -569,7 +572,7 @@ def assess(ev: Evidence, c: Claim, undertrained: set[str] = frozenset(),
             "values": values, "baselines": _baselines(ev, c.test_sets),
             "seeds": "-".join(str(s) for s in (seeds[0], seeds[-1])) if seeds[0] != seeds[-1] else str(seeds[0]),
             "note": NOTE_SEP.join(notes),
-            "undertrained": " ".join(sorted(({e for e, _ in c.shown} | set(c.models)) & set(undertrained)))}
+            "undertrained": " ".join(sorted(set(c.models) & set(undertrained)))}
 
 
 COLUMNS = ["id", "source", "claim", "verdict", "footing", "verdict_05", "verdict_own", "quantity_05",
@@ -675,8 +678,13 @@ def claims_markdown(df: pd.DataFrame, width: int = 120, second: str | None = Non
             continue
         footing = r.get("footing")
         out += wrap(f"Verdict: **{r['verdict']}**" + (f" ({footing})" if isinstance(footing, str) and footing else ""))
-        out += wrap(f"Quantity ({r['unit']}): {_q(r, '05')} at 0.5 ({r['verdict_05']}); {_q(r, 'own')} at "
-                    f"{second} ({r['verdict_own']})")
+        if r["verdict"] == NOT_TESTABLE:     # the interval's sign, said as no verdict
+            out += wrap(f"Quantity ({r['unit']}), not a verdict (its footing fails): {_q(r, '05')} at 0.5 (the "
+                        f"interval alone would read: {r['verdict_05']}); {_q(r, 'own')} at {second} "
+                        f"({r['verdict_own']})")
+        else:
+            out += wrap(f"Quantity ({r['unit']}): {_q(r, '05')} at 0.5 ({r['verdict_05']}); {_q(r, 'own')} at "
+                        f"{second} ({r['verdict_own']})")
         if isinstance(r.get("seeds"), str) and r["seeds"]:
             out += wrap(f"Seeds per run: {r['seeds']}")
         parts = [p for p in str(r.get("parts") or "").split(" | ") if p]

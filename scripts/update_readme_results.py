@@ -62,6 +62,23 @@ def _mil_by_area(t: pd.DataFrame, res: Path) -> str:
                                        "baseline-everything-fake"))
 
 
+def _claim_verdicts(t: pd.DataFrame, res: Path) -> str:
+    """How many claims (paper's, ours) read each verdict, and the footing's commonest reasons."""
+    t = t[t["source"].isin(["paper", "ours"])]
+    counts = t.groupby(["verdict", "source"]).size().unstack(fill_value=0)
+    verdicts = "; ".join(f"{v}: {int(r.get('paper', 0))} of the paper's, {int(r.get('ours', 0))} of ours"
+                         for v, r in counts.iterrows())
+    def kinds(footing) -> set[str]:        # "patches-B did not learn" -> "a model did not learn"
+        out = set()
+        for x in str(footing).split("; ") if isinstance(footing, str) else ():
+            out.add(f"a model {x.split(' ', 1)[1]}" if x.endswith(("did not learn", "undertrained")) else x)
+        return out
+    reasons = pd.Series([k for f in t["footing"] for k in kinds(f)])
+    top = "; ".join(f"{why} ({n})" for why, n in reasons.value_counts().items())
+    return (f"of {len(t)} claims, {verdicts}. Why, in claims (one claim may have several reasons): "
+            f"{top or 'none'}")
+
+
 def _provenance(report: str, res: Path) -> str:
     """Where the committed results come from, read from REPORT.md's own lines and the training
     runs it lists: the commit, the command, how many runs under how many training codes."""
@@ -100,6 +117,7 @@ SPANS = {
     "mil-goal": ("mil_goal_summary.csv", "\n(not measured under this code yet: `benchmarks/mil_goal.py` after a "
                  "3-seed study)\n", _mil_goal),
     "mil-by-area": ("mil_by_area.csv", "(not measured: `benchmarks/mil_by_area.py`)", _mil_by_area),
+    "claim-verdicts": ("claims.csv", "(no claims.csv yet)", _claim_verdicts),
     "provenance": ("REPORT.md", "\n(no REPORT.md yet)\n", _provenance),
     "label-rules": ("label_rules.csv", "(not measured: `benchmarks/label_rules.py`)", _label_rules),
 }

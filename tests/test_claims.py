@@ -148,6 +148,14 @@ def test_a_contrast_the_data_cannot_test_is_not_testable_here_part_by_part():
     head = claims(table, n_boot=100, untestable=only_gen).set_index("id").loc["headline"]
     assert "dataset drop - weak drop (set aside)" in head["parts"] and "set aside, the data cannot test it" in head["note"]
     assert head["verdict"] != NOT_TESTABLE
+    # a part set aside shows its numbers and no verdict; a claim not testable here shows its
+    # quantity as no verdict in claims.md
+    aside = [p for p in head["parts"].split(" | ") if "(set aside)" in p][0]
+    assert not any(v in aside for v in ("(holds)", "(does not hold)", "(inconclusive)"))
+    from dolos_core.claims import claims_markdown
+    md = claims_markdown(mini.reset_index())
+    block = md[md.index("## T3-B"):md.index("## T3-C")]
+    assert "not a verdict (its footing fails)" in block and "the interval alone would read" in block
 
 
 def test_a_three_seed_interval_covers_the_t_interval_of_the_seed_values():
@@ -198,6 +206,10 @@ def test_an_empty_baseline_is_no_comparison():
     r = _rows(_table({("patches-B", T): (30, 22)}))["T2-weak-above-prior"]
     assert r["verdict_05"] == NO_COMPARISON and r["verdict_own"] == HOLDS and r["verdict"] == HOLDS
     assert "empty" in r["note"] and np.isnan(r["quantity_05"])
+    # a part against the empty baseline says so at that threshold, not a verdict
+    mil = _rows(_table({("patches-mil-B", T): (50, 50, 95), ("patches-C", T): (60, 60)}))["T2-patches-mil-B"]
+    prior_part = [p for p in mil["parts"].split(" | ") if p.startswith("patches-mil-B - mask prior")][0]
+    assert f"at 0.5 ({NO_COMPARISON})" in prior_part
     assert final_verdict(NO_COMPARISON, NO_COMPARISON, []) == NO_COMPARISON
 
 
@@ -263,6 +275,10 @@ def test_undertrained_runs_are_named():
     assert convergence(falling)["reason"] == "still falling"
     assert not convergence(flat)["undertrained"] and not convergence(near_zero)["undertrained"]
     assert convergence(near_zero)["last_quarter_share"] < 0.1
+    # a noisy epoch before the last one: best against best, (0.080 - 0.065) / (0.555 - 0.065), 3.1%
+    spike = [{"valid_loss": v} for v in (0.555, 0.101, 0.080, 0.101, 0.065)]
+    assert convergence(spike)["last_quarter_share"] == pytest.approx(100 * 0.015 / 0.49)
+    assert not convergence(spike)["undertrained"]
     kept_first = convergence(flat, best_epoch=0)          # validation never better than after epoch 0
     assert kept_first["undertrained"] and kept_first["reason"] == "kept epoch 0"
     training = pd.DataFrame({"experiment": ["patches-C-ffhq", "patches-C"], "undertrained": [True, False]})

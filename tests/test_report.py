@@ -124,3 +124,29 @@ def test_the_docs_generated_spans_are_filled_from_the_results(tmp_path):
     assert upd.fill_spans(out, tmp_path) == out                 # filling again changes nothing
     with pytest.raises(KeyError, match="gen:nope"):
         upd.fill_spans("<!-- gen:nope -->1<!-- /gen -->", tmp_path)
+
+
+def test_the_claim_verdicts_span_counts_claims_not_models(tmp_path):
+    """The claims' verdicts by source, and each footing reason counted once per claim: a claim
+    with two undertrained models counts once under "a model undertrained"."""
+    import importlib
+    import sys
+
+    import pandas as pd
+
+    from .conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        upd = importlib.import_module("update_readme_results")
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    pd.DataFrame({"id": ["a", "b", "c", "ctx"], "source": ["paper", "paper", "ours", "context"],
+                  "verdict": ["not testable here", "holds", "not testable here", ""],
+                  "footing": ["patches-B undertrained; patches-C undertrained; dataset shift not in this data",
+                              None, "patches-B did not learn", None]}).to_csv(tmp_path / "claims.csv", index=False)
+    text = upd.span_text("claim-verdicts", tmp_path)
+    assert text.startswith("of 3 claims, holds: 1 of the paper's, 0 of ours; not testable here: 1 of the paper's, "
+                           "1 of ours.")
+    assert "a model undertrained (1)" in text and "a model did not learn (1)" in text
+    assert "dataset shift not in this data (1)" in text
