@@ -62,6 +62,27 @@ def _mil_by_area(t: pd.DataFrame, res: Path) -> str:
                                        "baseline-everything-fake"))
 
 
+def _geometry_time(geo: pd.DataFrame, res: Path) -> str:
+    """Each larger side's training time per model, from its runs' own ``train.json`` (seconds of
+    training, summed over resumptions), and their sum in hours of one thread."""
+    rows = geo[(geo["metric"] == "iou") & geo["runs"].notna() & ~geo["row"].str.contains("/")]
+    rows = rows[rows["size"] > rows["size"].min()]
+    total, parts = 0.0, []
+    for (size, row), g in rows.groupby(["size", "row"], sort=True):
+        secs = []
+        for run in " ".join(g["runs"].astype(str)).split():
+            found = sorted(ROOT.glob(f"runs/mini/checkpoints/*/{run}/train.json"))
+            if found:
+                secs.append(float(pd.read_json(found[0], typ="series")["seconds"]))
+        if secs:
+            total += sum(secs)
+            name = row if row.startswith("patches") else f"Patches {row}"
+            parts.append(f"{name} at {size} px {min(secs) / 60:.1f}-{max(secs) / 60:.1f} min ({len(secs)} runs)")
+    if not parts:
+        return "(no training times found: the runs are not in this checkout)"
+    return f"{'; '.join(parts)}; together {total / 3600:.1f} h of one thread"
+
+
 def _claim_verdicts(t: pd.DataFrame, res: Path) -> str:
     """How many claims (paper's, ours) read each verdict, and the footing's commonest reasons."""
     t = t[t["source"].isin(["paper", "ours"])]
@@ -117,6 +138,7 @@ SPANS = {
     "mil-goal": ("mil_goal_summary.csv", "\n(not measured under this code yet: `benchmarks/mil_goal.py` after a "
                  "3-seed study)\n", _mil_goal),
     "mil-by-area": ("mil_by_area.csv", "(not measured: `benchmarks/mil_by_area.py`)", _mil_by_area),
+    "geometry-time": ("geometry.csv", "(the geometry stage has not run)", _geometry_time),
     "claim-verdicts": ("claims.csv", "(no claims.csv yet)", _claim_verdicts),
     "provenance": ("REPORT.md", "\n(no REPORT.md yet)\n", _provenance),
     "label-rules": ("label_rules.csv", "(not measured: `benchmarks/label_rules.py`)", _label_rules),

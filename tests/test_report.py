@@ -150,3 +150,33 @@ def test_the_claim_verdicts_span_counts_claims_not_models(tmp_path):
                            "1 of ours.")
     assert "a model undertrained (1)" in text and "a model did not learn (1)" in text
     assert "dataset shift not in this data (1)" in text
+
+
+def test_the_geometry_time_span_sums_each_runs_own_training_time(tmp_path, monkeypatch):
+    """The larger sides' training times come from each run's train.json (60 s and 180 s for
+    Patches B at 160 px: 1.0-3.0 min; 0.1 h in all with C's 120 s); the smallest side is the
+    study's own runs and is left out; a run not in the checkout is skipped."""
+    import importlib
+    import json
+    import sys
+
+    import pandas as pd
+
+    from .conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        upd = importlib.import_module("update_readme_results")
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    monkeypatch.setattr(upd, "ROOT", tmp_path)
+    for exp, run, secs in (("patches-B", "r1", 60.0), ("patches-B", "r2", 180.0), ("patches-C", "r3", 120.0),
+                           ("patches-B", "r0", 999.0)):
+        d = tmp_path / "runs/mini/checkpoints" / exp / run
+        d.mkdir(parents=True)
+        (d / "train.json").write_text(json.dumps({"seconds": secs}))
+    geo = pd.DataFrame({"size": [96, 160, 160, 160], "row": ["B", "B", "C", "B/C"],
+                        "metric": ["iou"] * 4, "runs": ["r0", "r1 r2 gone", "r3", None]})
+    text = upd._geometry_time(geo, tmp_path)
+    assert text == ("Patches B at 160 px 1.0-3.0 min (2 runs); Patches C at 160 px 2.0-2.0 min (1 runs); "
+                    "together 0.1 h of one thread")
