@@ -98,23 +98,30 @@ def test_the_summary_leads_with_the_seed_mean_and_its_seed_interval(tmp_path):
     assert "one seed, 95% interval over test images" in text and "setup C: attention-C 63.0 [61.0, 65.0]" in text
 
 
-def test_the_docs_generated_spans_are_filled_from_the_results(tmp_path):
-    """``scripts/update_readme_results.py`` fills each ``<!-- gen:NAME -->`` span from its results
-    file (the study's wall clock: 2,151.4 s = 35.9 minutes), writes the stated fallback without
-    it, and refuses a span it has no generator for."""
+def _update_script():
+    """``scripts/update_readme_results.py`` as a module (scripts/ is not a package)."""
     import importlib
     import sys
-
-    import pandas as pd
-    import pytest
 
     from .conftest import REPO
 
     sys.path.insert(0, str(REPO / "scripts"))
     try:
-        upd = importlib.import_module("update_readme_results")
+        return importlib.import_module("update_readme_results")
     finally:
         sys.path.remove(str(REPO / "scripts"))
+
+
+def test_the_docs_generated_spans_are_filled_from_the_results(tmp_path):
+    """``scripts/update_readme_results.py`` fills each ``<!-- gen:NAME -->`` span from its results
+    file (the study's wall clock: 2,151.4 s = 35.9 minutes), writes the stated fallback without
+    it, and refuses a span it has no generator for."""
+
+    import pandas as pd
+    import pytest
+
+
+    upd = _update_script()
     text = "took <!-- gen:study-time-one-seed -->old<!-- /gen --> minutes; <!-- gen:seeds-needed -->x<!-- /gen -->"
     pd.DataFrame({"stage": ["data", "total (wall clock)"], "seconds": [63.2, 2151.4]}).to_csv(
         tmp_path / "study_time-one-seed.csv", index=False)
@@ -129,18 +136,11 @@ def test_the_docs_generated_spans_are_filled_from_the_results(tmp_path):
 def test_the_claim_verdicts_span_counts_claims_not_models(tmp_path):
     """The claims' verdicts by source, and each footing reason counted once per claim: a claim
     with two undertrained models counts once under "a model undertrained"."""
-    import importlib
-    import sys
 
     import pandas as pd
 
-    from .conftest import REPO
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        upd = importlib.import_module("update_readme_results")
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    upd = _update_script()
     pd.DataFrame({"id": ["a", "b", "c", "ctx"], "source": ["paper", "paper", "ours", "context"],
                   "verdict": ["not testable here", "holds", "not testable here", ""],
                   "footing": ["patches-B undertrained; patches-C undertrained; dataset shift not in this data",
@@ -156,19 +156,12 @@ def test_the_geometry_time_span_sums_each_runs_own_training_time(tmp_path, monke
     """The larger sides' training times come from each run's train.json (60 s and 180 s for
     Patches B at 160 px: 1.0-3.0 min; 0.1 h in all with C's 120 s); the smallest side is the
     study's own runs and is left out; a run not in the checkout is skipped."""
-    import importlib
     import json
-    import sys
 
     import pandas as pd
 
-    from .conftest import REPO
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        upd = importlib.import_module("update_readme_results")
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    upd = _update_script()
     monkeypatch.setattr(upd, "ROOT", tmp_path)
     for exp, run, secs in (("patches-B", "r1", 60.0), ("patches-B", "r2", 180.0), ("patches-C", "r3", 120.0),
                            ("patches-B", "r0", 999.0)):
